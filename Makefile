@@ -1,0 +1,59 @@
+# carddaemon: the two set-up commands are `make run` and `make test`.
+# Both install whatever is missing (Debian packages, a .venv with the project) and are quick
+# when nothing is missing.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.carddaemon-installed
+DEBS := pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools fonts-wqy-zenhei
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test lint types pytest bench debs venv receipt-png clean
+
+run: debs venv
+	$(BIN)/python -m sim.demo
+
+test: debs venv lint types pytest
+
+lint: venv
+	$(BIN)/ruff check daemon sim tests bench
+	$(BIN)/ruff format --check daemon sim tests bench
+
+types: venv
+	$(BIN)/mypy
+
+pytest: venv
+	$(BIN)/python -m pytest -q -p no:cacheprovider \
+	  --cov=daemon --cov=sim --cov-report=term \
+	  $(PYTEST_ARGS)
+	$(BIN)/python -m coverage report --fail-under=95 --include='daemon/mifare/*,daemon/readers/apdu.py,daemon/readers/dialects.py,daemon/readers/status.py,daemon/readers/trace.py'
+
+bench: debs venv
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+# Debian packages: installed only when one is missing.
+debs:
+	@missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+receipt-png: debs venv
+	$(BIN)/python -m sim.printer.render_sample docs/sample-receipt.png
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .coverage build *.egg-info

@@ -1,0 +1,329 @@
+"""One exception tree for the whole daemon.
+
+Every error carries a stable UPPER_SNAKE ``reason``. The API layer maps each reason to exactly
+one gRPC status code; clients and technicians may rely on reasons, never on message text.
+Messages name what was wrong (block, field, reader, config key) and never contain key material.
+Driver exceptions are wrapped with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AmountOutOfRange",
+    "BalanceChanged",
+    "BlockNotFound",
+    "CardAbsent",
+    "CardAccessDenied",
+    "CardAuthFailed",
+    "CardCloned",
+    "CardCommandFailed",
+    "CardDaemonError",
+    "CardDataCorrupt",
+    "CardError",
+    "CardExpired",
+    "CardHotlisted",
+    "CardMismatch",
+    "CardRemoved",
+    "ConfigError",
+    "CounterRollback",
+    "DeviceError",
+    "FraudDetected",
+    "InsufficientBalance",
+    "InvalidAmount",
+    "InvalidArgument",
+    "KeystoreError",
+    "MacInvalid",
+    "MalformedBlock",
+    "MemberNotFound",
+    "OperationTimeout",
+    "PcscUnavailable",
+    "PrinterCoverOpen",
+    "PrinterError",
+    "PrinterOffline",
+    "PrinterPaperOut",
+    "ReaderBadResponse",
+    "ReaderBusy",
+    "ReaderError",
+    "ReaderUnavailable",
+    "ReaderUnsupported",
+    "ReceiptInvalid",
+    "RequestIdReused",
+    "ResponseLost",
+    "ScannerError",
+    "ScannerUnavailable",
+    "UnknownCardFormat",
+    "UnsafeAccessBits",
+    "ValueBlockMismatch",
+    "WriteUnconfirmed",
+]
+
+
+class CardDaemonError(Exception):
+    """Base of every error the daemon raises on purpose."""
+
+    reason: ClassVar[str] = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+# --- configuration and client input -----------------------------------------------------------
+
+
+class ConfigError(CardDaemonError, ValueError):
+    """A config file or option is wrong; the message names the key."""
+
+    reason = "CONFIG_INVALID"
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+class KeystoreError(CardDaemonError):
+    """The key file is missing, malformed or has unsafe ownership/mode (never shows key bytes)."""
+
+    reason = "KEYSTORE_INVALID"
+
+
+class InvalidArgument(CardDaemonError, ValueError):
+    """A client sent a malformed field; the message names it."""
+
+    reason = "INVALID_ARGUMENT"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidAmount(InvalidArgument):
+    reason = "INVALID_AMOUNT"
+
+
+class AmountOutOfRange(InvalidArgument):
+    reason = "AMOUNT_OUT_OF_RANGE"
+
+
+class RequestIdReused(CardDaemonError):
+    """The same request_id arrived with different parameters."""
+
+    reason = "REQUEST_ID_REUSED"
+
+
+class MemberNotFound(CardDaemonError):
+    reason = "MEMBER_NOT_FOUND"
+
+
+# --- the card ---------------------------------------------------------------------------------
+
+
+class CardError(CardDaemonError):
+    """Something about the card (not the reader) stopped the operation."""
+
+    reason = "CARD_ERROR"
+
+
+class CardAbsent(CardError):
+    """No card in the field when the operation started."""
+
+    reason = "CARD_ABSENT"
+
+
+class CardRemoved(CardError):
+    """The card left the field during an operation that had not written anything yet."""
+
+    reason = "CARD_REMOVED"
+
+
+class ResponseLost(CardError):
+    """The command reached the reader but no valid answer came back (card pulled mid-command,
+    transaction aborted). The card may or may not have executed it."""
+
+    reason = "CARD_RESPONSE_LOST"
+
+
+class CardAuthFailed(CardError):
+    """MIFARE authentication with the given key failed (wrong key or foreign card)."""
+
+    reason = "CARD_AUTH_FAILED"
+
+
+class CardAccessDenied(CardError):
+    """The card's access conditions (or missing authentication) forbid this command."""
+
+    reason = "CARD_ACCESS_DENIED"
+
+
+class BlockNotFound(CardError):
+    """The addressed block does not exist on this card."""
+
+    reason = "BLOCK_NOT_FOUND"
+
+
+class CardCommandFailed(CardError):
+    """The reader reported a failure without saying which (ACS ``63 00``): ambiguous.
+
+    The card may be gone, the key wrong, or the block not a value block. Callers must treat
+    a write that ended like this as outcome-unknown.
+    """
+
+    reason = "CARD_COMMAND_FAILED"
+
+
+class CardDataCorrupt(CardError):
+    """Bytes read from a card do not decode (torn write, foreign format, tampering)."""
+
+    reason = "CARD_DATA_CORRUPT"
+
+
+class MalformedBlock(CardDataCorrupt, ValueError):
+    """A codec rejected bytes; names the block (when known) and the field."""
+
+    def __init__(self, field: str, message: str, block: int | None = None) -> None:
+        where = f"block {block} " if block is not None else ""
+        super().__init__(f"{where}{field}: {message}")
+        self.field = field
+        self.block = block
+
+
+class UnsafeAccessBits(CardError, ValueError):
+    """Refused to build or write a sector trailer that would brick or lock out a sector."""
+
+    reason = "UNSAFE_ACCESS_BITS"
+
+
+class UnknownCardFormat(CardError):
+    """Not one of our member cards, or another format version: nothing will be written."""
+
+    reason = "UNKNOWN_CARD_FORMAT"
+
+
+class CardMismatch(CardError):
+    """The presented card is not the one the caller expected (UID differs)."""
+
+    reason = "CARD_MISMATCH"
+
+
+class CardHotlisted(CardError):
+    reason = "CARD_HOTLISTED"
+
+
+class CardExpired(CardError):
+    reason = "CARD_EXPIRED"
+
+
+class InsufficientBalance(CardError):
+    reason = "INSUFFICIENT_BALANCE"
+
+
+class BalanceChanged(CardError):
+    """The balance differs from what the client expected: re-read, then decide (ABORTED)."""
+
+    reason = "BALANCE_CHANGED"
+
+
+class WriteUnconfirmed(CardError):
+    """A write may or may not have reached the card; resolved by reading the card again."""
+
+    reason = "WRITE_UNCONFIRMED"
+
+
+class FraudDetected(CardError):
+    """A card whose state cannot be genuine. Never repaired silently; audited."""
+
+    reason = "FRAUD_DETECTED"
+
+
+class MacInvalid(FraudDetected):
+    reason = "MAC_INVALID"
+
+
+class CounterRollback(FraudDetected):
+    reason = "COUNTER_ROLLBACK"
+
+
+class CardCloned(FraudDetected):
+    reason = "CARD_CLONED"
+
+
+class ValueBlockMismatch(FraudDetected):
+    reason = "VALUE_BLOCK_MISMATCH"
+
+
+# --- devices ----------------------------------------------------------------------------------
+
+
+class DeviceError(CardDaemonError):
+    reason = "DEVICE_ERROR"
+
+
+class ReaderError(DeviceError):
+    reason = "READER_ERROR"
+
+
+class ReaderUnavailable(ReaderError):
+    """The reader is unplugged, unknown or not responding."""
+
+    reason = "READER_UNAVAILABLE"
+
+
+class PcscUnavailable(ReaderError):
+    """pcscd is not running or its context was lost."""
+
+    reason = "PCSC_UNAVAILABLE"
+
+
+class ReaderBusy(ReaderError):
+    """The reader's job queue is full; retry the same call later."""
+
+    reason = "READER_BUSY"
+
+
+class ReaderUnsupported(ReaderError):
+    """This reader model cannot do what was asked."""
+
+    reason = "READER_UNSUPPORTED"
+
+
+class ReaderBadResponse(ReaderError):
+    """The reader answered garbage (short, oversized, unknown status word)."""
+
+    reason = "READER_BAD_RESPONSE"
+
+
+class OperationTimeout(DeviceError, TimeoutError):
+    reason = "DEADLINE_EXCEEDED"
+
+
+class PrinterError(DeviceError):
+    reason = "PRINTER_ERROR"
+
+
+class PrinterOffline(PrinterError):
+    reason = "PRINTER_OFFLINE"
+
+
+class PrinterPaperOut(PrinterError):
+    reason = "PRINTER_PAPER_OUT"
+
+
+class PrinterCoverOpen(PrinterError):
+    reason = "PRINTER_COVER_OPEN"
+
+
+class ReceiptInvalid(InvalidArgument):
+    reason = "RECEIPT_INVALID"
+
+
+class ScannerError(DeviceError):
+    reason = "SCANNER_ERROR"
+
+
+class ScannerUnavailable(ScannerError):
+    reason = "SCANNER_UNAVAILABLE"

@@ -1,0 +1,1 @@
+"""Receipt printers: ESC/POS receipts over python-escpos connectors, status and spool."""

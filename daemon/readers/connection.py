@@ -1,0 +1,79 @@
+"""The one interface between the APDU layer and whatever carries APDUs to a card.
+
+Implemented by the pyscard backend (real pcscd) and by the simulator's in-process connection,
+so every layer above runs unchanged on both.
+
+Transport errors a ``transmit`` may raise (all from :mod:`daemon.errors`):
+
+* ``CardAbsent``   - no card was in the field when the command was sent (nothing executed);
+* ``CardRemoved``  - the card left the field; the command was not executed;
+* ``ResponseLost`` - the command was sent but no valid answer came back: it may have executed;
+* ``ReaderUnavailable`` / ``PcscUnavailable`` - the reader or pcscd went away.
+
+Status words are *not* errors at this level: they are returned in :class:`Response` and mapped
+to typed errors by :mod:`daemon.readers.status`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["CardConnection", "Response"]
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A response APDU split into data and the 16-bit status word (``0x9000`` = success)."""
+
+    data: bytes
+    sw: int
+
+    @property
+    def sw1(self) -> int:
+        return self.sw >> 8
+
+    @property
+    def sw2(self) -> int:
+        return self.sw & 0xFF
+
+    @property
+    def ok(self) -> bool:
+        return self.sw == 0x9000
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> Response:
+        """Split raw response bytes; fewer than two bytes is the caller's error to report."""
+        if len(raw) < 2:
+            raise ValueError(f"response of {len(raw)} bytes has no status word")
+        return cls(bytes(raw[:-2]), (raw[-2] << 8) | raw[-1])
+
+    def to_bytes(self) -> bytes:
+        return self.data + bytes((self.sw1, self.sw2))
+
+
+@runtime_checkable
+class CardConnection(Protocol):
+    """A connection to the card currently in one reader's field."""
+
+    @property
+    def reader_name(self) -> str:
+        """The reader's name as PC/SC (or the simulator) reports it."""
+        ...
+
+    @property
+    def atr(self) -> bytes:
+        """The ATR of the card this connection is talking to."""
+        ...
+
+    def transmit(self, apdu: bytes) -> Response:
+        """Send one command APDU and return the reader's answer."""
+        ...
+
+    def reconnect(self, reset: bool = False) -> None:
+        """Re-select the card (drops MIFARE authentication state); ``reset`` cold-resets it."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection. Idempotent."""
+        ...

@@ -1,0 +1,1 @@
+"""Barcode scanners: serial and USB HID-POS, code classification, ordered scan streams."""
