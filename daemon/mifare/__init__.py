@@ -1,1 +1,1 @@
-"""MIFARE Classic itself, hardware-free: blocks, trailers, access bits, value blocks, block 0, MAD."""
+"""MIFARE Classic, hardware-free: blocks, trailers, access bits, value blocks, block 0, MAD."""
