@@ -1,0 +1,389 @@
+"""One worker thread per reader: it owns the reader's connection and runs card jobs one at a time.
+
+Why a thread per reader: MIFARE authentication state lives in the connection, so two jobs that
+interleave APDUs on one reader would break each other's authentication. Serialising all jobs
+for a reader on one thread makes that impossible, and keeps blocking PC/SC calls off the
+asyncio loop.
+
+Rules the worker keeps (each one a promise to callers):
+
+* every job has a deadline; a job that has not started by then fails with
+  :class:`~daemon.errors.OperationTimeout` and never touches the card; a job that runs gets the
+  remaining time through :class:`JobContext`;
+* the queue is bounded; a full queue rejects at once with :class:`~daemon.errors.ReaderBusy`,
+  the caller never blocks;
+* a reader that disappears (:class:`~daemon.errors.ReaderUnavailable` from the connection, or
+  :meth:`ReaderPool.reader_detached`) fails every queued job with an error naming the reader;
+* a job raising anything never kills the worker; the connection is dropped after any failure
+  (authentication state unknown) and opened again by the next job that needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from daemon.errors import (
+    CardDaemonError,
+    OperationTimeout,
+    PcscUnavailable,
+    ReaderBusy,
+    ReaderUnavailable,
+)
+from daemon.readers.connection import CardConnection
+
+__all__ = ["DEFAULT_MAX_QUEUE", "Job", "JobContext", "ReaderPool", "ReaderWorker"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Waiting jobs per reader (the running job not counted). A POS has one customer at a time;
+#: more than a few waiting jobs means something upstream is retrying in a loop.
+DEFAULT_MAX_QUEUE = 8
+
+#: How long :meth:`ReaderWorker.close` waits for a running job before giving up on joining.
+DEFAULT_CLOSE_TIMEOUT_S = 10.0
+
+
+class JobContext:
+    """What a running job may use: the reader's connection (opened lazily) and its deadline."""
+
+    def __init__(self, worker: ReaderWorker, deadline: float) -> None:
+        self._worker = worker
+        self.deadline = deadline
+
+    @property
+    def reader_name(self) -> str:
+        return self._worker.name
+
+    @property
+    def connection(self) -> CardConnection:
+        """The card connection; opened on first use (raises ``CardAbsent`` with no card)."""
+        return self._worker._ensure_connection()
+
+    def remaining(self) -> float:
+        """Seconds left before this job's deadline (never negative)."""
+        return max(0.0, self.deadline - self._worker._clock())
+
+    def check_deadline(self, what: str = "job") -> None:
+        """Raise ``OperationTimeout`` if the deadline passed; call only *between* card writes."""
+        if self.remaining() <= 0.0:
+            raise OperationTimeout(f"reader {self._worker.name!r}: {what} ran past its deadline")
+
+
+Job = Callable[[JobContext], T]
+
+
+@dataclass(eq=False)
+class _Pending(Generic[T]):
+    job: Callable[[JobContext], T]
+    deadline: float
+    future: concurrent.futures.Future[T] = field(default_factory=concurrent.futures.Future)
+
+
+class ReaderWorker:
+    """Owns one reader's connection on its own thread and runs submitted jobs in order."""
+
+    def __init__(
+        self,
+        name: str,
+        connect: Callable[[], CardConnection],
+        *,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_queue < 1:
+            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
+        self.name = name
+        self._connect = connect
+        self._max_queue = max_queue
+        self._clock = clock
+        self._queue: collections.deque[_Pending[Any]] = collections.deque()
+        self._cond = threading.Condition()
+        self._closed = False
+        self._connection: CardConnection | None = None
+        self._drop_connection = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"reader-worker[{name}]", daemon=True
+        )
+        self._thread.start()
+
+    # --- caller side ------------------------------------------------------------------------
+
+    def submit(
+        self, job: Callable[[JobContext], T], deadline: float
+    ) -> concurrent.futures.Future[T]:
+        """Queue ``job`` to run before ``deadline`` (on this worker's clock, ``time.monotonic``).
+
+        Never blocks: raises ``ReaderBusy`` when the queue is full and ``ReaderUnavailable`` when
+        the worker is closed. Cancelling the returned future before the job starts skips it.
+        """
+        pending: _Pending[T] = _Pending(job, deadline)
+        with self._cond:
+            if self._closed:
+                raise ReaderUnavailable(f"reader {self.name!r} is gone (worker closed)")
+            self._expire_locked()
+            if len(self._queue) >= self._max_queue:
+                raise ReaderBusy(
+                    f"reader {self.name!r}: {len(self._queue)} jobs already waiting "
+                    f"(limit {self._max_queue}); retry later"
+                )
+            self._queue.append(pending)
+            self._cond.notify()
+        return pending.future
+
+    def submit_within(
+        self, job: Callable[[JobContext], T], timeout: float
+    ) -> concurrent.futures.Future[T]:
+        """:meth:`submit` with a deadline ``timeout`` seconds from now."""
+        return self.submit(job, self._clock() + timeout)
+
+    async def run(self, job: Callable[[JobContext], T], timeout: float) -> T:
+        """Asyncio front door (for the gRPC servicers): submit and await the result.
+
+        If the job has not started when ``timeout`` runs out it is cancelled and
+        ``OperationTimeout`` is raised. A job that already started is awaited to its end: it
+        got the remaining time and may be in the middle of a card write, whose outcome the
+        caller must learn rather than guess.
+        """
+        future = self.submit_within(job, timeout)
+        wrapped = asyncio.wrap_future(future)
+        try:
+            return await asyncio.wait_for(asyncio.shield(wrapped), timeout)
+        except TimeoutError:
+            if future.cancel():
+                raise OperationTimeout(
+                    f"reader {self.name!r}: job did not start within {timeout:.3f} s"
+                ) from None
+            return await wrapped
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting (not counting the one running)."""
+        with self._cond:
+            return len(self._queue)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def drop_connection(self) -> None:
+        """Forget the connection before the next job (card removed or swapped, per the monitor)."""
+        with self._cond:
+            self._drop_connection = True
+
+    def fail_pending(self, exc_factory: Callable[[], BaseException]) -> int:
+        """Fail every job still waiting with a fresh exception each; returns how many."""
+        with self._cond:
+            drained = list(self._queue)
+            self._queue.clear()
+        failed = 0
+        for pending in drained:
+            if pending.future.set_running_or_notify_cancel():
+                pending.future.set_exception(exc_factory())
+                failed += 1
+        return failed
+
+    def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S) -> None:
+        """Stop taking jobs, fail the waiting ones with ``ReaderUnavailable``, join. Idempotent."""
+        with self._cond:
+            already = self._closed
+            self._closed = True
+            self._cond.notify_all()
+        if not already:
+            failed = self.fail_pending(
+                lambda: ReaderUnavailable(f"reader {self.name!r} is gone (worker closed)")
+            )
+            if failed:
+                logger.info("reader %r closed with %d jobs still waiting", self.name, failed)
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                logger.error(
+                    "reader %r: worker thread still running a job after %.1f s", self.name, timeout
+                )
+
+    def __enter__(self) -> ReaderWorker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- worker side ------------------------------------------------------------------------
+
+    def _expire_locked(self) -> None:
+        """Fail queued jobs whose deadline passed (caller holds the lock)."""
+        now = self._clock()
+        keep: collections.deque[_Pending[Any]] = collections.deque()
+        for pending in self._queue:
+            if pending.deadline <= now:
+                self._fail_expired(pending)
+            else:
+                keep.append(pending)
+        self._queue = keep
+
+    def _fail_expired(self, pending: _Pending[Any]) -> None:
+        if pending.future.set_running_or_notify_cancel():
+            pending.future.set_exception(
+                OperationTimeout(f"reader {self.name!r}: job deadline passed before it started")
+            )
+
+    def _ensure_connection(self) -> CardConnection:
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    def _close_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except CardDaemonError as exc:
+                logger.debug("reader %r: closing connection failed: %s", self.name, exc)
+
+    def _next(self) -> _Pending[Any] | None:
+        with self._cond:
+            while not self._queue and not self._closed:
+                self._cond.wait()
+            drop, self._drop_connection = self._drop_connection, False
+            pending = None if self._closed else self._queue.popleft()
+        if drop:
+            self._close_connection()
+        return pending
+
+    def _run(self) -> None:
+        try:
+            while (pending := self._next()) is not None:
+                self._execute(pending)
+        finally:
+            self._close_connection()
+            logger.debug("reader %r worker stopped", self.name)
+
+    def _execute(self, pending: _Pending[Any]) -> None:
+        if pending.deadline <= self._clock():
+            self._fail_expired(pending)
+            return
+        if not pending.future.set_running_or_notify_cancel():
+            return
+        try:
+            result = pending.job(JobContext(self, pending.deadline))
+        except BaseException as exc:  # a job must never kill the worker
+            self._close_connection()
+            pending.future.set_exception(exc)
+            if isinstance(exc, ReaderUnavailable | PcscUnavailable):
+                self._reader_lost(exc)
+            elif not isinstance(exc, CardDaemonError):
+                logger.exception("reader %r: job crashed", self.name, exc_info=exc)
+        else:
+            pending.future.set_result(result)
+
+    def _reader_lost(self, exc: ReaderUnavailable | PcscUnavailable) -> None:
+        kind = type(exc)
+        failed = self.fail_pending(
+            lambda: kind(f"reader {self.name!r} disappeared before this job started ({exc.reason})")
+        )
+        logger.warning("reader %r lost (%s); failed %d waiting jobs", self.name, exc, failed)
+
+
+class ReaderPool:
+    """One :class:`ReaderWorker` per attached reader, created and closed as readers come and go.
+
+    Fed by the reader monitor through :meth:`reader_attached` / :meth:`reader_detached`; it knows
+    nothing else about the monitor.
+    """
+
+    def __init__(
+        self,
+        connect: Callable[[str], CardConnection],
+        *,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._connect = connect
+        self._max_queue = max_queue
+        self._clock = clock
+        self._workers: dict[str, ReaderWorker] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def reader_attached(self, name: str) -> ReaderWorker:
+        """Start a worker for ``name`` (or return the existing one)."""
+        with self._lock:
+            if self._closed:
+                raise ReaderUnavailable(f"reader {name!r}: reader pool is closed")
+            worker = self._workers.get(name)
+            if worker is None or not worker.alive:
+                worker = ReaderWorker(
+                    name,
+                    lambda: self._connect(name),
+                    max_queue=self._max_queue,
+                    clock=self._clock,
+                )
+                self._workers[name] = worker
+                logger.info("reader %r attached", name)
+            return worker
+
+    def reader_detached(self, name: str) -> None:
+        """Close ``name``'s worker; its waiting jobs fail with ``ReaderUnavailable``."""
+        with self._lock:
+            worker = self._workers.pop(name, None)
+        if worker is not None:
+            logger.info("reader %r detached", name)
+            worker.close()
+
+    def card_removed(self, name: str) -> None:
+        """The card left ``name``'s field: the next job opens a fresh connection."""
+        with self._lock:
+            worker = self._workers.get(name)
+        if worker is not None:
+            worker.drop_connection()
+
+    def worker(self, name: str) -> ReaderWorker:
+        with self._lock:
+            worker = self._workers.get(name)
+        if worker is None:
+            raise ReaderUnavailable(f"reader {name!r} is not attached")
+        return worker
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._workers)
+
+    def submit(
+        self, name: str, job: Callable[[JobContext], T], deadline: float
+    ) -> concurrent.futures.Future[T]:
+        return self.worker(name).submit(job, deadline)
+
+    def close(self) -> None:
+        """Close every worker. Idempotent."""
+        with self._lock:
+            self._closed = True
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            worker.close()
+
+    def __enter__(self) -> ReaderPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
