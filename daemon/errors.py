@@ -37,6 +37,7 @@ __all__ = [
     "MacInvalid",
     "MalformedBlock",
     "MemberNotFound",
+    "OperationNotAllowed",
     "OperationTimeout",
     "PcscUnavailable",
     "PrinterCoverOpen",
@@ -118,6 +119,16 @@ class RequestIdReused(CardDaemonError):
 
 class MemberNotFound(CardDaemonError):
     reason = "MEMBER_NOT_FOUND"
+
+
+class OperationNotAllowed(CardDaemonError):
+    """Refused by policy, not by the card: wrong station role or a risky step not asked for.
+
+    Example: the Gen2/CUID probe writes block 0, so it runs only on an issuing station and only
+    when explicitly allowed. Maps to PERMISSION_DENIED.
+    """
+
+    reason = "OPERATION_NOT_ALLOWED"
 
 
 # --- the card ---------------------------------------------------------------------------------
