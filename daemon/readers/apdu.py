@@ -28,6 +28,7 @@ __all__ = [
     "authenticate_obsolete",
     "check_block",
     "check_byte",
+    "check_key_type",
     "general_authenticate",
     "get_uid",
     "is_trailer",
@@ -157,7 +158,8 @@ def _check_span(block: int, count: int) -> None:
         )
 
 
-def _key_type(key_type: int) -> KeyType:
+def check_key_type(key_type: int) -> KeyType:
+    """Key A (0x60) or key B (0x61); anything else is an error naming ``key_type``."""
     try:
         return KeyType(key_type)
     except ValueError:
@@ -202,7 +204,7 @@ def load_key(key: bytes, slot: int, structure: int = 0x00) -> Command:
 def general_authenticate(block: int, key_type: int, slot: int) -> Command:
     """GENERAL AUTHENTICATE: ``FF 86 00 00 05 01 00 <blk> <60|61> <slot>``."""
     check_block(block)
-    kt = _key_type(key_type)
+    kt = check_key_type(key_type)
     check_byte("slot", slot)
     apdu = bytes((CLA, INS_GENERAL_AUTHENTICATE, 0x00, 0x00, 0x05, 0x01, 0x00, block, kt, slot))
     return Command(
@@ -217,7 +219,7 @@ def general_authenticate(block: int, key_type: int, slot: int) -> Command:
 def authenticate_obsolete(block: int, key_type: int, slot: int) -> Command:
     """AUTHENTICATE (PC/SC 2.01, obsolete): ``FF 88 00 <blk> <60|61> <slot>``."""
     check_block(block)
-    kt = _key_type(key_type)
+    kt = check_key_type(key_type)
     check_byte("slot", slot)
     apdu = bytes((CLA, INS_AUTHENTICATE, 0x00, block, kt, slot))
     return Command(
