@@ -1,0 +1,94 @@
+"""In-process :class:`~daemon.readers.connection.CardConnection` over a :class:`SimReader`.
+
+Maps the simulator's signals to the daemon's transport errors exactly as the pyscard backend
+must: card left before the command → ``CardRemoved``; command sent, answer lost (tear, lost
+response) → ``ResponseLost``; reader unplugged/closed or connection closed →
+``ReaderUnavailable``. A connection is bound to the card insertion it was opened on: after the
+card is removed (even if put back) every transmit fails with ``CardRemoved`` until
+:meth:`SimConnection.reconnect`, which re-selects whatever card is on the reader now.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from daemon.errors import CardAbsent, CardRemoved, ReaderUnavailable, ResponseLost
+from daemon.readers.connection import Response
+from sim.faults import CardGone, ReaderUnplugged, ResponseDropped
+
+if TYPE_CHECKING:
+    from sim.reader import SimReader
+
+__all__ = ["SimConnection"]
+
+logger = logging.getLogger(__name__)
+
+
+class SimConnection:
+    """A PC/SC-like handle on the card currently in one simulated reader."""
+
+    def __init__(self, reader: SimReader) -> None:
+        self._reader = reader
+        self._generation = reader.generation
+        self._atr = reader.atr
+        self._closed = False
+
+    @property
+    def reader(self) -> SimReader:
+        return self._reader
+
+    @property
+    def reader_name(self) -> str:
+        return self._reader.name
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    def transmit(self, apdu: bytes) -> Response:
+        """Send one APDU; transport failures become :mod:`daemon.errors` exceptions."""
+        if self._closed:
+            raise ReaderUnavailable(f"connection to reader {self.reader_name!r} is closed")
+        command = bytes(apdu[:2]).hex(" ").upper() or "empty APDU"
+        try:
+            raw = self._reader.process(apdu, generation=self._generation)
+        except CardGone as exc:
+            raise CardRemoved(
+                f"card left reader {self.reader_name!r} before {command} executed"
+            ) from exc
+        except ResponseDropped as exc:
+            raise ResponseLost(
+                f"no answer to {command} from reader {self.reader_name!r}; it may have executed"
+            ) from exc
+        except ReaderUnplugged as exc:
+            raise ReaderUnavailable(f"reader {self.reader_name!r} is unplugged") from exc
+        return Response.from_bytes(raw)
+
+    def reconnect(self, reset: bool = False) -> None:
+        """Re-select the card (drops authentication and the transfer buffer)."""
+        if self._closed:
+            raise ReaderUnavailable(f"connection to reader {self.reader_name!r} is closed")
+        try:
+            self._generation = self._reader.reselect()
+        except ReaderUnplugged as exc:
+            raise ReaderUnavailable(f"reader {self.reader_name!r} is unplugged") from exc
+        except CardAbsent:
+            raise
+        self._atr = self._reader.atr
+
+    def close(self) -> None:
+        """Idempotent."""
+        self._closed = True
+
+    def __enter__(self) -> SimConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

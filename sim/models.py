@@ -1,0 +1,460 @@
+"""How each simulated reader model answers PC/SC Part 3 storage-card pseudo-APDUs (CLA FF).
+
+Models: ``acr1252u`` (ACS ACR1252U), ``acr122u`` (ACS ACR122U), ``omnikey5x21`` (HID OMNIKEY
+5x21) and ``generic`` (a plain PC/SC Part 3 reader). Sources: docs/reference/mifare.md §1.
+
+* ACS answers ``63 00`` to every failure (wrong key, no such block, not a value block, bad
+  length...) - ambiguous, as on the real readers - except GET DATA's ``62 82``/``6C XX``/``6A 81``.
+  LOAD KEY: P1 ``00`` only, volatile slots ``00``-``01`` (lost when the reader is unplugged).
+  READ BINARY: Le 1..16 returns that many bytes of one block; the ACR1252U also takes Le
+  ``20``/``30`` (consecutive data blocks; a range touching a trailer fails). UPDATE BINARY: 16
+  bytes, ACR1252U also 32/48 for data blocks. Value: ``FF D7 00 blk 05 op val`` (op 00 store, 01
+  increment, 02 decrement, value signed MSB first; INC/DEC are followed by TRANSFER to the same
+  block), ``FF D7 00 src 02 03 dst`` (RESTORE+TRANSFER, same sector), ``FF B1 00 blk 04`` (read
+  value). ``FF 00 40`` LED/buzzer answers ``90 <LED state>``; ``FF 00 52`` buzzer-on-detect.
+  Firmware ``FF 00 48 00 00``: the ACR122U answers ``ACR122U207`` with no status word (ACS
+  manual); the ACR1252U, which documents its firmware query as an escape command, is simulated
+  answering ``ACR1252U_V202.2`` (its escape-reply string) followed by ``90 00`` [D].
+* OMNIKEY and generic use the specific PC/SC status words: ``69 82`` security status not
+  satisfied (auth failed, not authenticated, access bits forbid - the chip's NAK is the same for
+  all three), ``65 81`` authenticate a block that does not exist, ``6A 82`` read/write/value on
+  one, ``69 81`` value command on a non-value block, ``69 86`` unknown key type, ``69 88`` bad
+  key number, ``69 84`` empty key slot, ``67 00`` wrong length, ``6B 00`` wrong P1/P2, ``6C 10``
+  Le too long, ``6D 00`` unknown INS, ``6E 00`` CLA not FF. LOAD KEY on the OMNIKEY: P1 ``20``
+  (non-volatile, slots ``00``-``1F``, survive unplug); volatile ``00`` is refused with ``69 86``;
+  wrong key length ``63 89``, bad slot ``63 88``. Value: ``FF D4``/``FF D8 00 blk 04 <value
+  little-endian>`` = INC/DEC + TRANSFER. The generic reader has no value commands and accepts
+  P1 ``00`` (volatile) and ``20`` (non-volatile), slots ``00``-``1F``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from sim.card import (
+    KEY_A,
+    KEY_B,
+    CardNak,
+    NoSuchBlock,
+    NotValueBlock,
+    SimCard,
+    TearFunction,
+    is_value_format,
+)
+from sim.latency import ChipOp
+
+__all__ = ["MODELS", "ApduContext", "ModelName", "ReaderMemory", "ReaderModel"]
+
+logger = logging.getLogger(__name__)
+
+ModelName = Literal["acr1252u", "acr122u", "omnikey5x21", "generic"]
+
+OK = b"\x90\x00"
+
+
+@dataclass
+class ReaderMemory:
+    """What the reader itself remembers: key slots and LED state."""
+
+    keys: dict[int, bytes] = field(default_factory=dict)
+    volatile: set[int] = field(default_factory=set)
+    led_state: int = 0
+    beeps: int = 0
+
+    def power_loss(self) -> None:
+        for slot in self.volatile:
+            self.keys.pop(slot, None)
+        self.volatile.clear()
+        self.led_state = 0
+
+
+@dataclass
+class ApduContext:
+    """One APDU's view of the card: every chip command goes through here to be timed."""
+
+    card: SimCard
+    memory: ReaderMemory
+    charge: Callable[[ChipOp], None]
+    tear: TearFunction | None = None
+    pick: Callable[[int], int] = lambda n: 0
+
+    def auth(self, block: int, key_type: int, key: bytes) -> None:
+        self.charge("authenticate")
+        self.card.authenticate(block, key_type, key)
+
+    def read(self, block: int) -> bytes:
+        self.charge("read")
+        return self.card.read(block)
+
+    def write(self, block: int, data: bytes, tear: bool = True) -> None:
+        self.charge("write")
+        self.card.write(block, data, tear=self.tear if tear else None)
+
+    def value(self, op: ChipOp, block: int, operand: int = 0) -> None:
+        self.charge(op)
+        if op == "increment":
+            self.card.increment(block, operand)
+        elif op == "decrement":
+            self.card.decrement(block, operand)
+        else:
+            self.card.restore(block)
+
+    def transfer(self, block: int) -> None:
+        self.charge("transfer")
+        self.card.transfer(block, tear=self.tear)
+
+
+def _sw(value: int) -> bytes:
+    return value.to_bytes(2, "big")
+
+
+def _value_block(value: int, adr: int) -> bytes:
+    v = (value & 0xFFFFFFFF).to_bytes(4, "little")
+    return v + bytes(b ^ 0xFF for b in v) + v + bytes((adr, adr ^ 0xFF, adr, adr ^ 0xFF))
+
+
+class ReaderModel:
+    """PC/SC Part 3 behaviour shared by all models; subclasses set the dialect."""
+
+    model: ModelName = "generic"
+    default_name = "Generic PC/SC Part 3 Contactless Reader 00 00"
+    default_latency = "acr1252u"
+    max_blocks = 1  # blocks per READ/UPDATE BINARY
+    max_slot = 0x1F
+
+    # --- status words (PC/SC defaults) ---------------------------------------------------
+    def sw_fail(self, cmd: str, exc: CardNak) -> bytes:
+        if isinstance(exc, NoSuchBlock):
+            return _sw(0x6581 if cmd == "auth" else 0x6A82)
+        if isinstance(exc, NotValueBlock):
+            return _sw(0x6981)
+        return _sw(0x6982)
+
+    sw_length = 0x6700
+    sw_p1p2 = 0x6B00
+    sw_data = 0x6A80
+    sw_ins = 0x6D00
+    sw_cla = 0x6E00
+    sw_key_type = 0x6986
+    sw_key_number = 0x6988
+    sw_key_empty = 0x6984
+    sw_key_length = 0x6389
+    sw_load_slot = 0x6388
+
+    def handle(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) < 4:
+            return _sw(self.sw_length)
+        if apdu[0] != 0xFF:
+            return _sw(self.sw_cla)
+        ins = apdu[1]
+        handler = self._handlers().get(ins)
+        if handler is None:
+            return _sw(self.sw_ins)
+        return handler(apdu, ctx)
+
+    def _handlers(self) -> dict[int, Callable[[bytes, ApduContext], bytes]]:
+        return {
+            0xCA: self.get_data,
+            0x82: self.load_key,
+            0x86: self.general_authenticate,
+            0x88: self.authenticate_v2,
+            0xB0: self.read_binary,
+            0xD6: self.update_binary,
+        }
+
+    # --- GET DATA --------------------------------------------------------------------------
+    def get_data(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) != 5:
+            return _sw(self.sw_length)
+        p1, p2, le = apdu[2], apdu[3], apdu[4]
+        if p1 == 0x01 and p2 == 0x00:
+            return _sw(0x6A81)  # ATS historical bytes: MIFARE Classic is not ISO 14443-4
+        if (p1, p2) != (0x00, 0x00):
+            return _sw(self.sw_p1p2)
+        uid = ctx.card.active_uid
+        if le == 0 or le == len(uid):
+            return uid + OK
+        if le < len(uid):
+            return _sw(0x6C00 | len(uid))
+        return uid + _sw(0x6282)
+
+    # --- LOAD KEY --------------------------------------------------------------------------
+    def load_key(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) < 5 or len(apdu) != 5 + apdu[4]:
+            return _sw(self.sw_length)
+        if apdu[4] != 6:
+            return _sw(self.sw_key_length)
+        p1, slot = apdu[2], apdu[3]
+        refused = self.key_structure(p1)
+        if refused is not None:
+            return refused
+        if slot > self.max_slot:
+            return _sw(self.sw_load_slot)
+        ctx.memory.keys[slot] = bytes(apdu[5:11])
+        if p1 & 0x20:
+            ctx.memory.volatile.discard(slot)
+        else:
+            ctx.memory.volatile.add(slot)
+        return OK
+
+    def key_structure(self, p1: int) -> bytes | None:
+        """None if this reader accepts the key structure byte, else its status word."""
+        if p1 & 0x80:
+            return _sw(0x6383)
+        if p1 & 0x40:
+            return _sw(0x6385)
+        if p1 not in (0x00, 0x20):
+            return _sw(self.sw_p1p2)
+        return None
+
+    # --- authentication --------------------------------------------------------------------
+    def general_authenticate(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) != 10 or apdu[4] != 5:
+            return _sw(self.sw_length)
+        if apdu[2:4] != b"\x00\x00":
+            return _sw(self.sw_p1p2)
+        if apdu[5] != 0x01:
+            return _sw(self.sw_data)
+        block = apdu[6] << 8 | apdu[7]
+        return self._authenticate(block, apdu[8], apdu[9], ctx)
+
+    def authenticate_v2(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) != 6:
+            return _sw(self.sw_length)
+        block = apdu[2] << 8 | apdu[3]
+        return self._authenticate(block, apdu[4], apdu[5], ctx)
+
+    def _authenticate(self, block: int, key_type: int, slot: int, ctx: ApduContext) -> bytes:
+        if key_type not in (KEY_A, KEY_B):
+            return _sw(self.sw_key_type)
+        if slot > self.max_slot:
+            return _sw(self.sw_key_number)
+        key = ctx.memory.keys.get(slot)
+        if key is None:
+            return _sw(self.sw_key_empty)
+        try:
+            ctx.auth(block, key_type, key)
+        except CardNak as exc:
+            return self.sw_fail("auth", exc)
+        return OK
+
+    # --- READ / UPDATE BINARY --------------------------------------------------------------
+    def read_length(self, le: int) -> tuple[int, int] | bytes:
+        """(blocks, bytes) to read for this Le, or the refusal status word."""
+        if le in (0, 16):
+            return 1, 16
+        if le < 16:
+            return 1, le
+        return _sw(0x6C10)
+
+    def _span(self, block: int, count: int, ctx: ApduContext, cmd: str) -> bytes | None:
+        """Refuse multi-block ranges that leave the card or touch a trailer."""
+        if block + count > ctx.card.block_count:
+            return self.sw_fail(cmd, NoSuchBlock(f"block {block + count - 1}"))
+        if count > 1 and any(ctx.card.is_trailer(b) for b in range(block, block + count)):
+            return _sw(self.sw_p1p2)
+        return None
+
+    def read_binary(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) != 5:
+            return _sw(self.sw_length)
+        if apdu[2] != 0:
+            return self.sw_fail("read", NoSuchBlock(f"block {apdu[2] << 8 | apdu[3]}"))
+        block = apdu[3]
+        plan = self.read_length(apdu[4])
+        if isinstance(plan, bytes):
+            return plan
+        count, nbytes = plan
+        refused = self._span(block, count, ctx, "read")
+        if refused is not None:
+            return refused
+        data = b""
+        try:
+            for b in range(block, block + count):
+                data += ctx.read(b)
+        except CardNak as exc:
+            return self.sw_fail("read", exc)
+        return data[:nbytes] + OK
+
+    def write_length(self, lc: int) -> int | None:
+        return 1 if lc == 16 else None
+
+    def update_binary(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) < 5 or len(apdu) != 5 + apdu[4]:
+            return _sw(self.sw_length)
+        count = self.write_length(apdu[4])
+        if count is None:
+            return _sw(self.sw_length)
+        if apdu[2] != 0:
+            return self.sw_fail("write", NoSuchBlock(f"block {apdu[2] << 8 | apdu[3]}"))
+        block = apdu[3]
+        refused = self._span(block, count, ctx, "write")
+        if refused is not None:
+            return refused
+        torn_at = ctx.pick(count) if ctx.tear is not None else -1
+        try:
+            for i in range(count):
+                ctx.write(block + i, apdu[5 + 16 * i : 21 + 16 * i], tear=i == torn_at)
+        except CardNak as exc:
+            return self.sw_fail("write", exc)
+        return OK
+
+    def _inc_dec_transfer(self, op: ChipOp, block: int, operand: int, ctx: ApduContext) -> bytes:
+        try:
+            ctx.value(op, block, operand)
+            ctx.transfer(block)
+        except CardNak as exc:
+            return self.sw_fail("value", exc)
+        return OK
+
+
+class OmnikeyModel(ReaderModel):
+    model: ModelName = "omnikey5x21"
+    default_name = "HID Global OMNIKEY 5x21 Smart Card Reader 00 00"
+
+    def key_structure(self, p1: int) -> bytes | None:
+        if p1 == 0x00:
+            return _sw(0x6986)  # volatile memory refused (field report, OMNIKEY 5321)
+        return super().key_structure(p1)
+
+    def _handlers(self) -> dict[int, Callable[[bytes, ApduContext], bytes]]:
+        table = super()._handlers()
+        table[0xD4] = self.omnikey_value
+        table[0xD8] = self.omnikey_value
+        return table
+
+    def omnikey_value(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) != 9 or apdu[4] != 4:
+            return _sw(self.sw_length)
+        if apdu[2] != 0:
+            return self.sw_fail("value", NoSuchBlock(f"block {apdu[2] << 8 | apdu[3]}"))
+        operand = int.from_bytes(apdu[5:9], "little")
+        op: ChipOp = "increment" if apdu[1] == 0xD4 else "decrement"
+        return self._inc_dec_transfer(op, apdu[3], operand, ctx)
+
+
+class AcsModel(ReaderModel):
+    """ACS dialect: one catch-all failure status word, value commands, LED and firmware."""
+
+    model: ModelName = "acr1252u"
+    default_name = "ACS ACR1252 1S CL Reader PICC 00 00"
+    default_latency = "acr1252u"
+    max_blocks = 3
+    max_slot = 0x01
+    firmware = b"ACR1252U_V202.2" + OK
+
+    sw_length = sw_p1p2 = sw_data = sw_ins = sw_cla = 0x6300
+    sw_key_type = sw_key_number = sw_key_empty = sw_key_length = sw_load_slot = 0x6300
+
+    def sw_fail(self, cmd: str, exc: CardNak) -> bytes:
+        return _sw(0x6300)
+
+    def get_data(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) == 5 and (apdu[2], apdu[3]) not in ((0, 0), (1, 0)):
+            return _sw(0x6A81)
+        return super().get_data(apdu, ctx)
+
+    def load_key(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) != 11 or apdu[4] != 6:
+            return _sw(0x6300)
+        return super().load_key(apdu, ctx)
+
+    def key_structure(self, p1: int) -> bytes | None:
+        return None if p1 == 0x00 else _sw(0x6300)
+
+    def read_length(self, le: int) -> tuple[int, int] | bytes:
+        if 1 <= le <= 16:
+            return 1, le
+        if le in (0x20, 0x30) and self.max_blocks >= le // 16:
+            return le // 16, le
+        return _sw(0x6300)
+
+    def write_length(self, lc: int) -> int | None:
+        if lc == 16 or (lc in (0x20, 0x30) and self.max_blocks >= lc // 16):
+            return lc // 16
+        return None
+
+    def _handlers(self) -> dict[int, Callable[[bytes, ApduContext], bytes]]:
+        table = super()._handlers()
+        table[0xD7] = self.acs_value
+        table[0xB1] = self.acs_read_value
+        table[0x00] = self.acs_escape
+        return table
+
+    def acs_value(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if apdu[2] != 0 or len(apdu) < 5 or len(apdu) != 5 + apdu[4]:
+            return _sw(0x6300)
+        block = apdu[3]
+        if apdu[4] == 2 and apdu[5] == 0x03:
+            dst = apdu[6]
+            if not (block < ctx.card.block_count and dst < ctx.card.block_count):
+                return _sw(0x6300)
+            if ctx.card.sector_of(block) != ctx.card.sector_of(dst):
+                return _sw(0x6300)  # ACS: restore source and target in the same sector
+            try:
+                ctx.value("restore", block)
+                ctx.transfer(dst)
+            except CardNak:
+                return _sw(0x6300)
+            return OK
+        if apdu[4] != 5 or apdu[5] not in (0, 1, 2):
+            return _sw(0x6300)
+        value = int.from_bytes(apdu[6:10], "big", signed=True)
+        if apdu[5] == 0:
+            try:
+                ctx.write(block, _value_block(value, block))
+            except CardNak:
+                return _sw(0x6300)
+            return OK
+        op: ChipOp = "increment" if apdu[5] == 1 else "decrement"
+        return self._inc_dec_transfer(op, block, value & 0xFFFFFFFF, ctx)
+
+    def acs_read_value(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        if len(apdu) != 5 or apdu[2] != 0 or apdu[4] != 4:
+            return _sw(0x6300)
+        try:
+            raw = ctx.read(apdu[3])
+        except CardNak:
+            return _sw(0x6300)
+        if ctx.card.is_trailer(apdu[3]) or not is_value_format(raw):
+            return _sw(0x6300)
+        value = int.from_bytes(raw[0:4], "little", signed=True)
+        return value.to_bytes(4, "big", signed=True) + OK
+
+    def acs_escape(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        p1, p2 = apdu[2], apdu[3]
+        if p1 == 0x48 and apdu == b"\xff\x00\x48\x00\x00":
+            return self.firmware
+        if p1 == 0x40 and len(apdu) == 9 and apdu[4] == 4:
+            mem = ctx.memory
+            red, green = mem.led_state & 1, (mem.led_state >> 1) & 1
+            if p2 & 0x04:
+                red = p2 & 1
+            if p2 & 0x08:
+                green = (p2 >> 1) & 1
+            mem.led_state = red | green << 1
+            if apdu[8] & 0x03:
+                mem.beeps += apdu[7] or 1
+            return bytes((0x90, mem.led_state))
+        if p1 == 0x52 and len(apdu) == 5 and p2 in (0x00, 0xFF):
+            return OK
+        return _sw(0x6300)  # direct transmit to the PN532 etc. is not simulated
+
+
+class Acr122uModel(AcsModel):
+    model: ModelName = "acr122u"
+    default_name = "ACS ACR122U PICC Interface 00 00"
+    default_latency = "acr122u"
+    max_blocks = 1
+    firmware = b"ACR122U207"  # no SW1 SW2: the ACR122U answers the bare string
+
+
+MODELS: dict[str, ReaderModel] = {
+    "acr1252u": AcsModel(),
+    "acr122u": Acr122uModel(),
+    "omnikey5x21": OmnikeyModel(),
+    "generic": ReaderModel(),
+}
