@@ -140,7 +140,7 @@ def test_obsolete_authenticate_form() -> None:
 
 
 @pytest.mark.parametrize(
-    ("dialect", "slot"), [(ACR1252U, 2), (ACR122U, 0x20), (OMNIKEY, 1), (IDENTIV, 1)]
+    ("dialect", "slot"), [(ACR1252U, 2), (ACR122U, 0x20), (OMNIKEY, 2), (IDENTIV, 1)]
 )
 def test_unusable_key_slot_is_refused_before_sending(dialect: Dialect, slot: int) -> None:
     with pytest.raises(ReaderUnsupported, match=f"key slot {slot} is not usable"):

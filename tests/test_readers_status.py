@@ -10,6 +10,7 @@ from daemon.errors import (
     CardAuthFailed,
     CardCommandFailed,
     CardDaemonError,
+    CardDataCorrupt,
     ReaderBadResponse,
     ReaderUnsupported,
 )
@@ -45,7 +46,10 @@ SW_TABLE: list[tuple[int, type[CardDaemonError], type[CardDaemonError], bool]] =
     (0x6988, ReaderUnsupported, ReaderUnsupported, False),  # key number not valid
     (0x6A81, ReaderUnsupported, ReaderUnsupported, False),  # function not supported
     (0x6A82, BlockNotFound, BlockNotFound, False),  # addressed block does not exist
+    (0x6A80, ReaderUnsupported, ReaderUnsupported, False),  # incorrect data field
     (0x6B00, ReaderUnsupported, ReaderUnsupported, False),  # wrong P1/P2
+    (0x6D00, ReaderUnsupported, ReaderUnsupported, False),  # INS not supported (e.g. FF D7)
+    (0x6E00, ReaderUnsupported, ReaderUnsupported, False),  # CLA not supported
     (0x6C10, ReaderUnsupported, ReaderUnsupported, False),  # wrong Le, 16 wanted
     (0x6110, ReaderBadResponse, ReaderBadResponse, False),  # 16 bytes pending, not fetched
 ]
@@ -119,6 +123,18 @@ def test_load_key_error_never_contains_key_bytes() -> None:
     error, _ = status.error_for(Response(b"", 0x6986), LOAD, READER)
     assert "A1" not in str(error).replace(READER, "")
     assert "slot 0" in str(error)
+
+
+def test_69_81_on_a_value_command_means_not_a_value_block() -> None:
+    from daemon.readers.dialects import OMNIKEY, ValueOp
+
+    inc = OMNIKEY.value_change(ValueOp.INCREMENT, 5, 1)
+    error, rule = status.error_for(Response(b"", 0x6981), inc, READER)
+    assert isinstance(error, CardDataCorrupt)
+    assert rule is not None
+    assert not rule.ambiguous  # the card refused before TRANSFER: unchanged
+    assert "not in value-block format" in str(error)
+    assert "INCREMENT VALUE block 5 by 1" in str(error)
 
 
 def test_describe_sw() -> None:

@@ -120,7 +120,8 @@ class Dialect:
         return slot
 
     def load_key(self, key: bytes, slot: int = 0, key_type: int = KeyType.A) -> Command:
-        """LOAD KEY into a volatile slot the reader really has (never into EEPROM)."""
+        """LOAD KEY into a slot the reader really has: volatile on ACS, Identiv and generic;
+        the OMNIKEY refuses volatile keys (69 86), so there it goes to the reader's EEPROM."""
         self._check_slot(slot)
         if self.slot_is_key_type:
             return apdu.load_key(key, apdu.check_key_type(key_type), self.key_structure)
@@ -292,7 +293,7 @@ OMNIKEY = Dialect(
     name="omnikey",
     title="HID OMNIKEY 5x21/5x22",
     key_structure=0x20,
-    key_slots=(0,),
+    key_slots=(0, 1),
     status_table=PCSC_TABLE,
     value_encoding=ValueEncoding.OMNIKEY,
     name_markers=("OMNIKEY",),

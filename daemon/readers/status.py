@@ -24,6 +24,7 @@ from daemon.errors import (
     CardAuthFailed,
     CardCommandFailed,
     CardDaemonError,
+    CardDataCorrupt,
     ReaderBadResponse,
     ReaderUnsupported,
 )
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 _KEY_COMMANDS = frozenset({CommandKind.AUTHENTICATE, CommandKind.LOAD_KEY})
+_VALUE_COMMANDS = frozenset({CommandKind.VALUE_READ, CommandKind.VALUE_WRITE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,15 +58,21 @@ class StatusRule:
     on_key_command: type[CardDaemonError] | None = None
     key_meaning: str | None = None
     ambiguous: bool = False
+    on_value_command: type[CardDaemonError] | None = None
+    value_meaning: str | None = None
 
     def error_type(self, command: Command) -> type[CardDaemonError]:
         if command.kind in _KEY_COMMANDS and self.on_key_command is not None:
             return self.on_key_command
+        if command.kind in _VALUE_COMMANDS and self.on_value_command is not None:
+            return self.on_value_command
         return self.error
 
     def text(self, command: Command) -> str:
         if command.kind in _KEY_COMMANDS and self.key_meaning is not None:
             return self.key_meaning
+        if command.kind in _VALUE_COMMANDS and self.value_meaning is not None:
+            return self.value_meaning
         return self.meaning
 
 
@@ -109,7 +117,12 @@ _PCSC_EXACT: dict[int, StatusRule] = {
         ambiguous=True,
     ),
     0x6700: StatusRule(ReaderUnsupported, "wrong length"),
-    0x6981: StatusRule(ReaderUnsupported, "command incompatible"),
+    0x6981: StatusRule(
+        ReaderUnsupported,
+        "command incompatible",
+        on_value_command=CardDataCorrupt,
+        value_meaning="block is not in value-block format (torn or not a value block)",
+    ),
     0x6982: StatusRule(
         CardAccessDenied,
         "security status not satisfied: block not accessible with the current authentication",
@@ -127,7 +140,10 @@ _PCSC_EXACT: dict[int, StatusRule] = {
     0x6988: StatusRule(ReaderUnsupported, "key number not valid"),
     0x6A81: StatusRule(ReaderUnsupported, "function not supported"),
     0x6A82: StatusRule(BlockNotFound, "addressed block does not exist"),
+    0x6A80: StatusRule(ReaderUnsupported, "incorrect data field"),
     0x6B00: StatusRule(ReaderUnsupported, "wrong P1/P2"),
+    0x6D00: StatusRule(ReaderUnsupported, "instruction not supported by this reader"),
+    0x6E00: StatusRule(ReaderUnsupported, "class not supported by this reader"),
 }
 
 _PCSC_BY_SW1: dict[int, StatusRule] = {
