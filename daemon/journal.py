@@ -1,0 +1,419 @@
+"""The store PC's money journal: SQLite in WAL mode with ``synchronous=FULL``.
+
+Why: the card is only a cache guarded by a MAC; this journal is the store-side truth. Every
+value change is claimed by its ``request_id``, journalled as an *intent* (fsync) before the
+card is written, and closed with an *outcome*. A request whose outcome is unknown (the card left
+mid-write) stays ``PENDING`` until the card is read again and the service resolves it. The
+journal also keeps the last counter seen per UID (rollback detection), the member ID -> UID
+binding (clone detection), the hotlist and the audit log (value changes, key uses by purpose
+and version - never key bytes).
+
+Idempotency: the first ``claim`` of a request_id stores a hash of its parameters. A retry with
+the same parameters gets the recorded outcome if it committed, a resolution step if pending,
+or a fresh execution if it provably wrote nothing (``ABORTED``). Different parameters under
+the same id raise ``RequestIdReused``. Concurrent duplicates in this process execute once: the
+second waits for the first to finish, then sees its outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from daemon.errors import (
+    CardCloned,
+    CounterRollback,
+    InvalidArgument,
+    OperationTimeout,
+    RequestIdReused,
+)
+
+__all__ = ["CardSeen", "Claim", "Journal", "RequestRecord", "RequestState"]
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id TEXT PRIMARY KEY,
+    op TEXT NOT NULL,
+    params_hash TEXT NOT NULL,
+    params TEXT NOT NULL,
+    uid TEXT,
+    state TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    outcome TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS requests_pending ON requests (uid, state);
+CREATE TABLE IF NOT EXISTS cards (
+    uid TEXT PRIMARY KEY,
+    member_id TEXT,
+    last_counter INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS members (
+    member_id TEXT PRIMARY KEY,
+    uid TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS hotlist (
+    uid TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    event TEXT NOT NULL,
+    uid TEXT,
+    member_id TEXT,
+    request_id TEXT,
+    detail TEXT NOT NULL
+);
+"""
+
+
+class RequestState(enum.StrEnum):
+    CLAIMED = "CLAIMED"  # id reserved, card not written yet
+    PENDING = "PENDING"  # intent journalled; outcome unknown until the card is read
+    COMMITTED = "COMMITTED"  # applied and verified (or resolved as applied)
+    ABORTED = "ABORTED"  # provably not applied; the id may be retried
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    request_id: str
+    op: str
+    params: dict[str, Any]
+    uid: str | None
+    state: RequestState
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    outcome: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What the caller must do: ``execute``, ``replay`` the outcome, or ``resolve`` first."""
+
+    action: str
+    record: RequestRecord
+
+
+@dataclass(frozen=True, slots=True)
+class CardSeen:
+    uid: str
+    member_id: str | None
+    last_counter: int
+    state: dict[str, Any]
+
+
+def _canon(params: Mapping[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _load(text: str | None) -> dict[str, Any] | None:
+    return None if text is None else dict(json.loads(text))
+
+
+class Journal:
+    """One SQLite file; thread-safe; a context manager with an idempotent ``close``."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        wait_timeout_s: float = 10.0,
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._wait_timeout = wait_timeout_s
+        self._lock = threading.RLock()
+        self._active: dict[str, threading.Event] = {}
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            str(self.path), isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._db is None:
+                raise RuntimeError(f"journal {self.path} is closed")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # --- requests -----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def claim(self, request_id: str, op: str, params: Mapping[str, Any]) -> Iterator[Claim]:
+        """Reserve ``request_id`` for the duration of the block (see module docstring)."""
+        if not request_id or len(request_id) > 255:
+            raise InvalidArgument("request_id", "must be 1..255 characters")
+        event = self._enter(request_id)
+        try:
+            yield self._claim(request_id, op, params)
+        finally:
+            with self._lock:
+                self._active.pop(request_id, None)
+            event.set()
+
+    def _enter(self, request_id: str) -> threading.Event:
+        deadline = time.monotonic() + self._wait_timeout
+        while True:
+            with self._lock:
+                other = self._active.get(request_id)
+                if other is None:
+                    event = threading.Event()
+                    self._active[request_id] = event
+                    return event
+            if not other.wait(max(0.0, deadline - time.monotonic())):
+                raise OperationTimeout(f"request_id {request_id!r} is still executing")
+
+    def _claim(self, request_id: str, op: str, params: Mapping[str, Any]) -> Claim:
+        canon = _canon(params)
+        digest = hashlib.sha256(f"{op}\n{canon}".encode()).hexdigest()
+        now = self._clock()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT params_hash, state FROM requests WHERE request_id=?", (request_id,)
+            ).fetchone()
+            if row is None:
+                db.execute(
+                    "INSERT INTO requests (request_id, op, params_hash, params, state, created,"
+                    " updated) VALUES (?,?,?,?,?,?,?)",
+                    (request_id, op, digest, canon, RequestState.CLAIMED, now, now),
+                )
+            elif row[0] != digest:
+                raise RequestIdReused(
+                    f"request_id {request_id!r} was first used for a different {op} request"
+                )
+        record = self.get(request_id)
+        assert record is not None
+        if record.state is RequestState.COMMITTED:
+            return Claim("replay", record)
+        if record.state is RequestState.PENDING:
+            return Claim("resolve", record)
+        return Claim("execute", record)
+
+    def get(self, request_id: str) -> RequestRecord | None:
+        with self._lock:
+            assert self._db is not None
+            row = self._db.execute(
+                "SELECT request_id, op, params, uid, state, before, after, outcome FROM requests"
+                " WHERE request_id=?",
+                (request_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        params = _load(row[2]) or {}
+        return RequestRecord(
+            row[0], row[1], params, row[3], RequestState(row[4]), _load(row[5]), _load(row[6]),
+            _load(row[7]),
+        )  # fmt: skip
+
+    def record_intent(
+        self, request_id: str, uid: str, before: Mapping[str, Any], after: Mapping[str, Any]
+    ) -> None:
+        """Durably record what is about to be written; call before the first card write."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE requests SET uid=?, state=?, before=?, after=?, updated=? "
+                "WHERE request_id=?",
+                (uid, RequestState.PENDING, _canon(before), _canon(after), self._clock(),
+                 request_id),
+            )  # fmt: skip
+
+    def finish(self, request_id: str, state: RequestState, outcome: Mapping[str, Any]) -> None:
+        """Close a request as COMMITTED or ABORTED, with its outcome (replayed on retry)."""
+        if state not in (RequestState.COMMITTED, RequestState.ABORTED):
+            raise ValueError(f"cannot finish a request as {state}")
+        with self._tx() as db:
+            db.execute(
+                "UPDATE requests SET state=?, outcome=?, updated=? WHERE request_id=?",
+                (state, _canon(outcome), self._clock(), request_id),
+            )
+
+    def pending_for_uid(self, uid: str) -> list[RequestRecord]:
+        with self._lock:
+            assert self._db is not None
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT request_id FROM requests WHERE uid=? AND state=? ORDER BY created",
+                    (uid, RequestState.PENDING),
+                )
+            ]
+        return [r for r in (self.get(i) for i in ids) if r is not None]
+
+    def pending(self) -> list[RequestRecord]:
+        """Every unresolved request (for reconciliation and alerts)."""
+        with self._lock:
+            assert self._db is not None
+            ids = [
+                r[0]
+                for r in self._db.execute(
+                    "SELECT request_id FROM requests WHERE state=? ORDER BY created",
+                    (RequestState.PENDING,),
+                )
+            ]
+        return [r for r in (self.get(i) for i in ids) if r is not None]
+
+    # --- cards: last seen counter, member binding, hotlist --------------------------------------
+
+    def last_seen(self, uid: str) -> CardSeen | None:
+        with self._lock:
+            assert self._db is not None
+            row = self._db.execute(
+                "SELECT uid, member_id, last_counter, state FROM cards WHERE uid=?", (uid,)
+            ).fetchone()
+        return None if row is None else CardSeen(row[0], row[1], row[2], json.loads(row[3]))
+
+    def check_counter(self, uid: str, counter: int) -> None:
+        """Refuse a card whose counter is below the highest this PC has seen for its UID."""
+        seen = self.last_seen(uid)
+        if seen is not None and counter < seen.last_counter:
+            raise CounterRollback(
+                f"card {uid} shows counter {counter}, this terminal saw {seen.last_counter}"
+            )
+
+    def observe(
+        self, uid: str, member_id: str | None, counter: int, state: Mapping[str, Any]
+    ) -> None:
+        """Remember a verified card state; the counter only ever moves up."""
+        with self._tx() as db:
+            row = db.execute("SELECT last_counter FROM cards WHERE uid=?", (uid,)).fetchone()
+            if row is not None and row[0] > counter:
+                return
+            db.execute(
+                "INSERT INTO cards (uid, member_id, last_counter, state, updated) VALUES"
+                " (?,?,?,?,?) ON CONFLICT(uid) DO UPDATE SET member_id=excluded.member_id,"
+                " last_counter=excluded.last_counter, state=excluded.state,"
+                " updated=excluded.updated",
+                (uid, member_id, counter, _canon(state), self._clock()),
+            )
+
+    def forget_card(self, uid: str) -> None:
+        """Drop the last-seen state of an erased card (its counter restarts on re-issue)."""
+        with self._tx() as db:
+            db.execute("DELETE FROM cards WHERE uid=?", (uid,))
+
+    def bound_uid(self, member_id: str) -> str | None:
+        with self._lock:
+            assert self._db is not None
+            row = self._db.execute(
+                "SELECT uid FROM members WHERE member_id=?", (member_id,)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    def check_binding(self, member_id: str, uid: str) -> None:
+        """Refuse a member ID that this PC knows on another card (clone or double issue)."""
+        bound = self.bound_uid(member_id)
+        if bound is not None and bound != uid:
+            raise CardCloned(f"member {member_id} is bound to card {bound}, presented on {uid}")
+
+    def bind_member(self, member_id: str, uid: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO members (member_id, uid, updated) VALUES (?,?,?) ON CONFLICT"
+                "(member_id) DO UPDATE SET uid=excluded.uid, updated=excluded.updated",
+                (member_id, uid, self._clock()),
+            )
+
+    def unbind_member(self, member_id: str, uid: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM members WHERE member_id=? AND uid=?", (member_id, uid))
+
+    def hotlist(self, uid: str, reason: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO hotlist (uid, reason, at) VALUES (?,?,?)",
+                (uid, reason, self._clock()),
+            )
+        self.audit("hotlist", uid=uid, detail={"reason": reason})
+
+    def unhotlist(self, uid: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM hotlist WHERE uid=?", (uid,))
+        self.audit("unhotlist", uid=uid, detail={})
+
+    def hotlist_reason(self, uid: str) -> str | None:
+        with self._lock:
+            assert self._db is not None
+            row = self._db.execute("SELECT reason FROM hotlist WHERE uid=?", (uid,)).fetchone()
+        return None if row is None else str(row[0])
+
+    # --- audit ----------------------------------------------------------------------------------
+
+    def audit(
+        self,
+        event: str,
+        *,
+        uid: str | None = None,
+        member_id: str | None = None,
+        request_id: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one audit row. ``detail`` must never hold key bytes (callers pass versions)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO audit (at, event, uid, member_id, request_id, detail) VALUES"
+                " (?,?,?,?,?,?)",
+                (self._clock(), event, uid, member_id, request_id, _canon(detail or {})),
+            )
+
+    def audit_events(
+        self, event: str | None = None, uid: str | None = None
+    ) -> list[dict[str, Any]]:
+        query = "SELECT at, event, uid, member_id, request_id, detail FROM audit WHERE 1=1"
+        args: list[str] = []
+        if event is not None:
+            query += " AND event=?"
+            args.append(event)
+        if uid is not None:
+            query += " AND uid=?"
+            args.append(uid)
+        with self._lock:
+            assert self._db is not None
+            rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+        return [
+            {"at": r[0], "event": r[1], "uid": r[2], "member_id": r[3], "request_id": r[4],
+             "detail": json.loads(r[5])}
+            for r in rows
+        ]  # fmt: skip

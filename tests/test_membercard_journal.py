@@ -1,0 +1,129 @@
+"""Journal: durability settings, idempotency claims, counters, bindings, hotlist, audit."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import CardCloned, CounterRollback, InvalidArgument, RequestIdReused
+from daemon.journal import Journal, RequestState
+
+
+@pytest.fixture
+def journal(tmp_path: Path):
+    with Journal(tmp_path / "journal.db") as j:
+        yield j
+
+
+def test_wal_and_full_sync(tmp_path: Path) -> None:
+    with Journal(tmp_path / "j.db") as j:
+        assert j._db is not None
+        assert j._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert j._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    j.close()  # idempotent
+
+
+def test_claim_intent_commit_then_retry_replays(journal: Journal) -> None:
+    params = {"amount": 500, "uid": "A1B2C3D4"}
+    with journal.claim("r1", "debit", params) as claim:
+        assert claim.action == "execute"
+        journal.record_intent("r1", "A1B2C3D4", {"counter": 1}, {"counter": 2})
+        assert journal.get("r1").state is RequestState.PENDING
+        journal.finish("r1", RequestState.COMMITTED, {"balance": 9500})
+    with journal.claim("r1", "debit", params) as claim:
+        assert claim.action == "replay"
+        assert claim.record.outcome == {"balance": 9500}
+
+
+def test_same_id_different_parameters_is_refused(journal: Journal) -> None:
+    with journal.claim("r1", "debit", {"amount": 500}):
+        pass
+    with pytest.raises(RequestIdReused, match="r1"), journal.claim("r1", "debit", {"amount": 501}):
+        pass
+    with pytest.raises(RequestIdReused), journal.claim("r1", "credit", {"amount": 500}):
+        pass
+
+
+def test_pending_survives_restart_and_needs_resolution(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    with Journal(path) as j, j.claim("r1", "debit", {"amount": 1}):
+        j.record_intent("r1", "UID1", {"counter": 4}, {"counter": 5})
+    with Journal(path) as j:
+        assert [r.request_id for r in j.pending_for_uid("UID1")] == ["r1"]
+        assert [r.request_id for r in j.pending()] == ["r1"]
+        with j.claim("r1", "debit", {"amount": 1}) as claim:
+            assert claim.action == "resolve"
+            assert claim.record.after == {"counter": 5}
+        j.finish("r1", RequestState.ABORTED, {"applied": False})
+        with j.claim("r1", "debit", {"amount": 1}) as claim:
+            assert claim.action == "execute"  # provably not applied: may run again
+
+
+def test_concurrent_duplicates_execute_once(journal: Journal) -> None:
+    executed: list[str] = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        barrier.wait()
+        with journal.claim("dup", "credit", {"amount": 7}) as claim:
+            if claim.action == "execute":
+                executed.append(threading.current_thread().name)
+                journal.record_intent("dup", "U", {}, {})
+                journal.finish("dup", RequestState.COMMITTED, {"ok": True})
+
+    threads = [threading.Thread(target=worker, name=f"w{i}") for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(executed) == 1
+
+
+def test_bad_request_id(journal: Journal) -> None:
+    with pytest.raises(InvalidArgument, match="request_id"), journal.claim("", "debit", {}):
+        pass
+    with pytest.raises(InvalidArgument), journal.claim("x" * 256, "debit", {}):
+        pass
+
+
+def test_counter_only_moves_up_and_rollback_detected(journal: Journal) -> None:
+    journal.observe("U1", "1001", 7, {"balance": 100})
+    journal.observe("U1", "1001", 5, {"balance": 900})  # stale observation ignored
+    assert journal.last_seen("U1").last_counter == 7
+    journal.check_counter("U1", 7)
+    journal.check_counter("U2", 1)
+    with pytest.raises(CounterRollback, match="counter 6"):
+        journal.check_counter("U1", 6)
+
+
+def test_member_binding_detects_clone(journal: Journal) -> None:
+    journal.bind_member("1001", "U1")
+    journal.check_binding("1001", "U1")
+    journal.check_binding("2002", "U9")  # unknown member: nothing to compare
+    with pytest.raises(CardCloned, match="1001"):
+        journal.check_binding("1001", "U2")
+    journal.bind_member("1001", "U2")  # replacement moves the binding
+    journal.check_binding("1001", "U2")
+
+
+def test_hotlist_and_audit(journal: Journal) -> None:
+    assert journal.hotlist_reason("U1") is None
+    journal.hotlist("U1", "lost")
+    assert journal.hotlist_reason("U1") == "lost"
+    journal.audit("key_use", uid="U1", detail={"purpose": "card_a", "version": 1})
+    events = journal.audit_events(uid="U1")
+    assert [e["event"] for e in events] == ["hotlist", "key_use"]
+    assert events[1]["detail"] == {"purpose": "card_a", "version": 1}
+    journal.unhotlist("U1")
+    assert journal.hotlist_reason("U1") is None
+
+
+def test_closed_journal_refuses(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j.db")
+    j.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        j.hotlist("U", "x")
+    assert isinstance(sqlite3.sqlite_version, str)
