@@ -1,0 +1,44 @@
+"""Shared helpers for the scanner tests: wait for stream events without sleeping."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from daemon.scanners import ScanEvent, ScannerState, StatusEvent, StreamEvent, Subscription
+
+WAIT_S = 5.0
+
+
+def next_event(
+    sub: Subscription, match: Callable[[StreamEvent], bool], timeout: float = WAIT_S
+) -> StreamEvent:
+    """The next event that matches (others are skipped); fails after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "no matching event arrived in time"
+        event = sub.get(left)
+        if event is not None and match(event):
+            return event
+
+
+def next_scan(sub: Subscription, timeout: float = WAIT_S) -> ScanEvent:
+    event = next_event(sub, lambda e: isinstance(e, ScanEvent), timeout)
+    assert isinstance(event, ScanEvent)
+    return event
+
+
+def wait_state(sub: Subscription, scanner_id: str, state: ScannerState) -> StatusEvent:
+    event = next_event(
+        sub,
+        lambda e: isinstance(e, StatusEvent) and e.scanner_id == scanner_id and e.state is state,
+    )
+    assert isinstance(event, StatusEvent)
+    return event
+
+
+def no_scan(sub: Subscription) -> None:
+    """Nothing but status events queued right now."""
+    while (event := sub.get_nowait()) is not None:
+        assert not isinstance(event, ScanEvent), f"unexpected {event!r}"
