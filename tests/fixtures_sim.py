@@ -22,3 +22,15 @@ def value_sector_card(access: str = "08778F", value: int = 100) -> SimCard:
     card.program(8, value_block(value, 8))
     card.program(9, value_block(value, 9))
     return card
+
+
+def access_bytes(*groups: str) -> bytes:
+    """Bytes 6-8 of a trailer from four C1C2C3 strings (blocks 0, 1, 2, trailer), datasheet Fig.10.
+
+    Written here, in the test, from the byte layout alone (not shared with sim/ or daemon/).
+    """
+    assert len(groups) == 4
+    c1 = sum(int(g[0]) << i for i, g in enumerate(groups))
+    c2 = sum(int(g[1]) << i for i, g in enumerate(groups))
+    c3 = sum(int(g[2]) << i for i, g in enumerate(groups))
+    return bytes(((~c2 & 0xF) << 4 | (~c1 & 0xF), c1 << 4 | (~c3 & 0xF), c3 << 4 | c2))
