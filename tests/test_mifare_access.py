@@ -24,10 +24,13 @@ from daemon.mifare.access import (
     Key,
     Operation,
     allows,
+    allows_block,
     effective_keys,
     format_keys,
     permitted_keys,
+    sector_warnings,
 )
+from daemon.mifare.geometry import CardSize
 
 # C1C2C3 | read | write | increment | decrement, transfer, restore
 DATASHEET_DATA_TABLE = """
@@ -243,3 +246,27 @@ def test_descriptions_for_technicians() -> None:
     cond = AccessCondition(1, 1, 0)
     assert AccessCondition.parse(cond) is cond
     assert TRANSPORT.group(3) == AccessCondition(0, 0, 1)
+
+
+def test_allows_block_maps_4k_groups_and_freezes_block_0() -> None:
+    conds = AccessConditions.of("000", "110", "111", "011")
+    k4 = CardSize.CLASSIC_4K
+    assert allows_block(conds, 132, Operation.WRITE, Key.A, k4)  # group 0
+    assert not allows_block(conds, 133, Operation.WRITE, Key.A, k4)  # group 1: B only
+    assert allows_block(conds, 137, Operation.DECREMENT, Key.A, k4)
+    assert not allows_block(conds, 142, Operation.READ, Key.B, k4)  # group 2: never
+    assert allows_block(conds, 143, Operation.WRITE_ACCESS_BITS, Key.B, k4)
+    # block 0 is factory write-protected whatever the bits say
+    assert allows_block(TRANSPORT, 0, Operation.READ, Key.A)
+    for op in (Operation.WRITE, Operation.INCREMENT, Operation.DECREMENT):
+        assert not allows_block(TRANSPORT, 0, op, Key.A)
+    assert allows_block(TRANSPORT, 1, Operation.WRITE, Key.A)
+
+
+def test_sector_warnings() -> None:
+    assert sector_warnings(AccessConditions.of("110", "110", "110", "011")) == ()
+    staging = sector_warnings(AccessConditions.of("110", "110", "000", "011"))
+    assert len(staging) == 1
+    assert "stage any value" in staging[0]
+    unusable = sector_warnings(AccessConditions.of("011", "000", "000", "001"))
+    assert any("group 0 (011)" in w and "unusable" in w for w in unusable)

@@ -57,6 +57,17 @@ def test_member_card_layout_is_described() -> None:
     assert "read A|B  write B  incr B  decr/transfer/restore A|B" in text
     assert "key A r:never w:B  access r:A|B w:B  key B r:never w:B" in text
     assert "text 'Member 0001'" in text
+    assert "warning:" not in text.split("Sector 1 ")[1].split("Sector 2 ")[0]
+
+
+def test_risky_sector_gets_a_warning() -> None:
+    img = _image()
+    risky = AccessConditions.of("110", "110", "000", "011")
+    _put(img, 7, bytes(6) + risky.to_bytes() + b"\x69" + bytes(6))
+    dump = decode_dump(bytes(img))
+    assert dump.sectors[1].trailer is not None
+    assert dump.sectors[1].trailer.warnings
+    assert "warning: value block(s) in group [0, 1]" in dump.format_text()
 
 
 def test_readable_key_b_rule_is_visible() -> None:

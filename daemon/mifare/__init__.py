@@ -13,8 +13,10 @@ from daemon.mifare.access import (
     Key,
     Operation,
     allows,
+    allows_block,
     effective_keys,
     permitted_keys,
+    sector_warnings,
 )
 from daemon.mifare.block0 import Block0, Finding, Severity, bcc, check_block0, parse_block0
 from daemon.mifare.dictionary import is_well_known, probe_order
@@ -74,6 +76,7 @@ __all__ = [
     "ValueBlock",
     "access_group",
     "allows",
+    "allows_block",
     "bcc",
     "block_count",
     "blocks_in_sector",
@@ -96,6 +99,7 @@ __all__ = [
     "probe_order",
     "sector_count",
     "sector_of_block",
+    "sector_warnings",
     "trailer_block",
     "transport_trailer",
 ]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from daemon.errors import InvalidArgument, MalformedBlock, UnsafeAccessBits
 from daemon.mifare._bytes import hexs, require_bytes
+from daemon.mifare.geometry import MANUFACTURER_BLOCK, CardSize, access_group
 
 __all__ = [
     "DATA_OPERATIONS",
@@ -29,9 +30,11 @@ __all__ = [
     "Key",
     "Operation",
     "allows",
+    "allows_block",
     "effective_keys",
     "format_keys",
     "permitted_keys",
+    "sector_warnings",
 ]
 
 logger = logging.getLogger(__name__)
@@ -306,6 +309,50 @@ def allows(conditions: AccessConditions, group: int, operation: Operation, key: 
     if not isinstance(key, Key):
         raise InvalidArgument("key", f"expected Key.A or Key.B, got {key!r}")
     return key in effective_keys(conditions, group, operation)
+
+
+_BLOCK0_FROZEN = frozenset({Operation.WRITE, Operation.INCREMENT, Operation.DECREMENT})
+
+
+def allows_block(
+    conditions: AccessConditions,
+    block: int,
+    operation: Operation,
+    key: Key,
+    size: CardSize = CardSize.CLASSIC_1K,
+) -> bool:
+    """:func:`allows` for an absolute block number (4K 16-block sectors included).
+
+    Block 0 is write-protected at the factory on a genuine chip whatever its access bits say
+    (only magic clones differ), so anything that would change it is refused here.
+    """
+    if block == MANUFACTURER_BLOCK and operation in _BLOCK0_FROZEN:
+        return False
+    return allows(conditions, access_group(block, size), operation, key)
+
+
+_VALUE_CONFIGS = frozenset({"110", "001"})
+
+
+def sector_warnings(conditions: AccessConditions) -> tuple[str, ...]:
+    """Legal but risky configurations a technician or issuing station should hear about."""
+    found: list[str] = []
+    for group in (0, 1, 2):
+        cond = conditions.data[group]
+        listed = any(permitted_keys(cond, BlockKind.DATA, op) for op in DATA_OPERATIONS)
+        usable = any(effective_keys(conditions, group, op) for op in DATA_OPERATIONS)
+        if listed and not usable:
+            found.append(
+                f"group {group} ({cond}) is only open to key B, and key B is readable: unusable"
+            )
+    values = [g for g in (0, 1, 2) if conditions.data[g].bits in _VALUE_CONFIGS]
+    a_writable = [g for g in (0, 1, 2) if Key.A in effective_keys(conditions, g, Operation.WRITE)]
+    if values and a_writable:
+        found.append(
+            f"value block(s) in group {values} share the sector with key-A-writable group "
+            f"{a_writable}: a key A holder can stage any value and TRANSFER it"
+        )
+    return tuple(found)
 
 
 TRANSPORT = AccessConditions.of("000", "000", "000", "001")

@@ -25,6 +25,7 @@ from daemon.mifare.access import (
     Operation,
     effective_keys,
     format_keys,
+    sector_warnings,
 )
 from daemon.mifare.block0 import Block0, Finding, check_block0, parse_block0
 from daemon.mifare.geometry import (
@@ -81,6 +82,7 @@ class TrailerView:
     rules: tuple[GroupRule, ...] = ()
     problem: str | None = None
     anomalies: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ def _decode_trailer(block: int, raw: bytes, blocks: range, size: CardSize) -> Tr
         key_b_readable=back.key_b_readable,
         rules=_rules(back.access, blocks, size),
         anomalies=back.anomalies,
+        warnings=sector_warnings(back.access),
     )
 
 
@@ -320,4 +323,5 @@ def _format_trailer(tv: TrailerView | None) -> list[str]:
         perms = "  ".join(f"{name} {who}" for name, who in rule.permissions)
         lines.append(f"    {rule.label:<14} {rule.bits}  {perms}  ({rule.meaning})")
     lines.extend(f"  !! {a}" for a in tv.anomalies)
+    lines.extend(f"  warning: {w}" for w in tv.warnings)
     return lines
