@@ -1,0 +1,174 @@
+"""Backends over python-escpos' connectors (Network, Serial, Usb).
+
+We use the connectors for what they do well (opening the device, ``_raw`` writes) and read
+status bytes ourselves with a bounded timeout: their ``_read`` blocks for the connector-wide
+timeout and cannot tell "no answer yet" from "gone". Imported lazily by the backend registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from daemon.errors import PrinterOffline
+from daemon.printers.backend import PrinterBackend, PrinterConfig
+
+__all__ = ["NetworkBackend", "SerialBackend", "UsbBackend"]
+
+logger = logging.getLogger(__name__)
+
+
+class _EscposBackend(PrinterBackend):
+    def __init__(self, config: PrinterConfig) -> None:
+        super().__init__()
+        self.config = config
+        self._conn: Any = None
+
+    @property
+    def where(self) -> str:
+        raise NotImplementedError
+
+    def _connector(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    def open(self) -> None:
+        if self._conn is not None:
+            return
+        from escpos.exceptions import DeviceNotFoundError
+
+        conn = self._connector()
+        try:
+            conn.open()
+        except (DeviceNotFoundError, OSError) as exc:
+            raise PrinterOffline(f"printer {self.config.id}: cannot open {self.where}") from exc
+        self._conn = conn
+        self._after_open()
+
+    def _after_open(self) -> None:
+        """Transport-specific tuning once the device is open."""
+
+    def _write(self, data: bytes) -> None:
+        if self._conn is None:
+            raise PrinterOffline(f"printer {self.config.id}: not open")
+        try:
+            self._conn._raw(data)
+        except Exception as exc:  # every driver failure means "gone" here
+            self.close()
+            raise PrinterOffline(f"printer {self.config.id}: write to {self.where} failed") from exc
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # closing a dead device may fail; it is closed
+                logger.debug("printer %s: close of %s failed", self.config.id, self.where)
+
+
+class NetworkBackend(_EscposBackend):
+    """Raw TCP (JetDirect, port 9100)."""
+
+    @property
+    def where(self) -> str:
+        return f"tcp://{self.config.host}:{self.config.port}"
+
+    def _connector(self) -> Any:
+        from escpos.printer import Network
+
+        return Network(self.config.host, self.config.port, timeout=self.config.timeout_s)
+
+    def _after_open(self) -> None:
+        self._conn.device.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def read(self, size: int, timeout: float) -> bytes:
+        if self._conn is None:
+            raise PrinterOffline(f"printer {self.config.id}: not open")
+        sock: socket.socket = self._conn.device
+        try:
+            sock.settimeout(timeout)
+            data = sock.recv(size)
+        except TimeoutError:
+            return b""
+        except OSError as exc:
+            self.close()
+            raise PrinterOffline(f"printer {self.config.id}: read from {self.where}") from exc
+        finally:
+            if self._conn is not None:
+                sock.settimeout(self.config.timeout_s)
+        if not data:
+            self.close()
+            raise PrinterOffline(f"printer {self.config.id}: {self.where} closed the connection")
+        return data
+
+
+class SerialBackend(_EscposBackend):
+    """RS-232 / USB-serial via pyserial."""
+
+    @property
+    def where(self) -> str:
+        return f"serial {self.config.device}@{self.config.baudrate}"
+
+    def _connector(self) -> Any:
+        from escpos.printer import Serial
+
+        return Serial(
+            self.config.device,
+            baudrate=self.config.baudrate,
+            timeout=self.config.timeout_s,
+            dsrdtr=self.config.dsrdtr,
+        )
+
+    def _after_open(self) -> None:
+        self._conn.device.write_timeout = self.config.timeout_s
+
+    def read(self, size: int, timeout: float) -> bytes:
+        if self._conn is None:
+            raise PrinterOffline(f"printer {self.config.id}: not open")
+        import serial
+
+        port = self._conn.device
+        try:
+            port.timeout = timeout
+            data: bytes = port.read(size)
+        except (serial.SerialException, OSError) as exc:
+            self.close()
+            raise PrinterOffline(f"printer {self.config.id}: read from {self.where}") from exc
+        return data
+
+
+class UsbBackend(_EscposBackend):
+    """USB printer class device via pyusb (needs a udev rule for access)."""
+
+    @property
+    def where(self) -> str:
+        return f"usb {self.config.usb_vendor:04x}:{self.config.usb_product:04x}"
+
+    def _connector(self) -> Any:
+        from escpos.printer import Usb
+
+        return Usb(
+            self.config.usb_vendor,
+            self.config.usb_product,
+            timeout=int(self.config.timeout_s * 1000),
+            in_ep=self.config.usb_in_ep,
+            out_ep=self.config.usb_out_ep,
+        )
+
+    def read(self, size: int, timeout: float) -> bytes:
+        if self._conn is None:
+            raise PrinterOffline(f"printer {self.config.id}: not open")
+        import usb.core
+
+        try:
+            data = self._conn.device.read(self.config.usb_in_ep, size, int(timeout * 1000))
+        except usb.core.USBTimeoutError:
+            return b""
+        except usb.core.USBError as exc:
+            self.close()
+            raise PrinterOffline(f"printer {self.config.id}: read from {self.where}") from exc
+        return bytes(data)

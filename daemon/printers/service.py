@@ -1,0 +1,285 @@
+"""The printing service: spool + one worker thread per printer + status subscribers.
+
+``submit`` validates and encodes the receipt, commits it to the spool and returns the job: from
+then on the receipt survives a crash. The worker prints queued jobs in order, checks status
+before each one, waits out paper-out / cover-open / offline, and polls status while idle. Status
+changes go to subscribers through bounded queues (a slow subscriber loses events, counted in
+``dropped``; it never stalls the printer).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from types import TracebackType
+from typing import Self, TypeVar
+
+from daemon.errors import InvalidArgument, OperationTimeout, PrinterError, PrinterOffline
+from daemon.printers.backend import PrinterBackend, PrinterConfig
+from daemon.printers.encoder import ReceiptEncoder
+from daemon.printers.printer import ReceiptPrinter
+from daemon.printers.receipt import Receipt
+from daemon.printers.spool import Job, JobState, Spool
+from daemon.printers.status import PrinterStatus
+
+__all__ = ["PrinterService", "StatusSubscription"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class StatusSubscription:
+    """A bounded queue of status changes; the first item is the current status."""
+
+    def __init__(self, owner: PrinterService, maxsize: int = 64) -> None:
+        self._owner = owner
+        self._queue: queue.Queue[PrinterStatus] = queue.Queue(maxsize)
+        self.dropped = 0
+
+    def _offer(self, status: PrinterStatus) -> None:
+        try:
+            self._queue.put_nowait(status)
+        except queue.Full:
+            self.dropped += 1
+
+    def get(self, timeout: float) -> PrinterStatus:
+        """Next status change; raises OperationTimeout when none came in ``timeout`` s."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise OperationTimeout(f"no printer status change within {timeout} s") from None
+
+    def close(self) -> None:
+        self._owner._unsubscribe(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PrinterService:
+    """Owns one printer and its spool; a context manager; ``close`` is idempotent."""
+
+    def __init__(
+        self,
+        config: PrinterConfig,
+        spool: Spool | Path | str,
+        backend: PrinterBackend | None = None,
+    ) -> None:
+        self.config = config
+        self.printer = ReceiptPrinter(config, backend)
+        logo = Path(config.logo_path).read_bytes() if config.logo_path else None
+        self.encoder = ReceiptEncoder(self.printer.profile, stored_logo=logo)
+        self._own_spool = not isinstance(spool, Spool)
+        self.spool = spool if isinstance(spool, Spool) else Spool(spool)
+        self.recovered = self.spool.recover(config.id)
+        for job in self.recovered:
+            logger.warning("printer %s: job %s is UNCERTAIN after restart", config.id, job.id)
+        self._status = PrinterStatus.unreachable()
+        self._subs: list[StatusSubscription] = []
+        self._subs_lock = threading.Lock()
+        self._calls: queue.Queue[tuple[Callable[[], object], Future[object]]] = queue.Queue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name=f"printer-{config.id}", daemon=True
+        )
+        self._thread.start()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        thread.join(timeout=10)
+        self.printer.close()
+        if self._own_spool:
+            self.spool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- the POS side ---------------------------------------------------------------------
+
+    def submit(self, receipt: Receipt) -> Job:
+        """Validate, encode and durably queue ``receipt``; raises ReceiptInvalid."""
+        data = self.encoder.encode(receipt, self.config.drawer_pin, self.config.drawer_pulse_ms)
+        job = self.spool.add(self.config.id, data, summary=receipt.receipt_no)
+        self._wake.set()
+        return job
+
+    def submit_bytes(self, data: bytes, summary: str = "") -> Job:
+        """Queue pre-encoded ESC/POS (test prints, technician tools)."""
+        job = self.spool.add(self.config.id, data, summary=summary)
+        self._wake.set()
+        return job
+
+    def job(self, job_id: int) -> Job:
+        return self.spool.get(job_id)
+
+    def cancel(self, job_id: int) -> Job:
+        self._own(job_id)
+        return self.spool.cancel(job_id)
+
+    def confirm_printed(self, job_id: int) -> Job:
+        self._own(job_id)
+        return self.spool.confirm_printed(job_id)
+
+    def reprint(self, job_id: int) -> Job:
+        """Queue a copy of a PRINTED or UNCERTAIN job, marked as a reprint on paper."""
+        old = self._own(job_id)
+        if old.state not in (JobState.PRINTED, JobState.UNCERTAIN):
+            raise InvalidArgument("job_id", f"job {job_id} is {old.state}, cannot reprint")
+        if old.state is JobState.UNCERTAIN:
+            self.spool.cancel(job_id)
+        mark = self.encoder.text_line(f"*** 重印 REPRINT #{job_id} ***", align="center")
+        head = old.data[:2] if old.data.startswith(b"\x1b@") else b""
+        data = head + mark + old.data[len(head) :]
+        job = self.spool.add(self.config.id, data, old.summary, reprint_of=job_id)
+        self._wake.set()
+        return job
+
+    def reprint_last(self) -> Job:
+        last = self.spool.last_printed(self.config.id)
+        if last is None:
+            raise InvalidArgument("job_id", f"printer {self.config.id} has printed nothing yet")
+        return self.reprint(last.id)
+
+    def _own(self, job_id: int) -> Job:
+        job = self.spool.get(job_id)
+        if job.printer != self.config.id:
+            raise InvalidArgument("job_id", f"job {job_id} belongs to printer {job.printer}")
+        return job
+
+    def status(self, refresh: bool = False, timeout: float = 5.0) -> PrinterStatus:
+        """Last polled status, or a fresh ``DLE EOT`` round trip when ``refresh``."""
+        if refresh:
+            return self._call(self._refresh_status, timeout)
+        return self._status
+
+    def kick_drawer(self, timeout: float = 5.0) -> None:
+        """Open the cash drawer now (not spooled: a drawer kick is never replayed later)."""
+        self._call(self.printer.kick_drawer, timeout)
+
+    def subscribe(self, maxsize: int = 64) -> StatusSubscription:
+        sub = StatusSubscription(self, maxsize)
+        with self._subs_lock:
+            sub._offer(self._status)
+            self._subs.append(sub)
+        return sub
+
+    def _unsubscribe(self, sub: StatusSubscription) -> None:
+        with self._subs_lock:
+            if sub in self._subs:
+                self._subs.remove(sub)
+
+    def _call(self, fn: Callable[[], T], timeout: float) -> T:
+        if self._thread is None:
+            raise PrinterError(f"printer {self.config.id}: service closed")
+        fut: Future[object] = Future()
+        self._calls.put((fn, fut))
+        self._wake.set()
+        try:
+            result = fut.result(timeout)
+        except TimeoutError:
+            raise OperationTimeout(f"printer {self.config.id}: busy for {timeout} s") from None
+        return result  # type: ignore[return-value]  # fn returns T; the queue erases it
+
+    # --- the worker -----------------------------------------------------------------------
+
+    def _publish(self, status: PrinterStatus) -> None:
+        if status == self._status:
+            return
+        logger.info("printer %s status: %s", self.config.id, status.problem or "READY")
+        self._status = status
+        with self._subs_lock:
+            for sub in self._subs:
+                sub._offer(status)
+
+    def _refresh_status(self) -> PrinterStatus:
+        status = self.printer.query_status()
+        self._publish(status)
+        return status
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                fn, fut = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fut.set_result(fn())
+            except Exception as exc:  # handed to the caller, not swallowed
+                fut.set_exception(exc)
+
+    def _run(self) -> None:
+        poll = self.config.poll_interval_s
+        next_poll = 0.0
+        while not self._stop.is_set():
+            self._wake.clear()
+            self._run_calls()
+            job = self.spool.next_queued(self.config.id)
+            if time.monotonic() >= next_poll or (job is not None and self._status.ready):
+                status = self._refresh_status()
+                next_poll = time.monotonic() + poll
+                if job is not None and status.ready:
+                    self._print(job)
+                    continue
+            self._wake.wait(max(0.0, next_poll - time.monotonic()))
+        self._run_calls()
+
+    def _print(self, job: Job) -> None:
+        """SENDING is durable before the first byte; any doubt afterwards is UNCERTAIN."""
+        try:
+            self.printer.connect()
+        except PrinterOffline:
+            self._publish(PrinterStatus.unreachable())
+            return
+        self.spool.mark_sending(job.id)
+        try:
+            self.printer.send_job(job.data)
+        except PrinterOffline as exc:
+            self.spool.mark_uncertain(job.id, f"link lost while sending: {exc.message}")
+            return
+        confirm_deadline = time.monotonic() + self.config.confirm_timeout_s
+        while True:
+            try:
+                if self.printer.wait_confirmed(min(0.2, self.config.poll_interval_s)):
+                    self.spool.mark_printed(job.id)
+                    return
+            except PrinterOffline as exc:
+                self.spool.mark_uncertain(job.id, f"link lost before confirmation: {exc.message}")
+                self._publish(PrinterStatus.unreachable())
+                return
+            status = self._refresh_status()
+            if not status.reachable:
+                self.printer.close()
+                self.spool.mark_uncertain(job.id, "printer unreachable before confirmation")
+                return
+            if not status.ready:  # paper out, cover open, offline: the printer holds the rest
+                confirm_deadline = time.monotonic() + self.config.confirm_timeout_s
+            elif time.monotonic() > confirm_deadline:
+                self.spool.mark_uncertain(job.id, "printer never confirmed the job")
+                return
+            if self._stop.is_set():
+                self.spool.mark_uncertain(job.id, "service stopped before confirmation")
+                return

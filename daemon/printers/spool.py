@@ -1,0 +1,255 @@
+"""Durable print spool in SQLite (WAL, synchronous=FULL).
+
+A job is committed to disk before :meth:`Spool.add` returns, so a receipt the POS was told about
+is never lost. State machine (see docs/printing.md)::
+
+    QUEUED ──mark_sending──▶ SENDING ──mark_printed──▶ PRINTED
+      │                        │
+      └─cancel─▶ CANCELLED     └─(crash / link lost before confirmation)──▶ UNCERTAIN
+
+SENDING is committed *before* the first byte goes to the printer. A SENDING job found when the
+spool is opened again was interrupted: it may or may not be on paper, so it becomes UNCERTAIN
+and is printed again only when someone asks (:meth:`resolve`), never automatically.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from daemon.errors import InvalidArgument
+
+__all__ = ["Job", "JobState", "Spool"]
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS print_jobs (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    printer     TEXT    NOT NULL,
+    state       TEXT    NOT NULL,
+    data        BLOB    NOT NULL,
+    summary     TEXT    NOT NULL DEFAULT '',
+    reprint_of  INTEGER,
+    created_at  REAL    NOT NULL,
+    updated_at  REAL    NOT NULL,
+    detail      TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS print_jobs_queue ON print_jobs (printer, state, id);
+"""
+
+
+class JobState(enum.StrEnum):
+    QUEUED = "QUEUED"
+    SENDING = "SENDING"
+    PRINTED = "PRINTED"
+    UNCERTAIN = "UNCERTAIN"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    printer: str
+    state: JobState
+    data: bytes
+    summary: str
+    reprint_of: int | None
+    created_at: float
+    updated_at: float
+    detail: str
+
+
+_COLUMNS = "id, printer, state, data, summary, reprint_of, created_at, updated_at, detail"
+
+
+def _job(row: tuple[object, ...]) -> Job:
+    jid, printer, state, data, summary, reprint_of, created, updated, detail = row
+    assert isinstance(jid, int)
+    assert isinstance(data, bytes)
+    return Job(
+        jid,
+        str(printer),
+        JobState(str(state)),
+        data,
+        str(summary),
+        reprint_of if isinstance(reprint_of, int) else None,
+        float(str(created)),
+        float(str(updated)),
+        str(detail),
+    )
+
+
+class Spool:
+    """The job table of one SQLite file; safe to share between threads."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=10.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise InvalidArgument("spool", f"{self.path} is closed")
+        return self._db
+
+    # --- writes (each one committed with fsync before returning) ---------------------------
+
+    def add(
+        self, printer: str, data: bytes, summary: str = "", reprint_of: int | None = None
+    ) -> Job:
+        """Queue a job; durable when this returns."""
+        now = time.time()
+        with self._lock:
+            cur = self._conn().execute(
+                "INSERT INTO print_jobs (printer, state, data, summary, reprint_of, created_at,"
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (printer, JobState.QUEUED, data, summary, reprint_of, now, now),
+            )
+            job_id = cur.lastrowid
+        assert job_id is not None
+        return self.get(job_id)
+
+    def _move(self, job_id: int, allowed: tuple[JobState, ...], new: JobState, detail: str) -> Job:
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT state FROM print_jobs WHERE id = ?", (job_id,)).fetchone()
+                if row is None:
+                    raise InvalidArgument("job_id", f"no print job {job_id}")
+                if JobState(row[0]) not in allowed:
+                    raise InvalidArgument("job_id", f"job {job_id} is {row[0]}, not {new}-able")
+                db.execute(
+                    "UPDATE print_jobs SET state = ?, updated_at = ?, detail = ? WHERE id = ?",
+                    (new, time.time(), detail, job_id),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        logger.info("print job %s -> %s %s", job_id, new, detail)
+        return self.get(job_id)
+
+    def mark_sending(self, job_id: int) -> Job:
+        return self._move(job_id, (JobState.QUEUED,), JobState.SENDING, "")
+
+    def mark_printed(self, job_id: int, detail: str = "") -> Job:
+        return self._move(job_id, (JobState.SENDING,), JobState.PRINTED, detail)
+
+    def mark_uncertain(self, job_id: int, detail: str) -> Job:
+        return self._move(job_id, (JobState.SENDING,), JobState.UNCERTAIN, detail)
+
+    def requeue(self, job_id: int, detail: str) -> Job:
+        """Back to QUEUED: only when it is certain that no byte reached the printer."""
+        return self._move(job_id, (JobState.SENDING,), JobState.QUEUED, detail)
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a job still waiting, or close an UNCERTAIN one without reprinting it."""
+        return self._move(
+            job_id, (JobState.QUEUED, JobState.UNCERTAIN), JobState.CANCELLED, "cancelled"
+        )
+
+    def confirm_printed(self, job_id: int) -> Job:
+        """An operator looked: the UNCERTAIN job is on paper."""
+        return self._move(job_id, (JobState.UNCERTAIN,), JobState.PRINTED, "confirmed by operator")
+
+    def recover(self, printer: str) -> list[Job]:
+        """At start: every SENDING job of ``printer`` was interrupted → UNCERTAIN."""
+        with self._lock:
+            rows = (
+                self._conn()
+                .execute(
+                    "SELECT id FROM print_jobs WHERE printer = ? AND state = ? ORDER BY id",
+                    (printer, JobState.SENDING),
+                )
+                .fetchall()
+            )
+        return [
+            self.mark_uncertain(int(r[0]), "interrupted while sending (daemon restarted)")
+            for r in rows
+        ]
+
+    # --- reads ----------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        with self._lock:
+            row = (
+                self._conn()
+                .execute(f"SELECT {_COLUMNS} FROM print_jobs WHERE id = ?", (job_id,))  # noqa: S608
+                .fetchone()
+            )
+        if row is None:
+            raise InvalidArgument("job_id", f"no print job {job_id}")
+        return _job(row)
+
+    def next_queued(self, printer: str) -> Job | None:
+        """Oldest QUEUED job: jobs print in the order they were accepted."""
+        with self._lock:
+            row = (
+                self._conn()
+                .execute(
+                    f"SELECT {_COLUMNS} FROM print_jobs WHERE printer = ? AND state = ?"  # noqa: S608
+                    " ORDER BY id LIMIT 1",
+                    (printer, JobState.QUEUED),
+                )
+                .fetchone()
+            )
+        return None if row is None else _job(row)
+
+    def jobs(self, printer: str, limit: int = 50) -> list[Job]:
+        """Most recent jobs first."""
+        with self._lock:
+            rows = (
+                self._conn()
+                .execute(
+                    f"SELECT {_COLUMNS} FROM print_jobs WHERE printer = ?"  # noqa: S608
+                    " ORDER BY id DESC LIMIT ?",
+                    (printer, limit),
+                )
+                .fetchall()
+            )
+        return [_job(r) for r in rows]
+
+    def last_printed(self, printer: str) -> Job | None:
+        """The newest job that is (or may be) on paper: what "reprint last" means."""
+        with self._lock:
+            row = (
+                self._conn()
+                .execute(
+                    f"SELECT {_COLUMNS} FROM print_jobs WHERE printer = ?"  # noqa: S608
+                    " AND state IN (?, ?) ORDER BY id DESC LIMIT 1",
+                    (printer, JobState.PRINTED, JobState.UNCERTAIN),
+                )
+                .fetchone()
+            )
+        return None if row is None else _job(row)
