@@ -77,6 +77,8 @@ TRAILER_OPERATIONS = (
     Operation.WRITE_KEY_B,
 )
 
+_VALUE_CONFIGS = frozenset({"110", "001"})
+
 _N: frozenset[Key] = frozenset()
 _A = frozenset({Key.A})
 _B = frozenset({Key.B})
@@ -158,6 +160,11 @@ class AccessCondition:
 
     def __str__(self) -> str:
         return self.bits
+
+    @property
+    def is_value_config(self) -> bool:
+        """110 or 001: the datasheet's value-block configurations (decrement allowed)."""
+        return self.bits in _VALUE_CONFIGS
 
     def describe(self, kind: BlockKind) -> str:
         """Short human description of what the triple means for this kind of block."""
@@ -331,9 +338,6 @@ def allows_block(
     return allows(conditions, access_group(block, size), operation, key)
 
 
-_VALUE_CONFIGS = frozenset({"110", "001"})
-
-
 def sector_warnings(conditions: AccessConditions) -> tuple[str, ...]:
     """Legal but risky configurations a technician or issuing station should hear about."""
     found: list[str] = []
@@ -345,7 +349,7 @@ def sector_warnings(conditions: AccessConditions) -> tuple[str, ...]:
             found.append(
                 f"group {group} ({cond}) is only open to key B, and key B is readable: unusable"
             )
-    values = [g for g in (0, 1, 2) if conditions.data[g].bits in _VALUE_CONFIGS]
+    values = [g for g in (0, 1, 2) if conditions.data[g].is_value_config]
     a_writable = [g for g in (0, 1, 2) if Key.A in effective_keys(conditions, g, Operation.WRITE)]
     if values and a_writable:
         found.append(

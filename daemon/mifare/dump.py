@@ -177,9 +177,6 @@ def _decode_trailer(block: int, raw: bytes, blocks: range, size: CardSize) -> Tr
     )
 
 
-_VALUE_CONFIGS = frozenset({"110", "001"})
-
-
 def _access_or_none(trailer: bytes) -> AccessConditions | None:
     try:
         return AccessConditions.from_bytes(trailer[6:9])
@@ -278,7 +275,7 @@ def decode_dump(
                 views.append(BlockView(n, hexs(raw), "mad", f"MAD v1: {listed}"))
             else:
                 cond = access.group(access_group(n, size)) if access is not None else None
-                value_config = cond is not None and cond.bits in _VALUE_CONFIGS
+                value_config = cond is not None and cond.is_value_config
                 kind, meaning = _data_meaning(raw, value_config)
                 views.append(BlockView(n, hexs(raw), kind, meaning))
         sectors.append(SectorView(sector, trailer, tuple(views)))
