@@ -20,6 +20,7 @@ from daemon.scanners import (
     Scanner,
     ScannerState,
     ScanStream,
+    SerialScanner,
     Subscription,
     build_scanner,
 )
@@ -198,7 +199,7 @@ def test_payment_code_never_in_logs(
     event = next_scan(sub)
     assert event.text == code  # the POS gets it in clear
     assert event.classification.payment is PaymentProvider.WECHAT_PAY
-    logging.getLogger("test").info("event %r", event)  # even a careless log line is masked
+    logging.getLogger("daemon.test").info("event %r", event)  # even a careless log line is masked
     assert code not in caplog.text
     assert "1345**********6789" in caplog.text
 
@@ -224,7 +225,7 @@ def test_close_is_idempotent_and_ends_the_thread(tmp_path: Path) -> None:
         ({"kind": "serial", "url": "/dev/null", "baud": 9600}, "scanners.x.baud"),
         ({"kind": "serial", "url": "/dev/null", "baudrate": 0}, "scanners.x.baudrate"),
         ({"kind": "serial", "url": "/dev/null", "aim": "yes"}, "scanners.x.aim"),
-        ({"kind": "serial", "url": "/dev/null", "missing_suffix": "x"}, "scanners.x.missing_suffix"),
+        ({"kind": "serial", "url": "/dev/null", "missing_suffix": "x"}, "scanners.x.missing_suffix"),  # noqa: E501
         ({"kind": "bluetooth"}, "scanners.x.kind"),
     ],
 )  # fmt: skip

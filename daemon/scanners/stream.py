@@ -227,16 +227,16 @@ class ScanStream:
                 suffix_missing=raw.suffix_missing,
             )
             self.stats.published += 1
+            logger.info(  # before delivery, so the log never trails what a subscriber saw
+                "scan %d from %s: %s%s %s",
+                event.sequence,
+                scanner_id,
+                verdict.kind.value,
+                "" if verdict.valid else " (invalid)",
+                redacted,
+            )
             for sub in self._subs:
                 sub._offer(event.for_role(sub.role))
-        logger.info(
-            "scan %d from %s: %s%s %s",
-            event.sequence,
-            scanner_id,
-            verdict.kind.value,
-            "" if verdict.valid else " (invalid)",
-            redacted,
-        )
 
     def on_status(self, scanner_id: str, state: ScannerState, detail: str) -> None:
         with self._lock:
