@@ -88,6 +88,7 @@ class PrinterService:
         self._subs_lock = threading.Lock()
         self._calls: queue.Queue[tuple[Callable[[], object], Future[object]]] = queue.Queue()
         self._wake = threading.Event()
+        self._job_done = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = threading.Thread(
             target=self._run, name=f"printer-{config.id}", daemon=True
@@ -135,6 +136,17 @@ class PrinterService:
 
     def job(self, job_id: int) -> Job:
         return self.spool.get(job_id)
+
+    def wait_job(self, job_id: int, timeout: float) -> Job:
+        """Block until the job left QUEUED/SENDING (or ``timeout``); returns it either way."""
+        deadline = time.monotonic() + timeout
+        with self._job_done:
+            while True:
+                job = self.spool.get(job_id)
+                left = deadline - time.monotonic()
+                if job.state not in (JobState.QUEUED, JobState.SENDING) or left <= 0:
+                    return job
+                self._job_done.wait(min(left, 0.5))
 
     def cancel(self, job_id: int) -> Job:
         self._own(job_id)
@@ -248,6 +260,13 @@ class PrinterService:
         self._run_calls()
 
     def _print(self, job: Job) -> None:
+        try:
+            self._print_job(job)
+        finally:
+            with self._job_done:
+                self._job_done.notify_all()
+
+    def _print_job(self, job: Job) -> None:
         """SENDING is durable before the first byte; any doubt afterwards is UNCERTAIN."""
         try:
             self.printer.connect()

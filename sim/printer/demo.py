@@ -1,0 +1,59 @@
+"""Demo-store hook: print a member receipt through the daemon's printing layer to a simulated
+printer over TCP, and save what came out as PNG."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from daemon.printers.backend import PrinterConfig
+from daemon.printers.receipt import Receipt
+from daemon.printers.service import PrinterService
+from daemon.printers.spool import JobState
+from sim.printer.device import VirtualPrinter
+from sim.printer.render import render_png, render_text
+from sim.printer.sample import DemoMember, sample_receipt
+from sim.printer.transports import TcpPrinterServer
+
+__all__ = ["print_demo_receipt", "print_via_daemon"]
+
+logger = logging.getLogger(__name__)
+
+
+def print_via_daemon(
+    receipt: Receipt, png: Path, profile: str = "zh-80", timeout: float = 10.0
+) -> Path:
+    """Start a simulated TCP printer, print ``receipt`` via spool + worker, render the PNG."""
+    printer = VirtualPrinter(chars_per_line=48 if profile.endswith("80") else 32)
+    with (
+        TcpPrinterServer(printer) as server,
+        tempfile.TemporaryDirectory(prefix="carddaemon-print-") as tmp,
+    ):
+        config = PrinterConfig(id="demo", port=server.port, profile=profile, poll_interval_s=0.2)
+        with PrinterService(config, Path(tmp) / "spool.db") as service:
+            job = service.submit(receipt)
+            done = service.wait_job(job.id, timeout)
+            if done.state is not JobState.PRINTED:
+                raise TimeoutError(f"print job {job.id} ended {done.state}: {done.detail}")
+    out = printer.completed[0] if printer.completed else printer.current
+    logger.debug("demo receipt:\n%s", render_text(out, printer.chars_per_line))
+    return render_png(out, png, printer.chars_per_line)
+
+
+def _member(member: DemoMember | Mapping[str, Any] | Any) -> DemoMember:
+    if isinstance(member, DemoMember):
+        return member
+    fields = DemoMember.__dataclass_fields__
+    if isinstance(member, Mapping):
+        return DemoMember(**{k: member[k] for k in fields if k in member})
+    return DemoMember(**{k: getattr(member, k) for k in fields if hasattr(member, k)})
+
+
+def print_demo_receipt(out_dir: Path, member: DemoMember | Mapping[str, Any] | Any) -> Path:
+    """Print the sample sale for ``member`` (masked id, tier, balance before/after, points;
+    a mapping, a dataclass or any object with those attributes) and return the PNG's path."""
+    out_dir = Path(out_dir)
+    return print_via_daemon(sample_receipt(_member(member)), out_dir / "receipt.png")
