@@ -425,3 +425,18 @@ def test_negative_amounts_are_refused_before_any_write(model: str) -> None:
             storage.value_store(5, 2**31)  # outside int32: refused by dialect or codec
         assert reader.apdu_count == before
     assert decode_value_block(card.block(5)).value == 10
+
+
+def test_firmware_probe_recognises_an_acs_reader_behind_a_generic_name() -> None:
+    with SimReader(name="Virtual PCD 00 00", model="acr122u") as reader:
+        reader.insert(SimCard.blank())
+        with StorageCard(reader.connect()) as storage:
+            assert storage.dialect is GENERIC
+            firmware = storage.probe_firmware()
+            assert firmware == "ACR122U207"
+            assert select_dialect(storage.reader, firmware=firmware) is ACR122U
+            assert apdus(storage) == ["FF 00 48 00 00"]  # GET FIRMWARE
+    with SimReader(model="generic") as reader:
+        reader.insert(SimCard.blank())
+        with StorageCard(reader.connect()) as storage:
+            assert storage.probe_firmware() is None  # 6D 00: instruction not supported

@@ -51,7 +51,7 @@ from daemon.readers.apdu import (
     is_trailer,
 )
 from daemon.readers.connection import CardConnection, Response
-from daemon.readers.dialects import Dialect, ValueOp, detect_dialect
+from daemon.readers.dialects import ACR122U, Dialect, ValueOp, detect_dialect
 from daemon.readers.fallback import NonAtomicValueOps, ValueCodec
 from daemon.readers.trace import ApduTrace
 
@@ -192,7 +192,8 @@ class StorageCard:
             if command.mutating and (
                 rule is None or rule.ambiguous or isinstance(error, ReaderBadResponse)
             ):
-                unsure = self._unknown_outcome(command, error.message)
+                why = error.message.removeprefix(f"{self._where(command)}: ")
+                unsure = self._unknown_outcome(command, why)
                 raise self._fail(unsure) from error
             raise self._fail(error)
         if data_length is not None and len(response.data) != data_length:
@@ -317,6 +318,18 @@ class StorageCard:
             return self.dialect.parse_firmware(response, command, self.reader)
         except ReaderBadResponse as exc:
             raise self._fail(exc) from None
+
+    def probe_firmware(self) -> str | None:
+        """Send ``FF 00 48 00 00`` whatever the dialect, to recognise an ACS reader behind an
+        unhelpful name (then :func:`~daemon.readers.dialects.select_dialect` with
+        ``firmware=``); None when the answer is not a firmware string. Only when asked."""
+        command = ACR122U.firmware()
+        response = self._exchange(command)
+        try:
+            return self.dialect.parse_firmware(response, command, self.reader)
+        except ReaderBadResponse:
+            logger.debug("%s: no firmware string in answer to %s", self.reader, command.name)
+            return None
 
     def feedback(self, success: bool) -> None:
         """Blink/beep success or failure where the reader supports it through transmit."""
