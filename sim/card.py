@@ -36,6 +36,24 @@ from collections.abc import Callable
 from typing import Literal
 
 from daemon.errors import InvalidArgument
+from sim.chiprules import (
+    DATA_ACCESS,
+    KEY_B_READABLE,
+    TRAILER_ACCESS,
+    AccessDenied,
+    AuthFailed,
+    CardNak,
+    CardSilent,
+    NoSuchBlock,
+    NotAuthenticated,
+    NotValueBlock,
+    SectorBlocked,
+    WriteTorn,
+    decode_access,
+    is_value_format,
+    permits,
+    value_image,
+)
 
 __all__ = [
     "KEY_A",
@@ -67,90 +85,6 @@ KEY_B = 0x61
 
 _BLOCKS: dict[str, int] = {"mini": 20, "1k": 64, "4k": 256}
 _VARIANTS = ("genuine", "gen2", "gen1a")
-
-# Data blocks, index C1C2C3 as a 3-bit number: who may (read, write, increment,
-# decrement/transfer/restore). "AB" = key A or key B, "" = never.  [NXP MF1S50yyX Table 8]
-_DATA_ACCESS: dict[int, tuple[str, str, str, str]] = {
-    0b000: ("AB", "AB", "AB", "AB"),
-    0b010: ("AB", "", "", ""),
-    0b100: ("AB", "B", "", ""),
-    0b110: ("AB", "B", "B", "AB"),
-    0b001: ("AB", "", "", "AB"),
-    0b011: ("B", "B", "", ""),
-    0b101: ("B", "", "", ""),
-    0b111: ("", "", "", ""),
-}
-# Sector trailer: (key A write, access bits read, access bits write, key B read, key B write).
-# Key A is never readable.  [NXP MF1S50yyX Table 7]
-_TRAILER_ACCESS: dict[int, tuple[str, str, str, str, str]] = {
-    0b000: ("A", "A", "", "A", "A"),
-    0b010: ("", "A", "", "A", ""),
-    0b100: ("B", "AB", "", "", "B"),
-    0b110: ("", "AB", "", "", ""),
-    0b001: ("A", "A", "A", "A", "A"),
-    0b011: ("B", "AB", "B", "", "B"),
-    0b101: ("", "AB", "B", "", ""),
-    0b111: ("", "AB", "", "", ""),
-}
-_KEY_B_READABLE = frozenset(c for c, row in _TRAILER_ACCESS.items() if row[3])
-
-
-class CardNak(Exception):  # noqa: N818  (a NAK is the chip's own word)
-    """The chip refused a command (NAK) or did not answer."""
-
-
-class CardSilent(CardNak):
-    """The card is halted after a failed authentication: no answer until re-selected."""
-
-
-class AuthFailed(CardNak):
-    """Wrong key: the three-pass authentication failed and the card halted."""
-
-
-class NotAuthenticated(CardNak):
-    """No authentication for the sector holding the block."""
-
-
-class AccessDenied(CardNak):
-    """The access conditions (or block 0 being read-only) forbid the command."""
-
-
-class SectorBlocked(AccessDenied):
-    """The sector's access bits are malformed: every memory access is refused, forever."""
-
-
-class NoSuchBlock(CardNak):
-    """The block number is beyond this card's memory."""
-
-
-class NotValueBlock(CardNak):
-    """INCREMENT/DECREMENT/RESTORE on a block that is not in value-block format."""
-
-
-class WriteTorn(Exception):  # noqa: N818
-    """A programming cycle was torn by a fault: the card has left the field."""
-
-
-def _who(rule: str, key_type: int) -> bool:
-    return ("A" if key_type == KEY_A else "B") in rule
-
-
-def is_value_format(block: bytes) -> bool:
-    """V, ~V, V and Adr, ~Adr, Adr, ~Adr (datasheet §8.6.2.1)."""
-    inv = bytes(b ^ 0xFF for b in block[0:4])
-    return (
-        block[0:4] == block[8:12]
-        and block[4:8] == inv
-        and block[12] == block[14]
-        and block[13] == block[15]
-        and block[12] ^ 0xFF == block[13]
-    )
-
-
-def _value_image(value: int, adr: int) -> bytes:
-    v = (value & 0xFFFFFFFF).to_bytes(4, "little")
-    inv = bytes(b ^ 0xFF for b in v)
-    return v + inv + v + bytes((adr, adr ^ 0xFF, adr, adr ^ 0xFF))
 
 
 class SimCard:
@@ -327,16 +261,7 @@ class SimCard:
     def access_conditions(self, sector: int) -> tuple[int, int, int, int] | None:
         """C1C2C3 per group (blocks..., trailer) of a sector, or None if the bits are malformed."""
         t = self._trailer_of_block(self._first_block(sector)) * 16
-        b6, b7, b8 = self._mem[t + 6], self._mem[t + 7], self._mem[t + 8]
-        if (
-            (b6 & 0xF) ^ 0xF != b7 >> 4
-            or (b6 >> 4) ^ 0xF != b8 & 0xF
-            or (b7 & 0xF) ^ 0xF != b8 >> 4
-        ):
-            return None
-        c1, c2, c3 = b7 >> 4, b8 & 0xF, b8 >> 4
-        conds = [((c1 >> i) & 1) << 2 | ((c2 >> i) & 1) << 1 | ((c3 >> i) & 1) for i in range(4)]
-        return conds[0], conds[1], conds[2], conds[3]
+        return decode_access(self._mem[t + 6], self._mem[t + 7], self._mem[t + 8])
 
     def sector_blocked(self, sector: int) -> bool:
         return self.access_conditions(sector) is None
@@ -378,7 +303,7 @@ class SimCard:
         conds = self.access_conditions(sector)
         if conds is None:
             raise self._nak(SectorBlocked(f"sector {sector}: access bits malformed, blocked"))
-        if key_type == KEY_B and conds[3] in _KEY_B_READABLE:
+        if key_type == KEY_B and conds[3] in KEY_B_READABLE:
             raise self._nak(
                 AccessDenied(f"sector {sector}: key B is readable, so it cannot be used")
             )
@@ -388,11 +313,11 @@ class SimCard:
         cond, key_type = self._access(block)
         raw = self.block(block)
         if self.is_trailer(block):
-            _, ac_r, _, kb_r, _ = _TRAILER_ACCESS[cond]
-            ac = raw[6:10] if _who(ac_r, key_type) else b"\x00" * 4
-            kb = raw[10:16] if _who(kb_r, key_type) else b"\x00" * 6
+            _, ac_r, _, kb_r, _ = TRAILER_ACCESS[cond]
+            ac = raw[6:10] if permits(ac_r, key_type) else b"\x00" * 4
+            kb = raw[10:16] if permits(kb_r, key_type) else b"\x00" * 6
             return b"\x00" * 6 + ac + kb
-        if not _who(_DATA_ACCESS[cond][0], key_type):
+        if not permits(DATA_ACCESS[cond][0], key_type):
             raise self._nak(AccessDenied(f"block {block}: read not allowed with this key"))
         return raw
 
@@ -403,21 +328,21 @@ class SimCard:
         cond, key_type = self._access(block)
         old = self.block(block)
         if self.is_trailer(block):
-            ka_w, _, ac_w, _, kb_w = _TRAILER_ACCESS[cond]
-            if not (_who(ka_w, key_type) or _who(ac_w, key_type) or _who(kb_w, key_type)):
+            ka_w, _, ac_w, _, kb_w = TRAILER_ACCESS[cond]
+            if not (permits(ka_w, key_type) or permits(ac_w, key_type) or permits(kb_w, key_type)):
                 raise self._nak(AccessDenied(f"trailer {block}: not writable with this key"))
             new = bytearray(old)
-            if _who(ka_w, key_type):
+            if permits(ka_w, key_type):
                 new[0:6] = data[0:6]
-            if _who(ac_w, key_type):
+            if permits(ac_w, key_type):
                 new[6:10] = data[6:10]
-            if _who(kb_w, key_type):
+            if permits(kb_w, key_type):
                 new[10:16] = data[10:16]
             self._program(block, old, bytes(new), tear)
             return
         if block == 0 and self._variant != "gen2":
             raise self._nak(AccessDenied("block 0 is read-only (manufacturer block)"))
-        if not _who(_DATA_ACCESS[cond][1], key_type):
+        if not permits(DATA_ACCESS[cond][1], key_type):
             raise self._nak(AccessDenied(f"block {block}: write not allowed with this key"))
         self._program(block, old, bytes(data), tear)
 
@@ -433,7 +358,7 @@ class SimCard:
         cond, key_type = self._access(block)
         if self.is_trailer(block):
             raise self._nak(AccessDenied(f"block {block}: {what} on a sector trailer"))
-        if not _who(_DATA_ACCESS[cond][column], key_type):
+        if not permits(DATA_ACCESS[cond][column], key_type):
             raise self._nak(AccessDenied(f"block {block}: {what} not allowed with this key"))
         raw = self.block(block)
         if not is_value_format(raw):
@@ -443,24 +368,24 @@ class SimCard:
     def increment(self, block: int, operand: int) -> None:
         """INCREMENT into the transfer buffer (nothing is stored until TRANSFER)."""
         value = self._value_source(block, 2, "increment")
-        self._buffer = _value_image(value + (operand & 0xFFFFFFFF), self._mem[block * 16 + 12])
+        self._buffer = value_image(value + (operand & 0xFFFFFFFF), self._mem[block * 16 + 12])
 
     def decrement(self, block: int, operand: int) -> None:
         """DECREMENT into the transfer buffer (nothing is stored until TRANSFER)."""
         value = self._value_source(block, 3, "decrement")
-        self._buffer = _value_image(value - (operand & 0xFFFFFFFF), self._mem[block * 16 + 12])
+        self._buffer = value_image(value - (operand & 0xFFFFFFFF), self._mem[block * 16 + 12])
 
     def restore(self, block: int) -> None:
         """RESTORE: copy a value block into the transfer buffer."""
         value = self._value_source(block, 3, "restore")
-        self._buffer = _value_image(value, self._mem[block * 16 + 12])
+        self._buffer = value_image(value, self._mem[block * 16 + 12])
 
     def transfer(self, block: int, *, tear: TearFunction | None = None) -> None:
         """TRANSFER the buffer into ``block``: the only commit of a value operation."""
         cond, key_type = self._access(block)
         if self.is_trailer(block) or (block == 0 and self._variant != "gen2"):
             raise self._nak(AccessDenied(f"block {block}: transfer not possible"))
-        if not _who(_DATA_ACCESS[cond][3], key_type):
+        if not permits(DATA_ACCESS[cond][3], key_type):
             raise self._nak(AccessDenied(f"block {block}: transfer not allowed with this key"))
         if self._buffer is None:
             raise self._nak(CardNak(f"block {block}: transfer with an empty transfer buffer"))

@@ -48,15 +48,15 @@ TearOutcome = Literal["old", "new", "garbage"]
 _OUTCOMES: tuple[TearOutcome, ...] = ("old", "new", "garbage")
 
 
-class CardGone(Exception):  # noqa: N818  (agreed sim API name)
+class CardGone(Exception):
     """The card left the field before the APDU executed (nothing happened on the card)."""
 
 
-class ResponseDropped(Exception):  # noqa: N818  (agreed sim API name)
+class ResponseDropped(Exception):
     """The APDU reached the card (it may have executed) but its response was lost."""
 
 
-class ReaderUnplugged(Exception):  # noqa: N818  (agreed sim API name)
+class ReaderUnplugged(Exception):
     """The simulated reader is unplugged or closed."""
 
 

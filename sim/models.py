@@ -42,11 +42,19 @@ from sim.card import (
     NotValueBlock,
     SimCard,
     TearFunction,
-    is_value_format,
 )
 from sim.latency import ChipOp
 
-__all__ = ["MODELS", "ApduContext", "ModelName", "ReaderMemory", "ReaderModel"]
+__all__ = [
+    "OK",
+    "ApduContext",
+    "ModelName",
+    "OmnikeyModel",
+    "ReaderMemory",
+    "ReaderModel",
+    "sw",
+    "value_block_image",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +115,11 @@ class ApduContext:
         self.card.transfer(block, tear=self.tear)
 
 
-def _sw(value: int) -> bytes:
+def sw(value: int) -> bytes:
     return value.to_bytes(2, "big")
 
 
-def _value_block(value: int, adr: int) -> bytes:
+def value_block_image(value: int, adr: int) -> bytes:
     v = (value & 0xFFFFFFFF).to_bytes(4, "little")
     return v + bytes(b ^ 0xFF for b in v) + v + bytes((adr, adr ^ 0xFF, adr, adr ^ 0xFF))
 
@@ -128,10 +136,10 @@ class ReaderModel:
     # --- status words (PC/SC defaults) ---------------------------------------------------
     def sw_fail(self, cmd: str, exc: CardNak) -> bytes:
         if isinstance(exc, NoSuchBlock):
-            return _sw(0x6581 if cmd == "auth" else 0x6A82)
+            return sw(0x6581 if cmd == "auth" else 0x6A82)
         if isinstance(exc, NotValueBlock):
-            return _sw(0x6981)
-        return _sw(0x6982)
+            return sw(0x6981)
+        return sw(0x6982)
 
     sw_length = 0x6700
     sw_p1p2 = 0x6B00
@@ -146,13 +154,13 @@ class ReaderModel:
 
     def handle(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) < 4:
-            return _sw(self.sw_length)
+            return sw(self.sw_length)
         if apdu[0] != 0xFF:
-            return _sw(self.sw_cla)
+            return sw(self.sw_cla)
         ins = apdu[1]
         handler = self._handlers().get(ins)
         if handler is None:
-            return _sw(self.sw_ins)
+            return sw(self.sw_ins)
         return handler(apdu, ctx)
 
     def _handlers(self) -> dict[int, Callable[[bytes, ApduContext], bytes]]:
@@ -168,31 +176,31 @@ class ReaderModel:
     # --- GET DATA --------------------------------------------------------------------------
     def get_data(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) != 5:
-            return _sw(self.sw_length)
+            return sw(self.sw_length)
         p1, p2, le = apdu[2], apdu[3], apdu[4]
         if p1 == 0x01 and p2 == 0x00:
-            return _sw(0x6A81)  # ATS historical bytes: MIFARE Classic is not ISO 14443-4
+            return sw(0x6A81)  # ATS historical bytes: MIFARE Classic is not ISO 14443-4
         if (p1, p2) != (0x00, 0x00):
-            return _sw(self.sw_p1p2)
+            return sw(self.sw_p1p2)
         uid = ctx.card.active_uid
         if le == 0 or le == len(uid):
             return uid + OK
         if le < len(uid):
-            return _sw(0x6C00 | len(uid))
-        return uid + _sw(0x6282)
+            return sw(0x6C00 | len(uid))
+        return uid + sw(0x6282)
 
     # --- LOAD KEY --------------------------------------------------------------------------
     def load_key(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) < 5 or len(apdu) != 5 + apdu[4]:
-            return _sw(self.sw_length)
+            return sw(self.sw_length)
         if apdu[4] != 6:
-            return _sw(self.sw_key_length)
+            return sw(self.sw_key_length)
         p1, slot = apdu[2], apdu[3]
         refused = self.key_structure(p1)
         if refused is not None:
             return refused
         if slot > self.max_slot:
-            return _sw(self.sw_load_slot)
+            return sw(self.sw_load_slot)
         ctx.memory.keys[slot] = bytes(apdu[5:11])
         if p1 & 0x20:
             ctx.memory.volatile.discard(slot)
@@ -203,38 +211,38 @@ class ReaderModel:
     def key_structure(self, p1: int) -> bytes | None:
         """None if this reader accepts the key structure byte, else its status word."""
         if p1 & 0x80:
-            return _sw(0x6383)
+            return sw(0x6383)
         if p1 & 0x40:
-            return _sw(0x6385)
+            return sw(0x6385)
         if p1 not in (0x00, 0x20):
-            return _sw(self.sw_p1p2)
+            return sw(self.sw_p1p2)
         return None
 
     # --- authentication --------------------------------------------------------------------
     def general_authenticate(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) != 10 or apdu[4] != 5:
-            return _sw(self.sw_length)
+            return sw(self.sw_length)
         if apdu[2:4] != b"\x00\x00":
-            return _sw(self.sw_p1p2)
+            return sw(self.sw_p1p2)
         if apdu[5] != 0x01:
-            return _sw(self.sw_data)
+            return sw(self.sw_data)
         block = apdu[6] << 8 | apdu[7]
         return self._authenticate(block, apdu[8], apdu[9], ctx)
 
     def authenticate_v2(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) != 6:
-            return _sw(self.sw_length)
+            return sw(self.sw_length)
         block = apdu[2] << 8 | apdu[3]
         return self._authenticate(block, apdu[4], apdu[5], ctx)
 
     def _authenticate(self, block: int, key_type: int, slot: int, ctx: ApduContext) -> bytes:
         if key_type not in (KEY_A, KEY_B):
-            return _sw(self.sw_key_type)
+            return sw(self.sw_key_type)
         if slot > self.max_slot:
-            return _sw(self.sw_key_number)
+            return sw(self.sw_key_number)
         key = ctx.memory.keys.get(slot)
         if key is None:
-            return _sw(self.sw_key_empty)
+            return sw(self.sw_key_empty)
         try:
             ctx.auth(block, key_type, key)
         except CardNak as exc:
@@ -248,19 +256,19 @@ class ReaderModel:
             return 1, 16
         if le < 16:
             return 1, le
-        return _sw(0x6C10)
+        return sw(0x6C10)
 
     def _span(self, block: int, count: int, ctx: ApduContext, cmd: str) -> bytes | None:
         """Refuse multi-block ranges that leave the card or touch a trailer."""
         if block + count > ctx.card.block_count:
             return self.sw_fail(cmd, NoSuchBlock(f"block {block + count - 1}"))
         if count > 1 and any(ctx.card.is_trailer(b) for b in range(block, block + count)):
-            return _sw(self.sw_p1p2)
+            return sw(self.sw_p1p2)
         return None
 
     def read_binary(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) != 5:
-            return _sw(self.sw_length)
+            return sw(self.sw_length)
         if apdu[2] != 0:
             return self.sw_fail("read", NoSuchBlock(f"block {apdu[2] << 8 | apdu[3]}"))
         block = apdu[3]
@@ -284,10 +292,10 @@ class ReaderModel:
 
     def update_binary(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) < 5 or len(apdu) != 5 + apdu[4]:
-            return _sw(self.sw_length)
+            return sw(self.sw_length)
         count = self.write_length(apdu[4])
         if count is None:
-            return _sw(self.sw_length)
+            return sw(self.sw_length)
         if apdu[2] != 0:
             return self.sw_fail("write", NoSuchBlock(f"block {apdu[2] << 8 | apdu[3]}"))
         block = apdu[3]
@@ -317,7 +325,7 @@ class OmnikeyModel(ReaderModel):
 
     def key_structure(self, p1: int) -> bytes | None:
         if p1 == 0x00:
-            return _sw(0x6986)  # volatile memory refused (field report, OMNIKEY 5321)
+            return sw(0x6986)  # volatile memory refused (field report, OMNIKEY 5321)
         return super().key_structure(p1)
 
     def _handlers(self) -> dict[int, Callable[[bytes, ApduContext], bytes]]:
@@ -328,133 +336,9 @@ class OmnikeyModel(ReaderModel):
 
     def omnikey_value(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) != 9 or apdu[4] != 4:
-            return _sw(self.sw_length)
+            return sw(self.sw_length)
         if apdu[2] != 0:
             return self.sw_fail("value", NoSuchBlock(f"block {apdu[2] << 8 | apdu[3]}"))
         operand = int.from_bytes(apdu[5:9], "little")
         op: ChipOp = "increment" if apdu[1] == 0xD4 else "decrement"
         return self._inc_dec_transfer(op, apdu[3], operand, ctx)
-
-
-class AcsModel(ReaderModel):
-    """ACS dialect: one catch-all failure status word, value commands, LED and firmware."""
-
-    model: ModelName = "acr1252u"
-    default_name = "ACS ACR1252 1S CL Reader PICC 00 00"
-    default_latency = "acr1252u"
-    max_blocks = 3
-    max_slot = 0x01
-    firmware = b"ACR1252U_V202.2" + OK
-
-    sw_length = sw_p1p2 = sw_data = sw_ins = sw_cla = 0x6300
-    sw_key_type = sw_key_number = sw_key_empty = sw_key_length = sw_load_slot = 0x6300
-
-    def sw_fail(self, cmd: str, exc: CardNak) -> bytes:
-        return _sw(0x6300)
-
-    def get_data(self, apdu: bytes, ctx: ApduContext) -> bytes:
-        if len(apdu) == 5 and (apdu[2], apdu[3]) not in ((0, 0), (1, 0)):
-            return _sw(0x6A81)
-        return super().get_data(apdu, ctx)
-
-    def load_key(self, apdu: bytes, ctx: ApduContext) -> bytes:
-        if len(apdu) != 11 or apdu[4] != 6:
-            return _sw(0x6300)
-        return super().load_key(apdu, ctx)
-
-    def key_structure(self, p1: int) -> bytes | None:
-        return None if p1 == 0x00 else _sw(0x6300)
-
-    def read_length(self, le: int) -> tuple[int, int] | bytes:
-        if 1 <= le <= 16:
-            return 1, le
-        if le in (0x20, 0x30) and self.max_blocks >= le // 16:
-            return le // 16, le
-        return _sw(0x6300)
-
-    def write_length(self, lc: int) -> int | None:
-        if lc == 16 or (lc in (0x20, 0x30) and self.max_blocks >= lc // 16):
-            return lc // 16
-        return None
-
-    def _handlers(self) -> dict[int, Callable[[bytes, ApduContext], bytes]]:
-        table = super()._handlers()
-        table[0xD7] = self.acs_value
-        table[0xB1] = self.acs_read_value
-        table[0x00] = self.acs_escape
-        return table
-
-    def acs_value(self, apdu: bytes, ctx: ApduContext) -> bytes:
-        if apdu[2] != 0 or len(apdu) < 5 or len(apdu) != 5 + apdu[4]:
-            return _sw(0x6300)
-        block = apdu[3]
-        if apdu[4] == 2 and apdu[5] == 0x03:
-            dst = apdu[6]
-            if not (block < ctx.card.block_count and dst < ctx.card.block_count):
-                return _sw(0x6300)
-            if ctx.card.sector_of(block) != ctx.card.sector_of(dst):
-                return _sw(0x6300)  # ACS: restore source and target in the same sector
-            try:
-                ctx.value("restore", block)
-                ctx.transfer(dst)
-            except CardNak:
-                return _sw(0x6300)
-            return OK
-        if apdu[4] != 5 or apdu[5] not in (0, 1, 2):
-            return _sw(0x6300)
-        value = int.from_bytes(apdu[6:10], "big", signed=True)
-        if apdu[5] == 0:
-            try:
-                ctx.write(block, _value_block(value, block))
-            except CardNak:
-                return _sw(0x6300)
-            return OK
-        op: ChipOp = "increment" if apdu[5] == 1 else "decrement"
-        return self._inc_dec_transfer(op, block, value & 0xFFFFFFFF, ctx)
-
-    def acs_read_value(self, apdu: bytes, ctx: ApduContext) -> bytes:
-        if len(apdu) != 5 or apdu[2] != 0 or apdu[4] != 4:
-            return _sw(0x6300)
-        try:
-            raw = ctx.read(apdu[3])
-        except CardNak:
-            return _sw(0x6300)
-        if ctx.card.is_trailer(apdu[3]) or not is_value_format(raw):
-            return _sw(0x6300)
-        value = int.from_bytes(raw[0:4], "little", signed=True)
-        return value.to_bytes(4, "big", signed=True) + OK
-
-    def acs_escape(self, apdu: bytes, ctx: ApduContext) -> bytes:
-        p1, p2 = apdu[2], apdu[3]
-        if p1 == 0x48 and apdu == b"\xff\x00\x48\x00\x00":
-            return self.firmware
-        if p1 == 0x40 and len(apdu) == 9 and apdu[4] == 4:
-            mem = ctx.memory
-            red, green = mem.led_state & 1, (mem.led_state >> 1) & 1
-            if p2 & 0x04:
-                red = p2 & 1
-            if p2 & 0x08:
-                green = (p2 >> 1) & 1
-            mem.led_state = red | green << 1
-            if apdu[8] & 0x03:
-                mem.beeps += apdu[7] or 1
-            return bytes((0x90, mem.led_state))
-        if p1 == 0x52 and len(apdu) == 5 and p2 in (0x00, 0xFF):
-            return OK
-        return _sw(0x6300)  # direct transmit to the PN532 etc. is not simulated
-
-
-class Acr122uModel(AcsModel):
-    model: ModelName = "acr122u"
-    default_name = "ACS ACR122U PICC Interface 00 00"
-    default_latency = "acr122u"
-    max_blocks = 1
-    firmware = b"ACR122U207"  # no SW1 SW2: the ACR122U answers the bare string
-
-
-MODELS: dict[str, ReaderModel] = {
-    "acr1252u": AcsModel(),
-    "acr122u": Acr122uModel(),
-    "omnikey5x21": OmnikeyModel(),
-    "generic": ReaderModel(),
-}

@@ -30,12 +30,19 @@ from sim.clock import VirtualClock
 from sim.connection import SimConnection
 from sim.faults import CardGone, Fault, FaultKind, FaultPlan, ReaderUnplugged, ResponseDropped
 from sim.latency import ChipOp, LatencyProfile, get_profile
-from sim.models import MODELS, ApduContext, ModelName, ReaderMemory
+from sim.models import ApduContext, ModelName, OmnikeyModel, ReaderMemory, ReaderModel
+from sim.models_acs import Acr122uModel, AcsModel
 
-__all__ = ["SimReader", "pcsc_atr"]
+__all__ = ["MODELS", "SimReader", "pcsc_atr"]
 
 logger = logging.getLogger(__name__)
 
+MODELS: dict[str, ReaderModel] = {
+    "acr1252u": AcsModel(),
+    "acr122u": Acr122uModel(),
+    "omnikey5x21": OmnikeyModel(),
+    "generic": ReaderModel(),
+}
 _CARD_NAME = {"mini": 0x0026, "1k": 0x0001, "4k": 0x0002}
 
 
