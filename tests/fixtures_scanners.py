@@ -42,3 +42,11 @@ def no_scan(sub: Subscription) -> None:
     """Nothing but status events queued right now."""
     while (event := sub.get_nowait()) is not None:
         assert not isinstance(event, ScanEvent), f"unexpected {event!r}"
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = WAIT_S) -> None:
+    """Poll a condition another thread will make true (a counter, a state); fail on timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.005)
