@@ -199,6 +199,14 @@ def test_get_response_fetches_pending_bytes() -> None:
     ]
 
 
+def test_get_response_of_a_trailer_read_is_masked_whole() -> None:
+    trailer = bytes.fromhex("A1B2C3D4E5F6 FF078069 0A1B2C3D4E5F")
+    c = card(bytes.fromhex("6110"), trailer + OK)
+    assert c.read_block(7) == trailer
+    fetched = c.trace.entries()[1]
+    assert fetched.response == " ".join(["**"] * 16)
+
+
 def test_get_response_that_never_ends_is_bad_response() -> None:
     c = card(*[bytes.fromhex("6101")] * 5)
     with pytest.raises(ReaderBadResponse, match="pending"):

@@ -68,7 +68,12 @@ _UNCERTAIN = (CardRemoved, ResponseLost, ReaderError, OperationTimeout)
 
 
 class StorageCard:
-    """A MIFARE Classic card in one reader, spoken to in the reader's dialect."""
+    """A MIFARE Classic card in one reader, spoken to in the reader's dialect.
+
+    Not thread-safe: it belongs to the reader's worker thread, like the connection (MIFARE
+    authentication state is per connection). Pass the reader's long-lived ``trace`` so the
+    ring survives reconnects and new cards.
+    """
 
     def __init__(
         self,
@@ -171,7 +176,8 @@ class StorageCard:
                 bytes((CLA, 0xC0, 0x00, 0x00, response.sw2)),
                 CommandKind.CONTROL,
                 detail=f"for {command.name}",
-                response_secret=command.response_secret,
+                # offsets may shift across fetches: hide it all when the answer holds keys
+                response_secret=((0, 0x100),) if command.response_secret else (),
             )
             response = self._send(get, command)
             data += response.data
