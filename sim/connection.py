@@ -14,7 +14,7 @@ import logging
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-from daemon.errors import CardAbsent, CardRemoved, ReaderUnavailable, ResponseLost
+from daemon.errors import CardRemoved, ReaderUnavailable, ResponseLost
 from daemon.readers.connection import Response
 from sim.faults import CardGone, ReaderUnplugged, ResponseDropped
 
@@ -67,15 +67,17 @@ class SimConnection:
         return Response.from_bytes(raw)
 
     def reconnect(self, reset: bool = False) -> None:
-        """Re-select the card (drops authentication and the transfer buffer)."""
+        """Re-select the card (drops authentication and the transfer buffer).
+
+        Raises ``CardAbsent`` when no card is on the reader, ``ReaderUnavailable`` when the
+        reader is unplugged or this connection is closed.
+        """
         if self._closed:
             raise ReaderUnavailable(f"connection to reader {self.reader_name!r} is closed")
         try:
             self._generation = self._reader.reselect()
         except ReaderUnplugged as exc:
             raise ReaderUnavailable(f"reader {self.reader_name!r} is unplugged") from exc
-        except CardAbsent:
-            raise
         self._atr = self._reader.atr
 
     def close(self) -> None:

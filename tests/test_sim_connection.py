@@ -39,3 +39,30 @@ def test_connection_protocol_and_errors() -> None:
     conn.close()  # idempotent
     with pytest.raises(ReaderUnavailable, match="closed"):
         conn.transmit(bytes.fromhex("FF CA 00 00 00"))
+
+
+def test_reconnect_errors_and_new_card() -> None:
+    reader = SimReader(model="omnikey5x21")
+    reader.insert(transport_card())
+    conn = reader.connect()
+    reader.remove()
+    with pytest.raises(CardAbsent):
+        conn.reconnect()
+    reader.insert(transport_card(bytes.fromhex("55667788"), size="4k"))
+    conn.reconnect()  # talks to the new card now
+    assert conn.atr == reader.atr
+    assert conn.transmit(bytes.fromhex("FF CA 00 00 00")).data == bytes.fromhex("55667788")
+    reader.unplug()
+    with pytest.raises(ReaderUnavailable, match="unplugged"):
+        conn.reconnect()
+    conn.close()
+    with pytest.raises(ReaderUnavailable, match="closed"):
+        conn.reconnect()
+
+
+def test_acr122u_firmware_through_a_connection_splits_like_pyscard() -> None:
+    reader = SimReader(model="acr122u")
+    reader.insert(transport_card())
+    with reader.connect() as conn:
+        r = conn.transmit(bytes.fromhex("FF 00 48 00 00"))  # GET FIRMWARE: no SW on ACR122U
+        assert r.data + bytes((r.sw1, r.sw2)) == b"ACR122U207"

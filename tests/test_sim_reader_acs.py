@@ -69,3 +69,24 @@ def test_acr122u_firmware_has_no_status_word() -> None:
 
 def test_acr1252u_firmware_with_status_word(reader: SimReader) -> None:
     assert reader.process(bytes.fromhex("FF 00 48 00 00")) == b"ACR1252U_V202.2\x90\x00"
+
+
+def test_update_binary_lengths() -> None:
+    for model, lc, expected in (
+        ("acr122u", "20", "63 00"),  # UPDATE BINARY 32 bytes: ACR122U writes one block
+        ("acr1252u", "20", "90 00"),  # UPDATE BINARY 32 bytes: ACR1252U multi-block
+        ("acr1252u", "11", "63 00"),  # UPDATE BINARY 17 bytes
+    ):
+        reader = SimReader(model=model)  # type: ignore[arg-type]
+        reader.insert(transport_card())
+        assert tx(reader, "FF 82 00 00 06 FF FF FF FF FF FF") == "90 00"  # LOAD KEY slot 0
+        assert tx(reader, "FF 86 00 00 05 01 00 04 60 00") == "90 00"  # GENERAL AUTHENTICATE
+        data = " 33" * int(lc, 16)
+        assert tx(reader, f"FF D6 00 04 {lc}{data}") == expected, model
+    assert tx(reader, "FF D6 00 04 10 00") == "63 00"  # UPDATE BINARY Lc ≠ data length
+    assert tx(reader, "FF D6 01 04 10" + " 00" * 16) == "63 00"  # UPDATE BINARY P1 01
+    assert tx(reader, "FF D7 00 04 05 03 00 00 00 01") == "63 00"  # VALUE unknown op 03
+    assert tx(reader, "FF D7 00 04 02 03 50") == "63 00"  # VALUE RESTORE to block 80
+    assert tx(reader, "FF B1 00 04 05") == "63 00"  # VALUE READ with Le 5
+    assert tx(reader, "00 B0 00 04 10") == "63 00"  # READ BINARY with CLA 00
+    assert tx(reader, "FF 99 00 00 00") == "63 00"  # unknown INS
