@@ -28,7 +28,7 @@ pytest: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider \
 	  --cov=daemon --cov=sim --cov-report=term \
 	  $(PYTEST_ARGS)
-	$(BIN)/python -m coverage report --fail-under=95 --include='daemon/mifare/*,daemon/readers/apdu.py,daemon/readers/dialects.py,daemon/readers/status.py,daemon/readers/trace.py'
+	$(BIN)/python -m coverage report --fail-under=95 --include='daemon/mifare/*,daemon/readers/apdu.py,daemon/readers/dialects.py,daemon/readers/status.py,daemon/readers/trace.py,daemon/readers/storage.py,daemon/readers/fallback.py'
 
 bench: debs venv
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
