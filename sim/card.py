@@ -1,7 +1,7 @@
 """A strict MIFARE Classic chip (Mini/1K/4K), written from the NXP MF1S50yyX/MF1S70yyX datasheets.
 
-Deliberately independent of ``daemon.mifare``: the access tables below are this module's own
-literal data, so a daemon codec bug cannot be mirrored here.
+Deliberately independent of ``daemon.mifare``: the access tables are the simulator's own literal
+data (:mod:`sim.chiprules`), so a daemon codec bug cannot be mirrored here.
 
 What the chip enforces (and the simulator with it):
 
@@ -249,6 +249,10 @@ class SimCard:
         self._buffer = None
         self._active_uid = self.uid
         return self._active_uid
+
+    def reselect(self) -> bytes:
+        """Alias of :meth:`select` (PC/SC reconnect, vpcd reset)."""
+        return self.select()
 
     def leave_field(self) -> None:
         """The card lost power: all volatile state is gone."""
