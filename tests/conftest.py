@@ -9,6 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
+# libpcsclite reads PCSCLITE_CSOCK_NAME once, at the first PC/SC call of the process, and caches
+# it: point every test at the private pcscd of tests/fixtures_pcscd.py (never the system one)
+# before anything can make that call.
+os.environ["PCSCLITE_CSOCK_NAME"] = f"/tmp/carddaemon-test-pcscd-{os.getpid()}/pcscd.comm"
+
 
 def _open_sockets() -> set[str]:
     found: set[str] = set()

@@ -1,0 +1,201 @@
+"""The in-process simulator as a reader backend (``[readers] backend = "sim"``).
+
+Same :class:`~daemon.readers.backends.ReaderBackend` interface as the PC/SC backend, so the
+monitor, the workers and the contract tests run unchanged on both. It exposes its
+:class:`~sim.reader.SimReader` objects for scripting: insert/remove cards, unplug a reader,
+arm faults. An unplugged reader is not listed, as a USB reader pulled out of a store PC.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+from daemon.errors import (
+    CardAbsent,
+    InvalidArgument,
+    PcscUnavailable,
+    ReaderBadResponse,
+    ReaderUnavailable,
+)
+from daemon.readers.backends import ReaderState
+from daemon.readers.connection import Response
+from daemon.readers.framing import MAX_RESPONSE_BYTES, command_label
+from sim.connection import SimConnection
+from sim.reader import SimReader
+
+__all__ = ["CheckedSimConnection", "SimBackend"]
+
+_POLL_S = 0.01
+
+
+class CheckedSimConnection:
+    """A :class:`SimConnection` whose answers get the same sanity checks as PC/SC ones."""
+
+    def __init__(self, conn: SimConnection, backend: SimBackend) -> None:
+        self._conn = conn
+        self._backend = backend
+        self._epoch = backend.service_epoch
+
+    @property
+    def reader(self) -> SimReader:
+        return self._conn.reader
+
+    @property
+    def reader_name(self) -> str:
+        return self._conn.reader_name
+
+    @property
+    def atr(self) -> bytes:
+        return self._conn.atr
+
+    def transmit(self, apdu: bytes) -> Response:
+        if self._epoch != self._backend.service_epoch:
+            raise PcscUnavailable(
+                f"reader {self.reader_name!r}: {command_label(apdu)}: service was restarted"
+            )
+        try:
+            response = self._conn.transmit(apdu)
+        except ValueError as exc:
+            raise ReaderBadResponse(
+                f"reader {self.reader_name!r} answered {command_label(apdu)} with garbage: {exc}"
+            ) from exc
+        if len(response.data) + 2 > MAX_RESPONSE_BYTES:
+            raise ReaderBadResponse(
+                f"reader {self.reader_name!r} answered {len(response.data) + 2} bytes to "
+                f"{command_label(apdu)} (more than {MAX_RESPONSE_BYTES})"
+            )
+        return response
+
+    def reconnect(self, reset: bool = False) -> None:
+        """Re-select the card; after a (simulated) service restart, reopen on the reader."""
+        if self._epoch != self._backend.service_epoch:
+            fresh = self._backend.connect(self.reader_name)
+            self._conn.close()
+            self._conn, self._epoch = fresh._conn, fresh._epoch
+            return
+        self._conn.reconnect(reset)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> CheckedSimConnection:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class SimBackend:
+    """Simulated readers behind the reader-backend interface."""
+
+    name = "sim"
+
+    def __init__(self, readers: Iterable[SimReader] = (), **_options: Any) -> None:
+        self._readers: dict[str, SimReader] = {}
+        self._wake = threading.Event()
+        self._closed = False
+        self._down = False
+        self.service_epoch = 0
+        self._seen_epoch = 0
+        for reader in readers:
+            self.add_reader(reader)
+
+    @property
+    def readers(self) -> tuple[SimReader, ...]:
+        return tuple(self._readers.values())
+
+    def reader(self, name: str) -> SimReader:
+        try:
+            return self._readers[name]
+        except KeyError:
+            raise ReaderUnavailable(f"no simulated reader named {name!r}") from None
+
+    def add_reader(self, reader: SimReader) -> SimReader:
+        """Attach another simulated reader (a hot-plug)."""
+        if reader.name in self._readers:
+            raise InvalidArgument("reader", f"a reader named {reader.name!r} is already attached")
+        self._readers[reader.name] = reader
+        return reader
+
+    def stop_service(self) -> None:
+        """Script a pcscd crash: calls fail with ``PcscUnavailable``, handles go stale."""
+        self._down = True
+        self.service_epoch += 1
+        self._wake.set()
+
+    def start_service(self) -> None:
+        self._down = False
+
+    def _check_service(self) -> None:
+        if self._closed or self._down:
+            raise PcscUnavailable("simulated PC/SC service is not running")
+
+    def list_readers(self) -> list[str]:
+        self._check_service()
+        return [r.name for r in self._readers.values() if r.plugged]
+
+    def connect(self, reader: str, *, exclusive: bool = False) -> CheckedSimConnection:
+        self._check_service()
+        sim = self.reader(reader)
+        if not sim.plugged:
+            raise ReaderUnavailable(f"reader {reader!r} is unplugged")
+        return CheckedSimConnection(sim.connect(), self)
+
+    def states(self) -> dict[str, ReaderState]:
+        result: dict[str, ReaderState] = {}
+        for reader in list(self._readers.values()):
+            if not reader.plugged:
+                continue
+            present = reader.card is not None
+            try:
+                atr = reader.atr if present else b""
+            except CardAbsent:  # the card left between the two looks
+                present, atr = False, b""
+            result[reader.name] = ReaderState(
+                reader.name, present, atr, reader.generation if present else 0
+            )
+        return result
+
+    def wait_for_change(
+        self, known: Mapping[str, ReaderState] | None, timeout_s: float
+    ) -> dict[str, ReaderState]:
+        deadline = time.monotonic() + timeout_s
+        self._wake.clear()
+        while True:
+            self._check_service()
+            if self._seen_epoch != self.service_epoch:  # restarted since the last look
+                self._seen_epoch = self.service_epoch
+                raise PcscUnavailable("simulated PC/SC service was restarted")
+            states = self.states()
+            if known is None or states != dict(known) or time.monotonic() >= deadline:
+                return states
+            if self._wake.wait(_POLL_S):
+                return states
+
+    def cancel(self) -> None:
+        self._wake.set()
+
+    def close(self) -> None:
+        """The readers stay with whoever scripted them. Idempotent."""
+        self._closed = True
+        self._wake.set()
+
+    def __enter__(self) -> SimBackend:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,241 @@
+"""One reader contract, two paths: the in-process simulator and real pcscd + vpcd + pyscard.
+
+Every test runs on both (``stack`` fixture); the ``pcsc`` runs are marked ``pcscd`` and are never
+skipped. Where vpcd physically cannot report what a real reader would, the expectation is
+written per path with the reason (see ``PULLED_BEFORE``).
+"""
+
+from __future__ import annotations
+
+from contextlib import closing
+
+import pytest
+
+from daemon.errors import (
+    CardAbsent,
+    CardDaemonError,
+    CardRemoved,
+    PcscUnavailable,
+    ReaderBadResponse,
+    ReaderUnavailable,
+    ResponseLost,
+)
+from daemon.readers.monitor import EventKind, ReaderEvent, ReaderMonitor
+from sim.card import SimCard
+from sim.store import transport_card
+from tests import fixtures_pcscd
+from tests.fixtures_pcscd import Stack
+
+private_pcscd = fixtures_pcscd.private_pcscd
+stack = fixtures_pcscd.stack
+
+UID_A = bytes.fromhex("11223344")
+UID_B = bytes.fromhex("A1B2C3D4")
+GET_UID = bytes.fromhex("FFCA000000")  # GET DATA UID
+NEW_DATA = bytes(range(0x10, 0x20))
+SEQUENCE = [
+    bytes.fromhex("FF82000006FFFFFFFFFFFF"),  # LOAD KEY slot 0 (transport key)
+    bytes.fromhex("FF860000050100046000"),  # GENERAL AUTHENTICATE block 4 key A slot 0
+    bytes.fromhex("FFB0000410"),  # READ BINARY block 4
+    bytes.fromhex("FFD6000410") + NEW_DATA,  # UPDATE BINARY block 4
+    bytes.fromhex("FFB0000410"),  # READ BINARY block 4
+    GET_UID,  # one more, to see what follows a fault at the last step
+]
+STEPS = range(1, len(SEQUENCE))
+
+# A card pulled *before* APDU n: the simulator knows nothing executed (CardRemoved). Through vpcd
+# the only signal is a dropped socket mid-command, which pcscd reports as a 0-byte answer: the
+# pyscard path can only say "outcome unknown" (ResponseLost), as a real reader does
+# (SCARD_E_NOT_TRANSACTED). Never the other way round: CardRemoved must mean "not executed".
+PULLED_BEFORE = {"sim": (CardRemoved,), "pcsc": (ResponseLost,)}
+# After a card left, the next command: pcscd says REMOVED_CARD once its 400 ms presence poll
+# has run, a 0-byte answer before that.
+AFTER_PULL = {"sim": (CardRemoved,), "pcsc": (CardRemoved, ResponseLost)}
+
+
+def _card(uid: bytes = UID_A) -> SimCard:
+    return transport_card(uid)
+
+
+def _is(kind: EventKind, reader: str | None = None) -> object:
+    def match(event: ReaderEvent) -> bool:
+        return event.kind is kind and (reader is None or event.reader == reader)
+
+    return match
+
+
+# --- events ---------------------------------------------------------------------------------
+
+
+def test_insert_and_remove_are_reported_with_atr_uid_and_type(stack: Stack) -> None:
+    monitor = ReaderMonitor(stack.backend)
+    sub = monitor.subscription()
+    with monitor:
+        sub.wait_for(_is(EventKind.READER_ATTACHED, stack.name(0)))
+        stack.readers[0].insert(_card())
+        present = sub.wait_for(_is(EventKind.CARD_PRESENT, stack.name(0)))
+        assert present.uid == UID_A
+        assert present.card_type == "MIFARE Classic 1K"
+        assert present.atr == bytes.fromhex("3B8F8001804F0CA000000306030001000000006A")
+        assert monitor.snapshot()[stack.name(0)] == present
+        stack.readers[0].remove()
+        removed = sub.wait_for(_is(EventKind.CARD_REMOVED, stack.name(0)))
+        assert removed.seq > present.seq
+        assert monitor.snapshot()[stack.name(0)] is None
+
+
+def test_two_readers_at_once(stack: Stack) -> None:
+    monitor = ReaderMonitor(stack.backend)
+    sub = monitor.subscription()
+    with monitor:
+        stack.readers[0].insert(_card(UID_A))
+        stack.readers[1].insert(_card(UID_B))
+        uids = {}
+        while len(uids) < 2:
+            event = sub.wait_for(_is(EventKind.CARD_PRESENT))
+            uids[event.reader] = event.uid
+        assert uids == {stack.name(0): UID_A, stack.name(1): UID_B}
+        with (
+            closing(stack.backend.connect(stack.name(0))) as a,
+            closing(stack.backend.connect(stack.name(1))) as b,
+        ):
+            for _ in range(3):
+                assert a.transmit(GET_UID).data == UID_A
+                assert b.transmit(GET_UID).data == UID_B
+            stack.readers[1].remove()
+            sub.wait_for(_is(EventKind.CARD_REMOVED, stack.name(1)))
+            assert a.transmit(GET_UID).data == UID_A
+            with pytest.raises(CardRemoved):
+                b.transmit(GET_UID)
+
+
+# --- the service and the readers going away -------------------------------------------------
+
+
+def test_service_restart_is_survived_without_restarting_anything(stack: Stack) -> None:
+    monitor = ReaderMonitor(stack.backend)
+    sub = monitor.subscription()
+    with monitor:
+        stack.readers[0].insert(_card())
+        first = sub.wait_for(_is(EventKind.CARD_PRESENT, stack.name(0)))
+        conn = stack.backend.connect(stack.name(0))
+        try:
+            assert conn.transmit(GET_UID).data == UID_A
+            stack.restart_service()
+            sub.wait_for(_is(EventKind.SERVICE_LOST))
+            sub.wait_for(_is(EventKind.SERVICE_RESTORED))
+            again = sub.wait_for(_is(EventKind.CARD_PRESENT, stack.name(0)))
+            assert again.seq > first.seq
+            assert again.uid == UID_A
+            with pytest.raises(PcscUnavailable):
+                conn.transmit(GET_UID)  # the old handle died with the old service
+            conn.reconnect()
+            assert conn.transmit(GET_UID).data == UID_A
+        finally:
+            conn.close()
+        with closing(stack.backend.connect(stack.name(0))) as fresh:
+            assert fresh.transmit(GET_UID).data == UID_A
+
+
+def test_reader_unplugged_mid_sequence_fails_clearly(stack: Stack) -> None:
+    monitor = ReaderMonitor(stack.backend, read_uid=False)
+    sub = monitor.subscription()
+    with monitor:
+        stack.insert(0, _card(UID_A))
+        stack.insert(1, _card(UID_B))
+        with closing(stack.backend.connect(stack.name(0))) as conn:
+            for apdu in SEQUENCE[:3]:
+                assert conn.transmit(apdu).ok
+            stack.unplug(0)
+            with pytest.raises((ReaderUnavailable, PcscUnavailable)) as err:
+                conn.transmit(SEQUENCE[3])
+            assert stack.name(0) in str(err.value)
+            with pytest.raises(ReaderUnavailable, match="ACR1252"):
+                conn.reconnect()
+        sub.wait_for(_is(EventKind.READER_DETACHED, stack.name(0)))
+        assert stack.name(0) not in stack.backend.list_readers()
+        with pytest.raises(ReaderUnavailable):
+            stack.backend.connect(stack.name(0))
+        stack.wait_until(1, True)
+        with closing(stack.backend.connect(stack.name(1))) as other:
+            assert other.transmit(GET_UID).data == UID_B
+
+
+# --- cards pulled at every APDU of a multi-APDU sequence ----------------------------------
+
+
+def _run_until_error(stack: Stack, arm: str, n: int) -> tuple[int, CardDaemonError]:
+    """Fresh card, fault ``arm`` at APDU ``n``; returns (APDU number that failed, error)."""
+    reader = stack.readers[0]
+    if reader.card is not None:
+        stack.remove(0)
+    else:
+        stack.wait_until(0, False)
+    stack.insert(0, _card())
+    with closing(stack.backend.connect(stack.name(0))) as conn:
+        reader.faults.clear()
+        reader.faults.arm()
+        getattr(reader.faults, arm)(n)
+        for i, apdu in enumerate(SEQUENCE, start=1):
+            try:
+                response = conn.transmit(apdu)
+            except CardDaemonError as exc:
+                return i, exc
+            assert response.ok, f"APDU {i} answered {response.sw:04X}"
+    raise AssertionError(f"{arm}({n}) raised nothing")
+
+
+@pytest.mark.parametrize("n", STEPS)
+def test_card_pulled_before_each_apdu(stack: Stack, n: int) -> None:
+    failed, error = _run_until_error(stack, "remove_before", n)
+    assert failed == n
+    assert isinstance(error, PULLED_BEFORE[stack.kind])
+    assert stack.name(0) in str(error)
+
+
+@pytest.mark.parametrize("n", STEPS)
+def test_card_pulled_after_each_apdu(stack: Stack, n: int) -> None:
+    failed, error = _run_until_error(stack, "remove_after", n)
+    assert failed == n + 1
+    assert isinstance(error, AFTER_PULL[stack.kind])
+
+
+@pytest.mark.parametrize("arm", ["lose_response", "tear"])
+@pytest.mark.parametrize("n", STEPS)
+def test_executed_command_without_answer_is_never_called_removed(
+    stack: Stack, arm: str, n: int
+) -> None:
+    failed, error = _run_until_error(stack, arm, n)
+    assert failed == n
+    assert isinstance(error, ResponseLost)  # may have executed: never CardRemoved
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("garbage", "words"),
+    [(b"\x90", "1 byte"), (bytes(300) + b"\x90\x00", "302 bytes")],
+    ids=["one-byte", "oversized"],
+)
+def test_garbage_answer_is_a_typed_error_naming_reader_and_command(
+    stack: Stack, garbage: bytes, words: str
+) -> None:
+    stack.insert(0, _card())
+    with closing(stack.backend.connect(stack.name(0))) as conn:
+        stack.readers[0].garbage = garbage
+        with pytest.raises(ReaderBadResponse) as err:
+            conn.transmit(SEQUENCE[2])
+        assert stack.name(0) in str(err.value)
+        assert "FF B0 00 04 (READ BINARY)" in str(err.value)
+        assert words in str(err.value) or "garbage" in str(err.value)
+        stack.readers[0].garbage = None
+        assert conn.transmit(GET_UID).data == UID_A
+
+
+def test_unknown_reader_and_empty_reader(stack: Stack) -> None:
+    with pytest.raises(ReaderUnavailable, match="No Such Reader"):
+        stack.backend.connect("No Such Reader 00 00")
+    stack.wait_until(1, False)
+    with pytest.raises(CardAbsent):
+        stack.backend.connect(stack.name(1))
