@@ -108,7 +108,7 @@ class PrinterConfig:
         for key, value in raw.items():
             if key not in known or key == "id":
                 raise ConfigError(f"{prefix}.{key}", "unknown key")
-            default = getattr(cls, key)
+            default = known[key].default
             want = type(default)
             ok = isinstance(value, want) and not (want is int and isinstance(value, bool))
             if want is float and isinstance(value, int) and not isinstance(value, bool):
@@ -136,7 +136,10 @@ class PrinterConfig:
         for key in ("poll_interval_s", "timeout_s", "confirm_timeout_s"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{prefix}.{key}", "must be > 0")
-        get_profile(self.profile)
+        try:
+            get_profile(self.profile)
+        except ConfigError as exc:
+            raise ConfigError(f"{prefix}.profile", exc.message) from None
 
     def printer_profile(self) -> PrinterProfile:
         return get_profile(self.profile)

@@ -7,6 +7,7 @@ timeout and cannot tell "no answer yet" from "gone". Imported lazily by the back
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 from typing import Any
@@ -63,11 +64,16 @@ class _EscposBackend(PrinterBackend):
 
     def close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # closing a dead device may fail; it is closed
-                logger.debug("printer %s: close of %s failed", self.config.id, self.where)
+        if conn is None:
+            return
+        device = conn._device
+        try:
+            conn.close()
+        except Exception:  # a dead device fails its flush; close the handle anyway
+            logger.debug("printer %s: close of %s failed", self.config.id, self.where)
+            with contextlib.suppress(Exception):
+                device.close()
+        conn._device = False  # python-escpos' __del__ would close (and fail) again
 
 
 class NetworkBackend(_EscposBackend):
@@ -82,8 +88,21 @@ class NetworkBackend(_EscposBackend):
 
         return Network(self.config.host, self.config.port, timeout=self.config.timeout_s)
 
-    def _after_open(self) -> None:
-        self._conn.device.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    def open(self) -> None:
+        """Connect ourselves: python-escpos' ``Network.open`` leaks the socket on failure."""
+        if self._conn is not None:
+            return
+        conn = self._connector()
+        try:
+            sock = socket.create_connection(
+                (self.config.host, self.config.port), timeout=self.config.timeout_s
+            )
+        except OSError as exc:
+            conn._device = None  # never auto-open from __del__/device
+            raise PrinterOffline(f"printer {self.config.id}: cannot open {self.where}") from exc
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.device = sock
+        self._conn = conn
 
     def read(self, size: int, timeout: float) -> bytes:
         if self._conn is None:

@@ -51,9 +51,9 @@ class TextLine:
     def height(self) -> int:
         return max((r.height for r in self.runs), default=1)
 
-    def cell_of(self, sub: str) -> int:
-        """Cell column where ``sub`` starts (for checking column alignment)."""
-        idx = self.text.index(sub)
+    def cell_of(self, sub: str, last: bool = False) -> int:
+        """Cell column where (the first or ``last``) ``sub`` starts, for column checks."""
+        idx = self.text.rindex(sub) if last else self.text.index(sub)
         col = consumed = 0
         for run in self.runs:
             per_char = (2 if run.kanji else 1) * run.width

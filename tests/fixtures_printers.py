@@ -1,0 +1,87 @@
+"""Shared helpers for the printer tests: receipts, a simulated printer on TCP or a pty, and a
+printing service wired to it. Everything is a context manager so the leak guard stays green."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from daemon.printers import (
+    Header,
+    Item,
+    MemberSection,
+    Payment,
+    PrinterConfig,
+    PrinterService,
+    Receipt,
+    Totals,
+)
+from sim.printer import PtyPrinterServer, TcpPrinterServer, VirtualPrinter
+from sim.printer.sample import sample_receipt
+
+__all__ = [
+    "pty_service",
+    "sample_receipt",
+    "simple_receipt",
+    "tcp_service",
+    "with_changes",
+]
+
+
+def simple_receipt(receipt_no: str = "A-1", **changes: Any) -> Receipt:
+    """A small valid receipt; keyword arguments replace top-level fields."""
+    base = Receipt(
+        header=Header("TEST SHOP"),
+        items=(Item("Apple", 2, 300, 600), Item("苹果汁", 1, 450, 450)),
+        totals=Totals(subtotal_fen=1050, total_fen=1050),
+        payments=(Payment("Cash", 1050),),
+        receipt_no=receipt_no,
+        member=MemberSection("8860********3721", "金卡", 0, 5000, 3950, 10, 110),
+    )
+    return dataclasses.replace(base, **changes)
+
+
+def with_changes(obj: Any, **changes: Any) -> Any:
+    return dataclasses.replace(obj, **changes)
+
+
+@contextlib.contextmanager
+def tcp_service(
+    tmp_path: Path,
+    printer: VirtualPrinter | None = None,
+    profile: str = "zh-80",
+    **config: Any,
+) -> Iterator[tuple[PrinterService, VirtualPrinter, TcpPrinterServer]]:
+    sim = printer if printer is not None else VirtualPrinter()
+    with TcpPrinterServer(sim) as server:
+        cfg = PrinterConfig(
+            id="front",
+            port=server.port,
+            profile=profile,
+            poll_interval_s=config.pop("poll_interval_s", 0.05),
+            confirm_timeout_s=config.pop("confirm_timeout_s", 5.0),
+            **config,
+        )
+        with PrinterService(cfg, tmp_path / "spool.db") as service:
+            yield service, sim, server
+
+
+@contextlib.contextmanager
+def pty_service(
+    tmp_path: Path, baudrate: int = 115200, printer: VirtualPrinter | None = None
+) -> Iterator[tuple[PrinterService, VirtualPrinter, PtyPrinterServer]]:
+    sim = printer if printer is not None else VirtualPrinter()
+    with PtyPrinterServer(sim, baudrate=baudrate) as server:
+        cfg = PrinterConfig(
+            id="serial",
+            backend="serial",
+            device=server.path,
+            baudrate=baudrate,
+            poll_interval_s=0.05,
+            confirm_timeout_s=5.0,
+        )
+        with PrinterService(cfg, tmp_path / "spool.db") as service:
+            yield service, sim, server

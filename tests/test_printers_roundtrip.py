@@ -1,0 +1,125 @@
+"""Receipt → ESC/POS bytes → simulated printer → the same content back, over every link."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.printers import JobState, Receipt, ReceiptEncoder, format_fen, get_profile
+from sim.printer import (
+    Barcode,
+    Cut,
+    DrawerKick,
+    PrintedReceipt,
+    QrCode,
+    RasterImage,
+    VirtualPrinter,
+    render_text,
+)
+from tests.fixtures_printers import pty_service, sample_receipt, simple_receipt, tcp_service
+
+
+def _print_direct(
+    profile: str, receipt_kwargs: dict[str, object] | None = None
+) -> tuple[Receipt, PrintedReceipt]:
+    prof = get_profile(profile)
+    receipt = sample_receipt() if receipt_kwargs is None else simple_receipt(**receipt_kwargs)
+    sim = VirtualPrinter(chars_per_line=prof.chars_per_line)
+    sim.receive(ReceiptEncoder(prof).encode(receipt))
+    if prof.cutter:
+        assert len(sim.completed) == 1
+        return receipt, sim.completed[0]
+    assert sim.completed == []  # no cutter: the receipt is torn off, nothing ends it
+    return receipt, sim.current
+
+
+def test_chinese_member_receipt_reads_back_with_every_field() -> None:
+    receipt, out = _print_direct("zh-80")
+    texts = "\n".join(out.texts())
+    assert out.errors == []
+    for item in receipt.items:
+        assert item.name.split()[0] in texts
+        assert format_fen(item.amount_fen) in texts
+    assert receipt.member is not None
+    for needle in ("8860********3721", "金卡", "¥500.00", "¥388.35", "+111", "2456", "储值卡支付"):
+        assert needle in texts
+    assert "¥117.33" in out.line_with("合计").text
+    assert out.line_with("合计").runs[0].bold
+    assert out.line_with("悦来便利店").runs[0].width == 2
+    assert [q.data.decode() for q in out.of_type(QrCode)] == [receipt.qr]
+    assert [b.data.decode() for b in out.of_type(Barcode)] == [receipt.barcode]
+    assert out.cut == Cut(partial=True)
+
+
+def test_item_columns_align_by_display_width_not_characters() -> None:
+    receipt, out = _print_direct("zh-80")
+    rows = [out.line_with(item.name.split()[0]) for item in receipt.items]
+    for item, row in zip(receipt.items, rows, strict=True):
+        amount = format_fen(item.amount_fen)
+        price = format_fen(item.unit_price_fen)
+        # every row is exactly 48 cells and its last 24 are ASCII columns 5 + 9 + 10 wide,
+        # so the numbers start at the same cell whatever the name's mix of Hanzi and Latin
+        assert row.cells == 48, row.text
+        tail = row.text[-24:]
+        assert tail[:5].strip() == str(item.quantity), row.text
+        assert tail[5:14].strip() == price, row.text
+        assert tail[14:].strip() == amount, row.text
+        assert row.cell_of(amount, last=True) == 48 - len(amount)
+    # the Hanzi really were double-byte Kanji-mode characters, the ASCII single-byte
+    first = rows[1]
+    assert any(r.kanji and "康师傅" in r.text for r in first.runs)
+    assert any(not r.kanji and "3" in r.text for r in first.runs)
+
+
+def test_text_without_hanzi_but_with_yen_and_fullwidth_punctuation_is_not_mojibake() -> None:
+    _receipt, out = _print_direct("zh-80", {"footer": ("¥", "（会员）", "，。！")})
+    texts = out.texts()
+    for line in ("¥", "（会员）", "，。！"):
+        assert line in texts
+    assert out.errors == []
+
+
+def test_58mm_profile_puts_numbers_under_the_name_and_fits_32_cells() -> None:
+    _, out = _print_direct("zh-58")
+    assert all(line.cells <= 32 for line in out.lines())
+    row = out.line_with("x3")
+    assert row.cell_of("16.50", last=True) + len("16.50") == 32
+
+
+def test_printer_without_chinese_font_gets_hanzi_lines_as_raster_images() -> None:
+    _receipt, out = _print_direct("western-80")
+    texts = out.texts()
+    assert "Coca-Cola 330ml             1     3.50      3.50" in texts
+    images = out.of_type(RasterImage)
+    assert images, "Chinese lines must be rasterised"
+    assert all(img.width == 576 and img.height == 24 for img in images[1:])
+    assert all(img.black_dots() > 0 for img in images)
+    assert not any(run.kanji for line in out.lines() for run in line.runs)
+
+
+def test_open_drawer_flag_kicks_the_configured_pin_after_the_cut() -> None:
+    prof = get_profile("zh-80")
+    sim = VirtualPrinter()
+    sim.receive(ReceiptEncoder(prof).encode(simple_receipt(open_drawer=True), 5, 120))
+    assert sim.drawer_kicks == [DrawerKick(pin=5, on_ms=120, off_ms=120)]
+    assert sim.drawer_open
+
+
+@pytest.mark.parametrize("link", ["tcp", "pty"])
+def test_service_prints_through_the_real_connector(tmp_path: Path, link: str) -> None:
+    ctx = tcp_service(tmp_path) if link == "tcp" else pty_service(tmp_path)
+    with ctx as (service, sim, _server):
+        job = service.submit(sample_receipt())
+        done = service.wait_job(job.id, 10)
+        assert done.state is JobState.PRINTED
+        assert len(sim.completed) == 1
+        assert "康师傅红烧牛肉面（桶装）" in "\n".join(sim.completed[0].texts())
+        assert service.printer.backend.writes >= 2  # status query + exactly one for the job
+
+
+def test_plain_text_preview_keeps_columns() -> None:
+    _, out = _print_direct("zh-80")
+    text = render_text(out)
+    assert "康师傅红烧牛肉面（桶装）    3     5.50     16.50" in text
+    assert "-- partial cut --" in text

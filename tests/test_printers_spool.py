@@ -1,0 +1,161 @@
+"""The durable spool and the worker: order, waiting out faults, uncertain jobs, reprint, cancel."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import InvalidArgument
+from daemon.printers import JobState, PrinterConfig, PrinterService
+from sim.printer import VirtualPrinter
+from tests.fixtures_printers import pty_service, sample_receipt, simple_receipt, tcp_service
+
+
+def _numbers(sim: VirtualPrinter) -> list[str]:
+    out = []
+    for receipt in sim.completed:
+        out += [t.split(": ")[1] for t in receipt.texts() if t.startswith("单号: ")]
+    return out
+
+
+def test_job_is_on_disk_before_submit_returns_and_survives_restart(tmp_path: Path) -> None:
+    sim = VirtualPrinter()
+    sim.set_offline()
+    with tcp_service(tmp_path, printer=sim) as (service, _sim, _server):
+        job = service.submit(simple_receipt("R-1"))
+        # another connection (another process could do the same) already sees it
+        with sqlite3.connect(tmp_path / "spool.db") as db:
+            row = db.execute("SELECT state, summary FROM print_jobs WHERE id=?", (job.id,))
+            assert row.fetchone() == ("QUEUED", "R-1")
+    assert sim.completed == []
+    sim.set_offline(False)
+    with tcp_service(tmp_path, printer=sim) as (service, _sim, _server):
+        assert service.wait_job(job.id, 5).state is JobState.PRINTED
+    assert _numbers(sim) == ["R-1"]
+
+
+def test_jobs_print_in_order_after_offline_and_cancelled_ones_never(tmp_path: Path) -> None:
+    with tcp_service(tmp_path) as (service, sim, _server):
+        sim.set_offline()
+        service.status(refresh=True)
+        jobs = [service.submit(simple_receipt(f"R-{i}")) for i in range(4)]
+        service.cancel(jobs[2].id)
+        assert all(service.job(j.id).state is not JobState.SENDING for j in jobs)
+        assert service.status().problem == "OFFLINE"
+        sim.set_offline(False)
+        assert service.wait_job(jobs[3].id, 5).state is JobState.PRINTED
+        assert _numbers(sim) == ["R-0", "R-1", "R-3"]
+        assert service.job(jobs[2].id).state is JobState.CANCELLED
+        with pytest.raises(InvalidArgument):
+            service.cancel(jobs[0].id)  # printed: too late
+
+
+def test_cover_open_holds_the_queue(tmp_path: Path) -> None:
+    with tcp_service(tmp_path) as (service, sim, _server):
+        sim.set_cover_open()
+        service.status(refresh=True)
+        job = service.submit(simple_receipt())
+        assert service.wait_job(job.id, 0.3).state is JobState.QUEUED
+        sim.set_cover_open(False)
+        assert service.wait_job(job.id, 5).state is JobState.PRINTED
+
+
+def test_paper_out_mid_receipt_finishes_after_reload_exactly_once(tmp_path: Path) -> None:
+    sim = VirtualPrinter(paper_lines=12)
+    with (
+        tcp_service(tmp_path, printer=sim) as (service, _sim, _server),
+        service.subscribe() as sub,
+    ):
+        job = service.submit(sample_receipt())
+        assert sim.wait_for(lambda p: p.paper_end and p.buffered > 0)
+        partial = list(sim.current.texts())
+        assert 0 < len(partial) < 20
+        while sub.get(2).problem != "PAPER_OUT":
+            pass  # earlier states (start-up, READY) come first
+        assert service.wait_job(job.id, 0.3).state is JobState.SENDING
+        sim.set_paper(None)
+        assert service.wait_job(job.id, 5).state is JobState.PRINTED
+    assert len(sim.completed) == 1
+    texts = sim.completed[0].texts()
+    assert texts[: len(partial)] == partial  # continued where it stopped, nothing repeated
+    assert sum("合计" in t for t in texts) == 1
+
+
+def test_reprint_last_is_marked_on_paper(tmp_path: Path) -> None:
+    with tcp_service(tmp_path) as (service, sim, _server):
+        with pytest.raises(InvalidArgument):
+            service.reprint_last()
+        first = service.submit(simple_receipt("R-7"))
+        assert service.wait_job(first.id, 5).state is JobState.PRINTED
+        again = service.reprint_last()
+        assert again.reprint_of == first.id
+        assert service.wait_job(again.id, 5).state is JobState.PRINTED
+        assert _numbers(sim) == ["R-7", "R-7"]
+        assert f"*** 重印 REPRINT #{first.id} ***" in sim.completed[1].texts()
+        assert not any("重印" in t for t in sim.completed[0].texts())
+
+
+def test_tcp_unplugged_mid_receipt_is_uncertain_and_not_reprinted_by_itself(
+    tmp_path: Path,
+) -> None:
+    sim = VirtualPrinter(paper_lines=12)
+    with tcp_service(tmp_path, printer=sim) as (service, _sim, server):
+        job = service.submit(sample_receipt())
+        assert sim.wait_for(lambda p: p.paper_end and p.buffered > 0)
+        server.unplug()
+        done = service.wait_job(job.id, 5)
+        assert done.state is JobState.UNCERTAIN
+        assert "before confirmation" in done.detail
+        server.plug()
+        sim.set_paper(None)
+        assert service.status(refresh=True).ready
+        assert service.spool.next_queued("front") is None
+        again = service.reprint(job.id)  # the operator asks for it
+        assert service.job(job.id).state is JobState.CANCELLED
+        assert service.wait_job(again.id, 5).state is JobState.PRINTED
+
+
+def test_unplugged_before_the_job_keeps_it_queued_until_plugged_back(tmp_path: Path) -> None:
+    with tcp_service(tmp_path) as (service, sim, server):
+        server.unplug()
+        assert service.status(refresh=True).problem == "UNREACHABLE"
+        job = service.submit(simple_receipt())
+        assert service.wait_job(job.id, 0.3).state is JobState.QUEUED
+        server.plug()
+        assert service.wait_job(job.id, 5).state is JobState.PRINTED
+        assert len(sim.completed) == 1
+
+
+def test_pty_closed_mid_receipt_is_uncertain(tmp_path: Path) -> None:
+    sim = VirtualPrinter(paper_lines=12)
+    with pty_service(tmp_path, printer=sim) as (service, _sim, server):
+        job = service.submit(sample_receipt())
+        assert sim.wait_for(lambda p: p.paper_end and p.buffered > 0)
+        server.unplug()
+        assert service.wait_job(job.id, 5).state is JobState.UNCERTAIN
+        assert service.status(refresh=True).problem == "UNREACHABLE"
+
+
+def test_uncertain_job_can_be_confirmed_instead_of_reprinted(tmp_path: Path) -> None:
+    sim = VirtualPrinter(paper_lines=12)
+    with tcp_service(tmp_path, printer=sim) as (service, _sim, server):
+        job = service.submit(sample_receipt())
+        assert sim.wait_for(lambda p: p.paper_end and p.buffered > 0)
+        server.unplug()
+        assert service.wait_job(job.id, 5).state is JobState.UNCERTAIN
+        assert service.confirm_printed(job.id).detail == "confirmed by operator"
+        with pytest.raises(InvalidArgument):
+            service.confirm_printed(job.id)
+
+
+def test_jobs_of_another_printer_are_not_touched(tmp_path: Path) -> None:
+    with tcp_service(tmp_path) as (service, _sim, _server):
+        other = service.spool.add("back", b"\x1b@x\n", "other")
+        with pytest.raises(InvalidArgument):
+            service.cancel(other.id)
+        cfg = PrinterConfig(id="back", port=1, poll_interval_s=0.05)
+        with PrinterService(cfg, service.spool) as back:
+            assert back.status(refresh=True).problem == "UNREACHABLE"
+        assert service.job(other.id).state is JobState.QUEUED

@@ -1,0 +1,117 @@
+"""DLE EOT status: parsing, the simulator's answers, polling, push to subscribers, drawer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from daemon.errors import OperationTimeout, PrinterError
+from daemon.printers import PrinterStatus, parse_status
+from sim.printer import VirtualPrinter
+from tests.fixtures_printers import tcp_service
+
+
+def h(text: str) -> bytes:
+    return bytes.fromhex("".join(line.split("#")[0] for line in text.splitlines()))
+
+
+def test_all_clear() -> None:
+    status = parse_status(h("12 12 12 12  # DLE EOT 1..4: fixed bits only"))
+    assert status.ready
+    assert status.problem == ""
+
+
+@pytest.mark.parametrize(
+    ("reply", "field", "problem"),
+    [
+        ("1a 12 12 12  # DLE EOT 1 bit 3: offline", "online", "OFFLINE"),
+        ("1a 16 12 12  # DLE EOT 2 bit 2: cover open", "cover_open", "COVER_OPEN"),
+        ("1a 32 12 72  # EOT 2 bit 5, EOT 4 bits 5+6: paper end", "paper_end", "PAPER_OUT"),
+        ("1a 52 1a 12  # DLE EOT 3 bit 3: autocutter error", "cutter_error", "CUTTER_ERROR"),
+        ("1a 52 32 12  # EOT 3 bit 5: unrecoverable", "unrecoverable_error", "UNRECOVERABLE_ERROR"),
+    ],
+)
+def test_each_problem_bit(reply: str, field: str, problem: str) -> None:
+    status = parse_status(h(reply))
+    assert getattr(status, field) is (field != "online")
+    assert not status.ready
+    assert status.problem == problem
+
+
+def test_near_end_still_prints_and_drawer_level_follows_wiring() -> None:
+    status = parse_status(h("16 12 12 1e  # drawer pin 3 high; paper near end (bits 2,3)"))
+    assert status.ready
+    assert status.paper_near_end
+    assert status.drawer_open
+    assert not parse_status(h("16 12 12 12"), drawer_open_level=False).drawer_open
+
+
+@pytest.mark.parametrize("reply", ["12 12 12", "12 12 12 13", "00 12 12 12", "92 12 12 12"])
+def test_malformed_reply_is_refused_not_guessed(reply: str) -> None:
+    with pytest.raises(PrinterError):
+        parse_status(bytes.fromhex(reply))
+
+
+def test_sim_answers_dle_eot_even_while_stopped() -> None:
+    sim = VirtualPrinter(paper_lines=0)
+    sim.set_cover_open()
+    answers: list[bytes] = []
+    sim.attach(answers.append)
+    sim.receive(h("10 04 01 10 04 02 10 04 03 10 04 04  # DLE EOT 1..4"))
+    status = parse_status(b"".join(answers))
+    assert status.cover_open
+    assert status.paper_end
+    assert not status.online
+
+
+def test_status_call_and_changes_pushed_to_subscribers(tmp_path: Path) -> None:
+    with tcp_service(tmp_path) as (service, sim, _server):
+        assert service.status(refresh=True).ready
+        with service.subscribe() as sub:
+            assert sub.get(2).ready  # first item: the current state
+            sim.set_cover_open()
+            assert sub.get(2).problem == "COVER_OPEN"
+            sim.set_cover_open(False)
+            assert sub.get(2).ready
+            sim.set_paper(0)
+            assert sub.get(2).problem == "PAPER_OUT"
+            assert service.status() == PrinterStatus(
+                online=False, paper_end=True, paper_near_end=True, paper_end_stop=True
+            )
+            with pytest.raises(OperationTimeout):
+                sub.get(0.15)
+
+
+def test_slow_subscriber_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:
+    with tcp_service(tmp_path) as (service, sim, _server):
+        service.status(refresh=True)
+        with service.subscribe(maxsize=1) as sub:
+            for _ in range(3):
+                sim.set_offline(True)
+                service.status(refresh=True)
+                sim.set_offline(False)
+                service.status(refresh=True)
+            assert sub.dropped >= 5
+        assert service.status(refresh=True).ready
+
+
+def test_drawer_kick_and_drawer_open_status(tmp_path: Path) -> None:
+    with tcp_service(tmp_path, drawer_pin=5, drawer_pulse_ms=60) as (service, sim, _server):
+        assert not service.status(refresh=True).drawer_open
+        service.kick_drawer()
+        assert sim.wait_for(lambda p: len(p.drawer_kicks) == 1)
+        assert (sim.drawer_kicks[0].pin, sim.drawer_kicks[0].on_ms) == (5, 60)
+        assert service.status(refresh=True).drawer_open
+        sim.close_drawer()
+        assert not service.status(refresh=True).drawer_open
+        assert service.spool.jobs("front") == []  # a drawer kick is never spooled/replayed
+
+
+def test_unplugged_printer_reports_unreachable(tmp_path: Path) -> None:
+    with tcp_service(tmp_path) as (service, _sim, server):
+        assert service.status(refresh=True).ready
+        server.unplug()
+        assert service.status(refresh=True).problem == "UNREACHABLE"
+        server.plug()
+        assert service.status(refresh=True).ready
