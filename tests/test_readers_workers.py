@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -15,7 +16,9 @@ from daemon.errors import (
     ReaderUnavailable,
 )
 from daemon.readers.connection import CardConnection
+from daemon.readers.monitor import EventKind, ReaderMonitor
 from daemon.readers.workers import JobContext, ReaderPool, ReaderWorker
+from sim.backend import SimBackend
 from sim.card import SimCard
 from sim.reader import SimReader
 
@@ -318,3 +321,34 @@ def test_async_run_returns_the_result_and_times_out_jobs_that_never_started(
 
     with ReaderWorker("ACS ACR1252U 00 00", reader.connect) as worker:
         asyncio.run(scenario(worker))
+
+
+def test_pool_follows_the_monitor_and_an_unplug_fails_waiting_jobs() -> None:
+    acr = SimReader("ACS ACR1252U 00 00", model="acr1252u")
+    acr.insert(SimCard.blank(uid=UID_A))
+    backend = SimBackend([acr])
+    pool = ReaderPool(backend.connect)
+    monitor = ReaderMonitor(backend, read_uid=False, poll_timeout_s=0.05)
+    events = monitor.subscription()
+    monitor.subscribe(pool.handle_event)
+    with backend, pool, monitor:  # closed in reverse: monitor, pool, backend
+        events.wait_for(lambda e: e.kind is EventKind.CARD_PRESENT, WAIT)
+        assert pool.names() == [acr.name]
+        assert pool.submit(acr.name, read_uid, time.monotonic() + WAIT).result(WAIT) == UID_A
+
+        gate = Gate(then=read_uid)
+        running = pool.submit(acr.name, gate, time.monotonic() + WAIT)
+        assert gate.started.wait(WAIT)
+        waiting = pool.submit(acr.name, read_uid, time.monotonic() + WAIT)
+        acr.unplug()  # the monitor sees the reader vanish and detaches it
+        with pytest.raises(ReaderUnavailable, match=r"ACR1252U 00 00.*worker closed"):
+            waiting.result(WAIT)  # failed at once, while the gate job still runs
+        gate.release.set()
+        with pytest.raises(ReaderUnavailable, match="unplugged"):
+            running.result(WAIT)
+        assert pool.names() == []
+
+        acr.replug()
+        # CARD_PRESENT follows READER_ATTACHED, whose callback (the pool) has run by then
+        events.wait_for(lambda e: e.kind is EventKind.CARD_PRESENT, WAIT)
+        assert pool.submit(acr.name, read_uid, time.monotonic() + WAIT).result(WAIT) == UID_A

@@ -39,6 +39,7 @@ from daemon.errors import (
     ReaderUnavailable,
 )
 from daemon.readers.connection import CardConnection
+from daemon.readers.monitor import EventKind, ReaderEvent
 
 __all__ = ["DEFAULT_MAX_QUEUE", "Job", "JobContext", "ReaderPool", "ReaderWorker"]
 
@@ -193,8 +194,12 @@ class ReaderWorker:
                 failed += 1
         return failed
 
-    def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S) -> None:
-        """Stop taking jobs, fail the waiting ones with ``ReaderUnavailable``, join. Idempotent."""
+    def close(self, timeout: float = DEFAULT_CLOSE_TIMEOUT_S, *, wait: bool = True) -> None:
+        """Stop taking jobs, fail the waiting ones with ``ReaderUnavailable``, join. Idempotent.
+
+        ``wait=False`` returns without joining (the running job finishes, then the thread
+        ends): for callers on the monitor thread, which must never block on a card job.
+        """
         with self._cond:
             already = self._closed
             self._closed = True
@@ -205,7 +210,7 @@ class ReaderWorker:
             )
             if failed:
                 logger.info("reader %r closed with %d jobs still waiting", self.name, failed)
-        if threading.current_thread() is not self._thread:
+        if wait and threading.current_thread() is not self._thread:
             self._thread.join(timeout)
             if self._thread.is_alive():
                 logger.error(
@@ -302,8 +307,8 @@ class ReaderWorker:
 class ReaderPool:
     """One :class:`ReaderWorker` per attached reader, created and closed as readers come and go.
 
-    Fed by the reader monitor through :meth:`reader_attached` / :meth:`reader_detached`; it knows
-    nothing else about the monitor.
+    Fed by the reader monitor: ``monitor.subscribe(pool.handle_event)``, which only calls
+    :meth:`reader_attached`, :meth:`reader_detached` and :meth:`card_removed`.
     """
 
     def __init__(
@@ -317,6 +322,7 @@ class ReaderPool:
         self._max_queue = max_queue
         self._clock = clock
         self._workers: dict[str, ReaderWorker] = {}
+        self._retired: list[ReaderWorker] = []  # closed without joining; joined by close()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -337,13 +343,33 @@ class ReaderPool:
                 logger.info("reader %r attached", name)
             return worker
 
-    def reader_detached(self, name: str) -> None:
-        """Close ``name``'s worker; its waiting jobs fail with ``ReaderUnavailable``."""
+    def reader_detached(self, name: str, *, wait: bool = True) -> None:
+        """Close ``name``'s worker; its waiting jobs fail with ``ReaderUnavailable``.
+
+        ``wait=False`` does not wait for a running job (it is joined later by :meth:`close`).
+        """
         with self._lock:
             worker = self._workers.pop(name, None)
+            if worker is not None and not wait:
+                self._retired = [w for w in self._retired if w.alive]
+                self._retired.append(worker)
         if worker is not None:
             logger.info("reader %r detached", name)
-            worker.close()
+            worker.close(wait=wait)
+
+    def handle_event(self, event: ReaderEvent) -> None:
+        """Monitor callback: attach/detach workers, renew the connection when cards change.
+
+        Runs on the monitor thread, so it never waits for a card job.
+        """
+        if event.reader is None or self._closed:
+            return
+        if event.kind is EventKind.READER_ATTACHED:
+            self.reader_attached(event.reader)
+        elif event.kind is EventKind.READER_DETACHED:
+            self.reader_detached(event.reader, wait=False)
+        elif event.kind in (EventKind.CARD_REMOVED, EventKind.CARD_PRESENT):
+            self.card_removed(event.reader)
 
     def card_removed(self, name: str) -> None:
         """The card left ``name``'s field: the next job opens a fresh connection."""
@@ -372,8 +398,9 @@ class ReaderPool:
         """Close every worker. Idempotent."""
         with self._lock:
             self._closed = True
-            workers = list(self._workers.values())
+            workers = [*self._workers.values(), *self._retired]
             self._workers.clear()
+            self._retired.clear()
         for worker in workers:
             worker.close()
 
