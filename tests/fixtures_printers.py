@@ -85,3 +85,22 @@ def pty_service(
         )
         with PrinterService(cfg, tmp_path / "spool.db") as service:
             yield service, sim, server
+
+
+def _child_main(argv: list[str]) -> None:
+    """``python -m tests.fixtures_printers SPOOL PORT``: a printing daemon stand-in that submits
+    the sample receipt and then runs until killed (the crash tests SIGKILL it)."""
+    import signal
+
+    spool, port = Path(argv[0]), int(argv[1])
+    cfg = PrinterConfig(id="front", port=port, poll_interval_s=0.05, confirm_timeout_s=60)
+    with PrinterService(cfg, spool) as service:
+        service.submit(sample_receipt())
+        while True:
+            signal.pause()
+
+
+if __name__ == "__main__":
+    import sys
+
+    _child_main(sys.argv[1:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def test_job_is_on_disk_before_submit_returns_and_survives_restart(tmp_path: Pat
     with tcp_service(tmp_path, printer=sim) as (service, _sim, _server):
         job = service.submit(simple_receipt("R-1"))
         # another connection (another process could do the same) already sees it
-        with sqlite3.connect(tmp_path / "spool.db") as db:
+        with contextlib.closing(sqlite3.connect(tmp_path / "spool.db")) as db:
             row = db.execute("SELECT state, summary FROM print_jobs WHERE id=?", (job.id,))
             assert row.fetchone() == ("QUEUED", "R-1")
     assert sim.completed == []

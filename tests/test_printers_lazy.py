@@ -1,0 +1,37 @@
+"""Importing the daemon (printers included) must not load usb, serial, escpos or Pillow."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_import_loads_no_hardware_library() -> None:
+    code = (
+        "import sys, daemon, daemon.printers\n"
+        "from daemon.printers import PrinterConfig, ReceiptEncoder, get_profile\n"
+        "ReceiptEncoder(get_profile('zh-80')).text_line('苹果')\n"
+        "PrinterConfig.from_mapping('p', {'backend': 'usb', 'usb_vendor': 1, 'usb_product': 2})\n"
+        "bad = [m for m in ('usb', 'serial', 'escpos', 'PIL') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == ""
+
+
+def test_backend_module_is_imported_on_first_use() -> None:
+    code = (
+        "import sys\n"
+        "from daemon.printers import PrinterConfig, create_backend\n"
+        "b = create_backend(PrinterConfig(id='p', backend='network'))\n"
+        "print(type(b).__name__, 'daemon.printers.connectors' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["NetworkBackend", "True"]
