@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -20,6 +21,11 @@ from sim.card import SimCard
 from sim.connection import SimConnection
 from sim.models import ModelName
 from sim.reader import SimReader
+from tests import fixtures_pcscd
+from tests.fixtures_pcscd import Stack
+
+private_pcscd = fixtures_pcscd.private_pcscd
+stack = fixtures_pcscd.stack
 
 UID4 = bytes.fromhex("5C7E31A9")
 UID7 = bytes.fromhex("04A23C8A5D2F80")
@@ -298,3 +304,42 @@ def test_probe_runs_as_a_reader_worker_job() -> None:
     assert result.uid == UID4
     assert result.latency is not None
     assert result.latency.rounds == 3
+
+
+def test_acs_reader_behind_a_generic_name_is_recognised_by_its_firmware() -> None:
+    reader = SimReader("Virtual PCD 00 00", model="acr122u")
+    reader.insert(genuine_1k())
+    result = probe(reader)
+    assert result.dialect == "acr122u"
+    assert result.firmware == "ACR122U207"
+    plain = probe(make_reader("generic", genuine_1k()))
+    assert plain.dialect == "generic"
+    assert plain.firmware is None
+    assert plain.firmware_note == "the reader did not answer the ACS firmware query"
+
+
+def test_probe_on_the_simulator_and_through_real_pcscd(stack: Stack) -> None:
+    """Same probe, both paths: names from pcscd, ATR synthesised by vpcd's card, Gen2 by write."""
+    expected = {0: ("acr1252u", "ACR1252U_V202.2"), 1: ("omnikey", None)}
+    for i, (dialect, firmware) in expected.items():
+        card = SimCard.blank(uid=UID4, variant="gen2")
+        before = card.block(0)
+        stack.insert(i, card)
+        with closing(stack.backend.connect(stack.name(i))) as connection:
+            result = probe_card(
+                connection,
+                station="issuing",
+                check_gen2=True,
+                allow_block0_write=True,
+                latency_rounds=3,
+            )
+        assert result.reader == stack.name(i)
+        assert (result.dialect, result.firmware) == (dialect, firmware)
+        assert result.atr_card_name == "MIFARE Classic 1K"
+        assert result.uid == UID4
+        assert result.gen2 is not None
+        assert result.gen2.verdict is Gen2Verdict.GEN2
+        assert card.block(0) == before
+        assert result.latency is not None
+        assert result.latency.p50_ms > 0
+        stack.remove(i)

@@ -34,7 +34,7 @@ from daemon.mifare.trailer import DEFAULT_KEY
 from daemon.readers.apdu import KeyType
 from daemon.readers.atr import AtrInfo, decode_atr
 from daemon.readers.connection import CardConnection
-from daemon.readers.dialects import Dialect
+from daemon.readers.dialects import GENERIC, Dialect, detect_dialect
 from daemon.readers.storage import StorageCard
 from daemon.readers.workers import JobContext
 
@@ -102,8 +102,7 @@ def probe_card(
         raise InvalidArgument(
             "latency_rounds", f"{latency_rounds!r} is not in 0..{MAX_LATENCY_ROUNDS}"
         )
-    card = StorageCard(connection, dialect)
-    firmware, firmware_note = _firmware(card)
+    card, firmware, firmware_note = _identify(connection, dialect)
     info = decode_atr(connection.atr)
     check("reading the UID")
     uid = card.uid()
@@ -177,6 +176,25 @@ def probe_job(
 
 
 # --- steps ------------------------------------------------------------------------------------
+
+
+def _identify(
+    connection: CardConnection, dialect: Dialect | None
+) -> tuple[StorageCard, str | None, str | None]:
+    """The card in its reader's dialect, the firmware string, and why there is none.
+
+    A reader whose name says nothing (generic dialect) is asked the ACS firmware query: an
+    ACS reader behind a driver-given name (vpcd, some Windows drivers) is then recognised.
+    """
+    card = StorageCard(connection, dialect)
+    if dialect is None and card.dialect is GENERIC:
+        firmware = card.probe_firmware()
+        if firmware is not None:
+            found = detect_dialect(card.reader, firmware)
+            return StorageCard(connection, found, trace=card.trace), firmware, None
+        return card, None, "the reader did not answer the ACS firmware query"
+    firmware, note = _firmware(card)
+    return card, firmware, note
 
 
 def _firmware(card: StorageCard) -> tuple[str | None, str | None]:
