@@ -144,7 +144,9 @@ class PcscConnection:
 
     def transmit(self, apdu: bytes) -> Response:
         if self._handle is None:
-            raise CardRemoved(f"reader {self._reader!r}: connection closed before {_label(apdu)}")
+            raise ReaderUnavailable(
+                f"reader {self._reader!r}: connection closed before {_label(apdu)}"
+            )
         scard = _lib()
         try:
             hresult, raw = scard.SCardTransmit(self._handle, self._protocol, list(apdu))
@@ -158,7 +160,7 @@ class PcscConnection:
         """Re-select the card (warm reset), or cold-reset it; reopen after a pcscd restart."""
         scard = _lib()
         if self._closed:
-            raise CardRemoved(f"reader {self._reader!r}: connection closed")
+            raise ReaderUnavailable(f"reader {self._reader!r}: connection closed")
         if self._handle is not None:
             disposition = scard.SCARD_UNPOWER_CARD if reset else scard.SCARD_RESET_CARD
             hresult, protocol = scard.SCardReconnect(

@@ -1,0 +1,78 @@
+"""Backend registry: lazy imports, unknown names named, the sim backend scriptable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from daemon.errors import ConfigError, InvalidArgument, PcscUnavailable, ReaderUnavailable
+from daemon.readers.backends import BACKENDS, ReaderBackend, create_backend
+from sim.backend import SimBackend
+from sim.reader import SimReader
+from sim.store import transport_card
+
+
+def test_importing_the_daemon_does_not_import_pyscard() -> None:
+    code = (
+        "import sys\n"
+        "import daemon, daemon.readers, daemon.readers.backends, daemon.readers.pcsc\n"
+        "import daemon.readers.monitor, daemon.readers.atr\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('smartcard', 'sim'))\n"
+        "print(bad)\n"
+        "sys.exit(1 if bad else 0)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_unknown_backend_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError) as err:
+        create_backend("pcsc-lite")
+    assert err.value.key == "readers.backend"
+    assert "pcsc-lite" in str(err.value)
+    assert "pcsc, sim" in str(err.value)
+
+
+def test_registry_creates_both_backends() -> None:
+    assert set(BACKENDS) == {"pcsc", "sim"}
+    reader = SimReader("R 00 00")
+    sim = create_backend("sim", readers=[reader])
+    try:
+        assert isinstance(sim, SimBackend)
+        assert isinstance(sim, ReaderBackend)
+        assert sim.list_readers() == ["R 00 00"]
+    finally:
+        sim.close()
+    pcsc = create_backend("pcsc")
+    try:
+        assert isinstance(pcsc, ReaderBackend)
+    finally:
+        pcsc.close()
+
+
+def test_sim_backend_scripting_and_bad_input() -> None:
+    a, b = SimReader("A 00 00"), SimReader("B 00 00")
+    backend = SimBackend([a])
+    backend.add_reader(b)
+    with pytest.raises(InvalidArgument, match="already attached"):
+        backend.add_reader(SimReader("A 00 00"))
+    with pytest.raises(ReaderUnavailable, match="nobody"):
+        backend.reader("nobody")
+    b.insert(transport_card())
+    states = backend.wait_for_change(None, 0)
+    assert states["B 00 00"].present
+    assert not states["A 00 00"].present
+    b.unplug()
+    assert backend.list_readers() == ["A 00 00"]
+    with pytest.raises(ReaderUnavailable, match="unplugged"):
+        backend.connect("B 00 00")
+    backend.stop_service()
+    with pytest.raises(PcscUnavailable):
+        backend.list_readers()
+    backend.start_service()
+    assert backend.list_readers() == ["A 00 00"]
+    backend.close()
+    with pytest.raises(PcscUnavailable):
+        backend.list_readers()
