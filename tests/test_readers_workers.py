@@ -11,9 +11,11 @@ import pytest
 
 from daemon.errors import (
     CardAbsent,
+    CardRemoved,
     OperationTimeout,
     ReaderBusy,
     ReaderUnavailable,
+    ResponseLost,
 )
 from daemon.readers.connection import CardConnection
 from daemon.readers.monitor import EventKind, ReaderMonitor
@@ -21,10 +23,16 @@ from daemon.readers.workers import JobContext, ReaderPool, ReaderWorker
 from sim.backend import SimBackend
 from sim.card import SimCard
 from sim.reader import SimReader
+from tests import fixtures_pcscd
+from tests.fixtures_pcscd import Stack
+
+private_pcscd = fixtures_pcscd.private_pcscd
+stack = fixtures_pcscd.stack
 
 GET_UID = bytes.fromhex("FFCA000000")  # GET DATA: UID
 UID_A = bytes.fromhex("A1B2C3D4")
 UID_B = bytes.fromhex("04112233445566")  # 7-byte UID
+UID_C = bytes.fromhex("C0FFEE42")
 WAIT = 5.0  # generous bound for "does not hang"; never a timing assertion
 
 
@@ -352,3 +360,24 @@ def test_pool_follows_the_monitor_and_an_unplug_fails_waiting_jobs() -> None:
         # CARD_PRESENT follows READER_ATTACHED, whose callback (the pool) has run by then
         events.wait_for(lambda e: e.kind is EventKind.CARD_PRESENT, WAIT)
         assert pool.submit(acr.name, read_uid, time.monotonic() + WAIT).result(WAIT) == UID_A
+
+
+def test_pool_jobs_on_the_simulator_and_through_real_pcscd(stack: Stack) -> None:
+    """The workers own pyscard handles on their own threads; a swapped card is read afresh."""
+    with ReaderPool(stack.backend.connect) as pool:
+        for i in range(2):
+            pool.reader_attached(stack.name(i))
+        stack.insert(0, SimCard.blank(uid=UID_A))
+        stack.insert(1, SimCard.blank(uid=UID_B))
+        deadline = time.monotonic() + 30
+        futures = [pool.submit(stack.name(i % 2), read_uid, deadline) for i in range(6)]
+        assert [f.result(30) for f in futures] == [UID_A, UID_B] * 3
+
+        stack.remove(0)
+        with pytest.raises((CardAbsent, CardRemoved, ResponseLost)):
+            pool.submit(stack.name(0), read_uid, deadline).result(30)
+        stack.insert(0, SimCard.blank(uid=UID_C))
+        pool.card_removed(stack.name(0))
+        assert pool.submit(stack.name(0), read_uid, deadline).result(30) == UID_C
+        stack.remove(0)
+        stack.remove(1)
