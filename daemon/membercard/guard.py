@@ -1,0 +1,177 @@
+"""The checks every tap goes through before anyone may use what the card says.
+
+Order: hotlist (before reading more than the UID), the card-alone evaluation (format, MAC,
+purse consistency), this PC's journal (counter rollback, member ID bound to another UID), then
+resolution of this UID's pending intents, then finishing an interrupted purse update. A fraud
+finding is audited, the UID hotlisted when the programme says so, and the card refused: it is
+never "repaired".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from daemon.errors import CardDaemonError, CardHotlisted, CardRemoved, FraudDetected
+from daemon.journal import Journal, RequestRecord, RequestState
+from daemon.keystore import Keystore
+from daemon.membercard.layout import PURSE_SECTOR, SlotState, slot_for_counter
+from daemon.membercard.purse import read_purse, store_purse
+from daemon.membercard.rules import Programme
+from daemon.membercard.session import CardSession
+from daemon.membercard.state import CardState, evaluate
+from daemon.readers.storage import StorageCard
+
+__all__ = ["VALUE_OPS", "CardGuard", "Tap"]
+
+logger = logging.getLogger(__name__)
+
+VALUE_OPS = frozenset({"debit", "credit", "points"})
+
+
+@dataclass(frozen=True, slots=True)
+class Tap:
+    session: CardSession
+    state: CardState
+    repaired: bool
+    resolved: tuple[str, ...]
+
+
+def pending_applied(record: RequestRecord, state: CardState) -> bool | None:
+    """Did this pending value intent reach the card? ``None``: the card cannot tell any more."""
+    assert record.before is not None
+    assert record.after is not None
+    before = record.before["state"]
+    after = record.after["state"]
+    visible = {state.current.counter: state.current}
+    if state.previous is not None:
+        visible[state.previous.counter] = state.previous
+    written = visible.get(after["counter"])
+    if written is not None:
+        return bool(written.tag.hex() == after["tag"])
+    cur = state.current
+    if cur.counter == before["counter"] and cur.tag.hex() == before["tag"]:
+        return False
+    return None
+
+
+class CardGuard:
+    def __init__(self, keystore: Keystore, journal: Journal, programme: Programme) -> None:
+        self.keystore = keystore
+        self.journal = journal
+        self.programme = programme
+
+    @contextlib.contextmanager
+    def tap(self, card: StorageCard) -> Iterator[Tap]:
+        uses: list[dict[str, Any]] = []
+        session = CardSession(
+            card,
+            self.keystore,
+            key_use=lambda p, v, g: uses.append({"purpose": p, "version": v, "group": g}),
+        )
+        uid = ""
+        try:
+            uid = session.uid.hex().upper()
+            reason = self.journal.hotlist_reason(uid)
+            if reason is not None:
+                self.journal.audit("refused", uid=uid, detail={"reason": "CARD_HOTLISTED"})
+                raise CardHotlisted(f"card {uid} is hotlisted ({reason})")
+            seen = self.journal.last_seen(uid)
+            image = session.read_image(slot_for_counter(seen.last_counter) if seen else None)
+            try:
+                state = evaluate(self.keystore, image)
+                self.journal.check_counter(uid, state.current.counter)
+                self.journal.check_binding(state.header.member_id, uid)
+            except FraudDetected as exc:
+                self.fraud(uid, exc)
+                raise
+            resolved = self.resolve_pending(state)
+            repaired = False
+            if not state.mirror_ok:
+                self.repair(session, state)
+                repaired = True
+            self.observe(state, state.current)
+            yield Tap(session, state, repaired, resolved)
+        finally:
+            if uses:
+                self.journal.audit("key_use", uid=uid or None, detail={"uses": uses})
+
+    def fraud(self, uid: str, exc: FraudDetected) -> None:
+        logger.warning("card %s refused: %s", uid, exc)
+        self.journal.audit("fraud", uid=uid, detail={"reason": exc.reason, "message": exc.message})
+        if self.programme.hotlist_on_fraud:
+            self.journal.hotlist(uid, exc.reason)
+
+    def observe(self, state: CardState, current: SlotState) -> None:
+        """Remember the verified counter (rollback check) and bind the member to this UID."""
+        header = state.header
+        snapshot = {
+            "member_id": header.member_id,
+            "tier": header.tier,
+            "valid_until": header.valid_until.isoformat() if header.valid_until else None,
+            "balance": current.balance,
+            "points": current.points,
+            "counter": current.counter,
+        }
+        self.journal.observe(state.uid_hex, header.member_id, current.counter, snapshot)
+        if self.journal.bound_uid(header.member_id) is None:
+            self.journal.bind_member(header.member_id, state.uid_hex)
+
+    def resolve_pending(self, state: CardState) -> tuple[str, ...]:
+        done: list[str] = []
+        for record in self.journal.pending_for_uid(state.uid_hex):
+            if record.op not in VALUE_OPS:
+                continue
+            applied = pending_applied(record, state)
+            if applied is None:
+                self.journal.audit(
+                    "pending_undetermined",
+                    uid=state.uid_hex,
+                    request_id=record.request_id,
+                    detail={"card_counter": state.current.counter},
+                )
+                continue
+            if applied:
+                assert record.after is not None
+                outcome = dict(record.after["result"])
+                outcome["mirror_pending"] = False
+                self.journal.finish(record.request_id, RequestState.COMMITTED, outcome)
+            else:
+                self.journal.finish(
+                    record.request_id, RequestState.ABORTED, {"error": "NOT_APPLIED"}
+                )
+            self.journal.audit(
+                "pending_resolved",
+                uid=state.uid_hex,
+                request_id=record.request_id,
+                detail={"applied": applied, "card_counter": state.current.counter},
+            )
+            done.append(record.request_id)
+        return tuple(done)
+
+    def repair(self, session: CardSession, state: CardState) -> None:
+        """Finish an interrupted mirror update (a state only a tear can produce)."""
+        r = state.current.balance
+        self.journal.audit(
+            "mirror_repair",
+            uid=state.uid_hex,
+            member_id=state.header.member_id,
+            detail={"primary": state.primary, "backup": state.backup, "balance": r,
+                    "counter": state.current.counter},
+        )  # fmt: skip
+        try:
+            store_purse(session, r)
+            echoed = read_purse(session)
+        except CardDaemonError as exc:
+            raise CardRemoved(
+                f"card {state.uid_hex}: purse sector {PURSE_SECTOR} repair interrupted "
+                f"({exc.reason}); the balance is unchanged, present the card again"
+            ) from exc
+        if echoed != (r, r):
+            raise CardRemoved(
+                f"card {state.uid_hex}: purse repair reads back {echoed}, expected {r}; "
+                "present the card again"
+            )

@@ -1,0 +1,359 @@
+"""Member card operations on a presented card: read, debit, credit, points.
+
+Every value change follows one protocol (docs/card-layout.md, "Transactions"):
+
+1. claim the ``request_id`` (replay a committed outcome; resolve a pending one first);
+2. read the card, refuse hotlisted/forged/rolled-back/cloned cards, resolve this UID's pending
+   intents and finish an interrupted purse mirror update;
+3. check expected UID and balance, validity, funds, caps;
+4. journal the intent (fsync) with before/after state and the new record's random tag;
+5. write the new record into the other slot (state, then MAC = commit point) and read it back;
+6. update the purse mirror (primary, then backup) and read it back;
+7. journal the outcome.
+
+Any error after step 4 is ``WriteUnconfirmed`` and the intent stays PENDING until the card is
+read again; then the tag tells whether the record made it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from daemon.errors import (
+    AmountOutOfRange,
+    BalanceChanged,
+    CardDaemonError,
+    CardExpired,
+    CardMismatch,
+    InsufficientBalance,
+    InvalidAmount,
+    WriteUnconfirmed,
+)
+from daemon.journal import Journal, RequestState
+from daemon.keystore import Keystore
+from daemon.membercard.guard import CardGuard
+from daemon.membercard.layout import MAX_AMOUNT, SlotState, mac_slot
+from daemon.membercard.purse import mirror_balance, read_purse
+from daemon.membercard.rules import Programme, check_amount
+from daemon.membercard.session import CardSession
+from daemon.membercard.state import CardState
+from daemon.readers.storage import StorageCard
+
+__all__ = ["CardInfo", "MemberCardService", "OpResult"]
+
+logger = logging.getLogger(__name__)
+
+Compute = Callable[[CardState], tuple[SlotState, dict[str, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class CardInfo:
+    uid: str
+    member_id: str
+    tier: int
+    tier_name: str
+    valid_until: dt.date | None
+    balance: int
+    points: int
+    counter: int
+    status: str  # "active" or "expired"
+    repaired: bool  # an interrupted purse update was finished during this read
+    resolved: tuple[str, ...]  # request_ids whose unknown outcome this read settled
+
+
+@dataclass(frozen=True, slots=True)
+class OpResult:
+    request_id: str
+    op: str
+    uid: str
+    member_id: str
+    amount: int
+    bonus: int
+    points_delta: int
+    balance_before: int
+    balance: int
+    points_before: int
+    points: int
+    counter: int
+    mirror_pending: bool = False
+    replayed: bool = False
+
+    def to_outcome(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("replayed")
+        return out
+
+    @classmethod
+    def from_outcome(cls, outcome: dict[str, Any]) -> OpResult:
+        return cls(**outcome, replayed=True)
+
+
+class MemberCardService:
+    """Stateless apart from its journal; one instance per store PC."""
+
+    def __init__(
+        self,
+        keystore: Keystore,
+        journal: Journal,
+        programme: Programme | None = None,
+        *,
+        today: Callable[[], dt.date] = dt.date.today,
+        new_tag: Callable[[], bytes] = lambda: secrets.token_bytes(4),
+    ) -> None:
+        self.keystore = keystore
+        self.journal = journal
+        self.programme = programme or Programme()
+        self.guard = CardGuard(keystore, journal, self.programme)
+        self._today = today
+        self._new_tag = new_tag
+
+    # --- read ---------------------------------------------------------------------------------
+
+    def read(self, card: StorageCard, *, expected_uid: str | None = None) -> CardInfo:
+        with self.guard.tap(card) as tap:
+            state = tap.state
+            self._check_uid(state, expected_uid)
+            tier = (
+                self.programme.tiers[state.header.tier].name
+                if state.header.tier < len(self.programme.tiers)
+                else f"tier {state.header.tier}"
+            )
+            expired = self._expired(state)
+            return CardInfo(
+                uid=state.uid_hex,
+                member_id=state.header.member_id,
+                tier=state.header.tier,
+                tier_name=tier,
+                valid_until=state.header.valid_until,
+                balance=state.current.balance,
+                points=state.current.points,
+                counter=state.current.counter,
+                status="expired" if expired else "active",
+                repaired=tap.repaired,
+                resolved=tap.resolved,
+            )
+
+    # --- value operations ---------------------------------------------------------------------
+
+    def debit(
+        self,
+        card: StorageCard,
+        *,
+        request_id: str,
+        amount: int,
+        earn_points: bool = True,
+        points: int | None = None,
+        expected_uid: str | None = None,
+        expected_balance: int | None = None,
+    ) -> OpResult:
+        """Pay ``amount`` fen from stored value; earn points by tier (or ``points`` if given)."""
+        check_amount("amount", amount)
+        if points is not None:
+            check_amount("points", points, allow_zero=True)
+
+        def compute(state: CardState) -> tuple[SlotState, dict[str, int]]:
+            cur = state.current
+            if cur.balance < amount:
+                raise InsufficientBalance(
+                    f"card {state.uid_hex}: balance {cur.balance} fen < amount {amount} fen"
+                )
+            earned = points if points is not None else (
+                self.programme.points_for(state.header.tier, amount) if earn_points else 0
+            )  # fmt: skip
+            return self._next(state, cur.balance - amount, cur.points + earned), {
+                "amount": amount, "bonus": 0, "points_delta": earned,
+            }  # fmt: skip
+
+        params = {"amount": amount, "earn_points": earn_points, "points": points}
+        return self._mutate(card, request_id, "debit", params, compute, expected_uid,
+                            expected_balance)  # fmt: skip
+
+    def credit(
+        self,
+        card: StorageCard,
+        *,
+        request_id: str,
+        amount: int,
+        bonus: int | None = None,
+        expected_uid: str | None = None,
+        expected_balance: int | None = None,
+    ) -> OpResult:
+        """Top up ``amount`` fen plus the bonus of the configured step (or ``bonus`` if given)."""
+        check_amount("amount", amount)
+        extra = (
+            self.programme.bonus_for(amount)
+            if bonus is None
+            else check_amount("bonus", bonus, allow_zero=True)
+        )
+
+        def compute(state: CardState) -> tuple[SlotState, dict[str, int]]:
+            cur = state.current
+            total = cur.balance + amount + extra
+            cap = self.programme.balance_cap
+            if total > cap:
+                raise AmountOutOfRange(
+                    "amount", f"balance would be {total} fen, above the card cap of {cap} fen"
+                )
+            return self._next(state, total, cur.points), {
+                "amount": amount, "bonus": extra, "points_delta": 0,
+            }  # fmt: skip
+
+        params = {"amount": amount, "bonus": bonus}
+        return self._mutate(card, request_id, "credit", params, compute, expected_uid,
+                            expected_balance)  # fmt: skip
+
+    def adjust_points(
+        self,
+        card: StorageCard,
+        *,
+        request_id: str,
+        delta: object,
+        expected_uid: str | None = None,
+    ) -> OpResult:
+        """Add (``delta`` > 0) or redeem (``delta`` < 0) points."""
+        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
+            raise InvalidAmount("delta", f"must be a non-zero integer, got {delta!r}")
+        check_amount("delta", abs(delta))
+
+        def compute(state: CardState) -> tuple[SlotState, dict[str, int]]:
+            cur = state.current
+            if cur.points + delta < 0:
+                raise InsufficientBalance(
+                    f"card {state.uid_hex}: {cur.points} points, cannot redeem {-delta}"
+                )
+            return self._next(state, cur.balance, cur.points + delta), {
+                "amount": 0, "bonus": 0, "points_delta": delta,
+            }  # fmt: skip
+
+        return self._mutate(card, request_id, "points", {"delta": delta}, compute,
+                            expected_uid, None)  # fmt: skip
+
+    # --- the protocol -------------------------------------------------------------------------
+
+    def _next(self, state: CardState, balance: int, points: int) -> SlotState:
+        if points > MAX_AMOUNT:
+            raise AmountOutOfRange("points", f"{points} points would overflow the card")
+        if state.current.counter >= MAX_AMOUNT:
+            raise AmountOutOfRange("counter", f"card {state.uid_hex} counter exhausted")
+        return SlotState(state.current.counter + 1, balance, points, self._new_tag())
+
+    def _expired(self, state: CardState) -> bool:
+        until = state.header.valid_until
+        return until is not None and self._today() > until
+
+    @staticmethod
+    def _check_uid(state: CardState, expected_uid: str | None) -> None:
+        if expected_uid is not None and expected_uid.upper() != state.uid_hex:
+            raise CardMismatch(f"expected card {expected_uid.upper()}, presented {state.uid_hex}")
+
+    def _mutate(
+        self,
+        card: StorageCard,
+        request_id: str,
+        op: str,
+        params: dict[str, Any],
+        compute: Compute,
+        expected_uid: str | None,
+        expected_balance: int | None,
+    ) -> OpResult:
+        params = {**params, "expected_uid": expected_uid, "expected_balance": expected_balance}
+        with self.journal.claim(request_id, op, params) as claim:
+            if claim.action == "replay":
+                assert claim.record.outcome is not None
+                return OpResult.from_outcome(claim.record.outcome)
+            intent = False
+            try:
+                with self.guard.tap(card) as tap:
+                    state = tap.state
+                    record = self.journal.get(request_id)
+                    assert record is not None
+                    if record.state is RequestState.COMMITTED:
+                        assert record.outcome is not None
+                        return OpResult.from_outcome(record.outcome)
+                    if record.state is RequestState.PENDING:
+                        if record.uid != state.uid_hex:
+                            raise CardMismatch(
+                                f"request {request_id} is unresolved on card {record.uid}; "
+                                f"present that card, not {state.uid_hex}"
+                            )
+                        raise WriteUnconfirmed(
+                            f"request {request_id}: the card no longer shows whether it was "
+                            "applied; left for manual review"
+                        )
+                    self._check_uid(state, expected_uid)
+                    if self._expired(state):
+                        raise CardExpired(
+                            f"card {state.uid_hex} expired on {state.header.valid_until}"
+                        )
+                    if expected_balance is not None and expected_balance != state.current.balance:
+                        raise BalanceChanged(
+                            f"card {state.uid_hex}: balance is {state.current.balance} fen, "
+                            f"caller expected {expected_balance}; read the card again"
+                        )
+                    new, figures = compute(state)
+                    result = OpResult(
+                        request_id=request_id, op=op, uid=state.uid_hex,
+                        member_id=state.header.member_id, balance_before=state.current.balance,
+                        balance=new.balance, points_before=state.current.points,
+                        points=new.points, counter=new.counter, amount=figures["amount"],
+                        bonus=figures["bonus"], points_delta=figures["points_delta"],
+                    )  # fmt: skip
+                    self.journal.record_intent(
+                        request_id,
+                        state.uid_hex,
+                        {"state": state.current.as_dict()},
+                        {"state": new.as_dict(), "result": result.to_outcome()},
+                    )
+                    intent = True
+                    return self._commit(tap.session, state, new, result)
+            except BaseException as exc:
+                now = self.journal.get(request_id)
+                if not intent and now is not None and now.state is RequestState.CLAIMED:
+                    reason = exc.reason if isinstance(exc, CardDaemonError) else type(exc).__name__
+                    self.journal.finish(request_id, RequestState.ABORTED, {"error": reason})
+                raise
+
+    def _commit(
+        self, session: CardSession, state: CardState, new: SlotState, result: OpResult
+    ) -> OpResult:
+        state_bytes = new.encode()
+        mac = mac_slot(self.keystore, state.uid, state.header_raw, new)
+        try:
+            session.write_slot(new.slot, state_bytes, mac)
+            echoed = session.read_slot(new.slot)
+        except WriteUnconfirmed:
+            raise
+        except CardDaemonError as exc:
+            raise WriteUnconfirmed(
+                f"card {state.uid_hex}: record write for {result.request_id} not confirmed "
+                f"({exc.reason}); present the card again"
+            ) from exc
+        if echoed != (state_bytes, mac):
+            raise WriteUnconfirmed(
+                f"card {state.uid_hex}: record slot {new.slot} reads back different from what "
+                "was written; present the card again"
+            )
+        self.guard.observe(state, new)
+        pending = False
+        if new.balance != state.current.balance:
+            try:
+                mirror_balance(session, state.current.balance, new.balance)
+                pending = read_purse(session) != (new.balance, new.balance)
+            except CardDaemonError as exc:
+                logger.info("card %s: purse mirror left behind (%s)", state.uid_hex, exc.reason)
+                pending = True
+        result = replace(result, mirror_pending=pending)
+        self.journal.finish(result.request_id, RequestState.COMMITTED, result.to_outcome())
+        self.journal.audit(
+            "value_change",
+            uid=state.uid_hex,
+            member_id=state.header.member_id,
+            request_id=result.request_id,
+            detail=result.to_outcome(),
+        )
+        return result

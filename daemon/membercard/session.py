@@ -1,0 +1,161 @@
+"""One tap on a member card: keys loaded once, one authentication per sector visit.
+
+The APDU budget drives this module: the card's key A goes into reader slot 0 once per tap (key
+B into slot 1 only when a top-up, repair or issue needs it), an authentication is skipped when
+the sector is already open with that key type, and sectors are read with multi-block READ
+BINARY where the reader allows. Card keys are diversified per UID; their version is found by
+trial (current first), because MIFARE Classic has no readable key version.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from daemon.errors import CardAuthFailed, CardCommandFailed, UnknownCardFormat
+from daemon.keystore import CardKey, KeyPurpose, Keystore
+from daemon.membercard.layout import (
+    HEADER_BLOCK,
+    KEY_GROUP_APP,
+    PURSE_PRIMARY,
+    PURSE_SECTOR,
+    SLOT_SECTORS,
+    SLOT_STATE_BLOCKS,
+)
+from daemon.mifare.geometry import first_block
+from daemon.readers.apdu import KeyType
+from daemon.readers.storage import StorageCard
+
+__all__ = ["CardSession", "RawImage"]
+
+logger = logging.getLogger(__name__)
+
+KeyUse = Callable[[str, int, int], None]
+"""Audit hook: (purpose, version, key group) - never the key itself."""
+
+_SLOT_OF = {"A": 0, "B": 1}
+_TYPE_OF = {"A": KeyType.A, "B": KeyType.B}
+
+
+@dataclass(frozen=True, slots=True)
+class RawImage:
+    """The application blocks of one card as read in this tap (undecoded)."""
+
+    uid: bytes
+    primary: bytes
+    backup: bytes
+    header: bytes
+    slots: tuple[tuple[bytes, bytes], tuple[bytes, bytes]]  # (state, mac) per slot
+
+
+class CardSession:
+    """Card I/O for the member application over one :class:`StorageCard`."""
+
+    def __init__(
+        self,
+        card: StorageCard,
+        keystore: Keystore,
+        *,
+        key_use: KeyUse | None = None,
+        key_group: int = KEY_GROUP_APP,
+    ) -> None:
+        self.card = card
+        self.keystore = keystore
+        self._key_use = key_use
+        self._group = key_group
+        self._uid: bytes | None = None
+        self._loaded: dict[str, CardKey] = {}
+        self._authed: tuple[int, str] | None = None
+        self.key_version: int | None = None
+
+    @property
+    def uid(self) -> bytes:
+        if self._uid is None:
+            self._uid = self.card.uid()
+        return self._uid
+
+    # --- keys and authentication ------------------------------------------------------------
+
+    def _load(self, key_type: str, version: int) -> None:
+        held = self._loaded.get(key_type)
+        if held is not None and held.version == version:
+            return
+        key = self.keystore.card_key(
+            self.uid, sector_group=self._group, key_type=key_type, version=version
+        )
+        self.card.load_key(key.reveal(), _SLOT_OF[key_type], _TYPE_OF[key_type])
+        self._loaded[key_type] = key
+        if self._key_use is not None:
+            purpose = KeyPurpose.CARD_A if key_type == "A" else KeyPurpose.CARD_B
+            self._key_use(purpose.value, version, self._group)
+
+    def auth(self, sector: int, key_type: str = "A") -> None:
+        """Open ``sector``; the first call finds the card's key version by trial."""
+        if self._authed == (sector, key_type):
+            return
+        purpose = KeyPurpose.CARD_A if key_type == "A" else KeyPurpose.CARD_B
+        versions = (
+            (self.key_version,) if self.key_version is not None else self.keystore.versions(purpose)
+        )
+        for i, version in enumerate(versions):
+            self._load(key_type, version)
+            try:
+                self.card.authenticate(first_block(sector), _TYPE_OF[key_type], _SLOT_OF[key_type])
+            except (CardAuthFailed, CardCommandFailed) as exc:
+                self._authed = None
+                self.card.reconnect()  # a failed authentication blocks the next one
+                if i == len(versions) - 1:
+                    raise UnknownCardFormat(
+                        f"card {self.uid.hex().upper()}: sector {sector} does not open with "
+                        f"our key {key_type} (not a member card, not fully issued, or keys of "
+                        f"an unknown version): {exc.reason}"
+                    ) from None
+                continue
+            self.key_version = version
+            self._authed = (sector, key_type)
+            return
+
+    def forget_auth(self) -> None:
+        self._authed = None
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def read(self, sector: int, first: int, count: int, key_type: str = "A") -> list[bytes]:
+        self.auth(sector, key_type)
+        return self.card.read_blocks(first, count)
+
+    def read_image(self, newest_slot_hint: int | None = None) -> RawImage:
+        """Purse sector first, then both slots; the slot expected to be written next last."""
+        primary, backup, header = self.read(PURSE_SECTOR, PURSE_PRIMARY, 3)
+        order = (0, 1) if newest_slot_hint in (None, 0) else (1, 0)
+        slots: dict[int, tuple[bytes, bytes]] = {}
+        for slot in order:
+            state, mac = self.read(SLOT_SECTORS[slot], SLOT_STATE_BLOCKS[slot], 2)
+            slots[slot] = (state, mac)
+        return RawImage(self.uid, primary, backup, header, (slots[0], slots[1]))
+
+    def read_slot(self, slot: int) -> tuple[bytes, bytes]:
+        state, mac = self.read(SLOT_SECTORS[slot], SLOT_STATE_BLOCKS[slot], 2)
+        return state, mac
+
+    def read_purse(self) -> tuple[bytes, bytes]:
+        key_type = self._authed[1] if self._authed and self._authed[0] == PURSE_SECTOR else "A"
+        primary, backup = self.read(PURSE_SECTOR, PURSE_PRIMARY, 2, key_type)
+        return primary, backup
+
+    def read_header(self) -> bytes:
+        return self.read(PURSE_SECTOR, HEADER_BLOCK, 1)[0]
+
+    # --- writes (each may raise WriteUnconfirmed) --------------------------------------------
+
+    def write(self, sector: int, block: int, data: bytes, key_type: str = "A") -> None:
+        self.auth(sector, key_type)
+        self.card.write_block(block, data)
+
+    def write_slot(self, slot: int, state: bytes, mac: bytes) -> None:
+        """State block first, MAC block last: the MAC write is the commit point."""
+        sector = SLOT_SECTORS[slot]
+        block = SLOT_STATE_BLOCKS[slot]
+        self.write(sector, block, state)
+        self.write(sector, block + 1, mac)

@@ -1,0 +1,150 @@
+"""Decide what a card says, from the card alone: the tear-resolution and fraud rules of v1.
+
+The authoritative state is the valid record slot (MAC over format version, slot, UID, header
+and state) with the highest counter. The purse value blocks only mirror its balance. Because a
+balance change writes the record first (commit point) and then primary, then backup, the only
+purse states a tear can leave are, with ``r`` the current and ``q`` the previous record's
+balance and ``X`` a block that is not a value block::
+
+    (r, r)                          consistent
+    (q, q) (X, q) (r, q) (r, X)     mirror update interrupted -> finish it (roll forward)
+
+Anything else is a manipulated card: ``MacInvalid`` when a well-formed newer slot fails its MAC
+(an edited record whose purse still shows the committed balance), else ``ValueBlockMismatch``
+(e.g. the key-A RESTORE/TRANSFER trick, or a purse sector restored from an old dump). A
+suspicious card is never repaired here; callers audit and hotlist.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+from daemon.errors import (
+    MacInvalid,
+    MalformedBlock,
+    UnknownCardFormat,
+    ValueBlockMismatch,
+)
+from daemon.keystore import Keystore
+from daemon.membercard.layout import MAX_AMOUNT, Header, SlotState, verify_slot
+from daemon.membercard.session import RawImage
+from daemon.mifare.value import decode_value_block
+
+__all__ = ["CardState", "SlotStatus", "SlotView", "decode_purse_block", "evaluate"]
+
+logger = logging.getLogger(__name__)
+
+
+class SlotStatus(enum.StrEnum):
+    VALID = "valid"
+    FORMED = "formed"  # decodes, but the MAC (or slot parity) is wrong
+    GARBAGE = "garbage"
+    EMPTY = "empty"
+
+
+@dataclass(frozen=True, slots=True)
+class SlotView:
+    slot: int
+    status: SlotStatus
+    state: SlotState | None
+
+
+@dataclass(frozen=True, slots=True)
+class CardState:
+    uid: bytes
+    header: Header
+    header_raw: bytes
+    current: SlotState
+    previous: SlotState | None  # the other slot when it holds counter - 1
+    other: SlotView
+    primary: int | None  # None: not a value block (torn)
+    backup: int | None
+
+    @property
+    def uid_hex(self) -> str:
+        return self.uid.hex().upper()
+
+    @property
+    def mirror_ok(self) -> bool:
+        r = self.current.balance
+        return self.primary == r and self.backup == r
+
+
+def decode_purse_block(raw: bytes, block: int) -> int | None:
+    try:
+        value = decode_value_block(raw, block=block).value
+    except MalformedBlock:
+        return None
+    return value if 0 <= value <= MAX_AMOUNT else None
+
+
+def _slot_view(keystore: Keystore, image: RawImage, slot: int) -> SlotView:
+    state_raw, mac_raw = image.slots[slot]
+    if not any(state_raw) and not any(mac_raw):
+        return SlotView(slot, SlotStatus.EMPTY, None)
+    try:
+        state = SlotState.decode(state_raw, block=0)
+    except MalformedBlock:
+        return SlotView(slot, SlotStatus.GARBAGE, None)
+    if state.slot == slot and verify_slot(
+        keystore, image.uid, image.header, state_raw, mac_raw, slot
+    ):
+        return SlotView(slot, SlotStatus.VALID, state)
+    return SlotView(slot, SlotStatus.FORMED, state)
+
+
+def _mirror_explained(r: int, q: int | None, p: int | None, b: int | None) -> bool:
+    if p == r and b == r:
+        return True
+    if q is None or q == r:
+        return False
+    return (p, b) in {(q, q), (None, q), (r, q), (r, None)}
+
+
+def evaluate(keystore: Keystore, image: RawImage) -> CardState:
+    """The card's state, or a typed refusal (foreign card, other version, fraud)."""
+    uid = image.uid.hex().upper()
+    header = Header.decode(image.header)
+    views = [_slot_view(keystore, image, s) for s in (0, 1)]
+    valid = [v for v in views if v.status is SlotStatus.VALID]
+    if not valid:
+        formed = [v for v in views if v.status is SlotStatus.FORMED]
+        if formed:
+            raise MacInvalid(
+                f"card {uid}: record slot {formed[0].slot} fails its MAC and no valid record "
+                "remains (edited, or copied from another card)"
+            )
+        raise UnknownCardFormat(f"card {uid}: no valid record slot (not issued, or erased)")
+    cur_view = max(valid, key=lambda v: v.state.counter if v.state else -1)
+    current = cur_view.state
+    assert current is not None
+    other = views[1 - cur_view.slot]
+    previous = (
+        other.state
+        if other.status is SlotStatus.VALID
+        and other.state is not None
+        and other.state.counter == current.counter - 1
+        else None
+    )
+    primary = decode_purse_block(image.primary, 12)
+    backup = decode_purse_block(image.backup, 13)
+    q = previous.balance if previous else None
+    if not _mirror_explained(current.balance, q, primary, backup):
+        shown = f"purse primary {primary} / backup {backup}"
+        if (
+            other.status is SlotStatus.FORMED
+            and other.state is not None
+            and other.state.counter > current.counter
+        ):
+            raise MacInvalid(
+                f"card {uid}: record slot {other.slot} (counter {other.state.counter}) fails "
+                f"its MAC while the {shown} does not match the last valid record "
+                f"(balance {current.balance}, counter {current.counter}): record edited"
+            )
+        raise ValueBlockMismatch(
+            f"card {uid}: {shown} disagrees with the MAC'd record balance {current.balance} "
+            f"(counter {current.counter}) and no interrupted write explains it"
+        )
+    return CardState(image.uid, header, image.header, current, previous, other, primary, backup)
