@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from contextlib import closing
 from typing import Any
 
@@ -13,6 +12,7 @@ from daemon.errors import (
     CardRemoved,
     InvalidArgument,
     OperationNotAllowed,
+    OperationTimeout,
     WriteUnconfirmed,
 )
 from daemon.readers.connection import Response
@@ -124,8 +124,9 @@ class MislabellingConnection:
 
     ULTRALIGHT_ATR = bytes.fromhex("3B8F8001804F0CA0000003060300030000000068")
 
-    def __init__(self, inner: SimConnection) -> None:
+    def __init__(self, inner: SimConnection, atr: bytes = ULTRALIGHT_ATR) -> None:
         self.inner = inner
+        self._atr = atr
 
     @property
     def reader_name(self) -> str:
@@ -133,7 +134,7 @@ class MislabellingConnection:
 
     @property
     def atr(self) -> bytes:
-        return self.ULTRALIGHT_ATR
+        return self._atr
 
     def transmit(self, apdu: bytes) -> Response:
         return self.inner.transmit(apdu)
@@ -154,6 +155,17 @@ def test_atr_card_name_is_checked_against_the_uid_length() -> None:
     assert "UID_LENGTH_UNEXPECTED" in codes
     assert "ATR_NOT_CLASSIC" in codes
     assert "whose UID is 7 bytes; card answered 4" in result.format_text()
+
+
+def test_a_non_storage_card_atr_is_flagged_but_the_probe_goes_on() -> None:
+    iso14443_4 = bytes.fromhex("3B8180018080")  # ISO 14443-4 card, no historical payload
+    reader = make_reader("omnikey5x21", genuine_1k())
+    with reader.connect() as inner:
+        result = probe_card(MislabellingConnection(inner, iso14443_4), latency_rounds=0)
+    assert result.finding_codes() == ["ATR_NOT_STORAGE_CARD"]
+    assert result.atr_standard is None
+    assert result.block0 == GENUINE_BLOCK0
+    assert "ATR          3B 81 80 01 80 80" in result.format_text()
 
 
 @pytest.mark.parametrize(
@@ -257,7 +269,7 @@ def test_wrong_key_reports_block0_unreadable_and_never_shows_the_key(
     card = genuine_1k()
     card.program(3, SECRET_KEY + bytes.fromhex("FF078069") + b"\xff" * 6)
     reader = make_reader("omnikey5x21", card)
-    with caplog.at_level(logging.DEBUG):
+    with caplog.at_level(1):  # everything, APDU trace lines included
         wrong = probe(reader, key=bytes.fromhex("A0A1A2A3A4A5"))
         right = probe(reader, key=SECRET_KEY)
     assert wrong.block0 is None
@@ -343,3 +355,32 @@ def test_probe_on_the_simulator_and_through_real_pcscd(stack: Stack) -> None:
         assert result.latency is not None
         assert result.latency.p50_ms > 0
         stack.remove(i)
+
+
+def test_gen2_test_is_not_run_when_block0_is_not_readable() -> None:
+    card = SimCard.blank(uid=UID4, variant="gen2")
+    before = card.memory
+    result = probe(
+        make_reader("acr1252u", card),
+        station="issuing",
+        check_gen2=True,
+        allow_block0_write=True,
+        key=SECRET_KEY,
+    )
+    assert result.gen2 is not None
+    assert result.gen2.verdict is Gen2Verdict.NOT_RUN
+    assert card.memory == before
+
+
+def test_probe_job_stops_between_steps_when_its_deadline_runs_out() -> None:
+    """The worker's clock is the reader's virtual clock: 20 UID round trips at 5 ms each do not
+    fit into 40 ms, so the self-test stops with a typed error instead of overrunning."""
+    reader = make_reader("acr1252u", genuine_1k())
+
+    def now() -> float:
+        return virtual_timer(reader)
+
+    with ReaderWorker(reader.name, reader.connect, clock=now) as worker:
+        future = worker.submit(probe_job(latency_rounds=20, timer=now), now() + 0.040)
+        with pytest.raises(OperationTimeout, match="latency self-test ran past its deadline"):
+            future.result(10.0)

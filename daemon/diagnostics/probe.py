@@ -18,6 +18,7 @@ from typing import Final
 from daemon.diagnostics.report import Gen2Check, Gen2Verdict, LatencyStats, ProbeResult
 from daemon.errors import (
     CardDaemonError,
+    CardMismatch,
     CardRemoved,
     InvalidArgument,
     MalformedBlock,
@@ -299,17 +300,19 @@ def _gen2(
     card.reconnect()
     original = _read_block0(card, key, key_type)
     if original != result.block0:
-        raise WriteUnconfirmed(
-            f"reader {card.reader!r}: block 0 changed between two reads; Gen2 test not run"
+        raise CardMismatch(
+            f"reader {card.reader!r}: block 0 changed between two reads (card swapped?);"
+            " Gen2 test not run, nothing written"
         )
     command = card.dialect.write(0, original)
     started = time.perf_counter()
     try:
         response = connection.transmit(command.apdu)
-    except (CardRemoved, ResponseLost, ReaderError) as exc:
+    except (CardRemoved, ResponseLost, ReaderError, ValueError) as exc:
         card.trace.record(command, None, time.perf_counter() - started, error=exc)
+        why = exc.reason if isinstance(exc, CardDaemonError) else "unparseable answer"
         raise WriteUnconfirmed(
-            f"reader {card.reader!r}: answer to the block-0 write test lost ({exc.reason});"
+            f"reader {card.reader!r}: answer to the block-0 write test lost ({why});"
             " present the card again and probe it to verify block 0"
         ) from exc
     card.trace.record(command, response, time.perf_counter() - started)
