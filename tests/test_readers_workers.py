@@ -17,7 +17,7 @@ from daemon.errors import (
     ReaderUnavailable,
     ResponseLost,
 )
-from daemon.readers.connection import CardConnection
+from daemon.readers.connection import CardConnection, Response
 from daemon.readers.monitor import EventKind, ReaderMonitor
 from daemon.readers.workers import JobContext, ReaderPool, ReaderWorker
 from sim.backend import SimBackend
@@ -381,3 +381,40 @@ def test_pool_jobs_on_the_simulator_and_through_real_pcscd(stack: Stack) -> None
         assert pool.submit(stack.name(0), read_uid, deadline).result(30) == UID_C
         stack.remove(0)
         stack.remove(1)
+
+
+class CloseFails:
+    """A connection whose driver throws on disconnect (seen with pyscard after pcscd died)."""
+
+    def __init__(self, reader: SimReader) -> None:
+        self.inner = reader.connect()
+
+    @property
+    def reader_name(self) -> str:
+        return self.inner.reader_name
+
+    @property
+    def atr(self) -> bytes:
+        return self.inner.atr
+
+    def transmit(self, apdu: bytes) -> Response:
+        return self.inner.transmit(apdu)
+
+    def reconnect(self, reset: bool = False) -> None:
+        self.inner.reconnect(reset)
+
+    def close(self) -> None:
+        raise RuntimeError("SCardDisconnect failed")
+
+
+def test_a_connection_that_fails_to_close_does_not_kill_the_worker(
+    reader: SimReader, clock: FakeClock
+) -> None:
+    with ReaderWorker(reader.name, lambda: CloseFails(reader), clock=clock) as worker:
+        worker.submit(lambda ctx: ctx.connection, clock() + 60).result(WAIT)  # opens it
+        reader.remove()
+        with pytest.raises(CardRemoved):
+            worker.submit(read_uid, clock() + 60).result(WAIT)  # dropped: close() raises
+        reader.insert(SimCard.blank(uid=UID_C))
+        assert worker.submit(read_uid, clock() + 60).result(WAIT) == UID_C
+        assert worker.alive

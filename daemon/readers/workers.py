@@ -257,8 +257,8 @@ class ReaderWorker:
         if connection is not None:
             try:
                 connection.close()
-            except CardDaemonError as exc:
-                logger.debug("reader %r: closing connection failed: %s", self.name, exc)
+            except Exception as exc:  # a failing close must not take the worker down
+                logger.warning("reader %r: closing the connection failed: %s", self.name, exc)
 
     def _next(self) -> _Pending[Any] | None:
         with self._cond:
