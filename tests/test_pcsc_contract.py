@@ -256,3 +256,15 @@ def test_reconnect_drops_authentication_and_closed_connection_refuses(stack: Sta
     conn.close()
     with pytest.raises(ReaderUnavailable, match="closed"):
         conn.transmit(GET_UID)
+
+
+def test_failed_authentication_needs_a_reconnect(stack: Stack) -> None:
+    stack.insert(0, _card())
+    with closing(stack.backend.connect(stack.name(0))) as conn:
+        assert conn.transmit(bytes.fromhex("FF82000106A0A1A2A3A4A5")).ok  # LOAD KEY slot 1
+        assert conn.transmit(SEQUENCE[0]).ok  # LOAD KEY slot 0: the right key
+        assert not conn.transmit(bytes.fromhex("FF860000050100046001")).ok  # wrong key (slot 1)
+        assert not conn.transmit(SEQUENCE[1]).ok  # the chip stays silent until re-selected
+        conn.reconnect()
+        assert conn.transmit(SEQUENCE[1]).ok
+        assert conn.transmit(SEQUENCE[2]).ok
