@@ -1,7 +1,7 @@
 """Barcode scanners: serial and USB HID-POS, code classification, ordered scan streams.
 
-Importing this package imports no hardware library: pyserial and pyusb load when a scanner
-opens its device.
+Importing this package imports no hardware library: pyserial, pyusb and (optional) python-evdev
+load when a scanner opens its device.
 """
 
 from daemon.scanners.aim import Symbology, split_aim, symbology_for
@@ -13,11 +13,13 @@ from daemon.scanners.framing import MissingSuffix, SerialFramer, Terminator
 from daemon.scanners.gs1 import Gs1Element, Gs1Error, parse_gs1
 from daemon.scanners.gtin import ProductCode, ProductKind, gs1_check_digit, upce_to_upca
 from daemon.scanners.hidpos import HidPosAssembler
+from daemon.scanners.keymap import KeyTranslator
 from daemon.scanners.member import MemberCheck, MemberStatus, MemberTokenVerifier
 from daemon.scanners.payment import PaymentProvider, detect_payment, mask_code
 from daemon.scanners.serial_port import SerialScanner
 from daemon.scanners.stream import ScanStream, Subscription
 from daemon.scanners.usb_hidpos import HidPosScanner
+from daemon.scanners.wedge import KeyboardWedgeScanner
 from daemon.scanners.worker import Scanner, ScanSink
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "Gs1Error",
     "HidPosAssembler",
     "HidPosScanner",
+    "KeyTranslator",
+    "KeyboardWedgeScanner",
     "MemberCheck",
     "MemberStatus",
     "MemberTokenVerifier",

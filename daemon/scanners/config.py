@@ -9,6 +9,10 @@ Backends are chosen by ``kind``; their modules import pyserial/pyusb only when a
     baudrate = 9600               pid = 0x0b61
     suffix = "CR"                 port_path = [1, 4]   # optional: this USB port only
     aim = true                    enable_report = true # Honeywell: switch on HID-POS reports
+
+    [scanners.kbw]                # keyboard wedge, grabbed so it types into no window
+    kind = "wedge"
+    path = "/dev/input/by-id/usb-SCANNER-event-kbd"
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from daemon.scanners.worker import Scanner, ScanSink
 
 __all__ = ["KINDS", "build_backend", "build_scanner"]
 
-KINDS = ("serial", "hidpos")
+KINDS = ("serial", "hidpos", "wedge")
 _COMMON = {"kind", "one_shot", "backoff_max_ms", "max_length"}
 _SERIAL = _COMMON | {
     "url",
@@ -37,6 +41,7 @@ _SERIAL = _COMMON | {
     "missing_suffix",
 }
 _HIDPOS = _COMMON | {"vid", "pid", "port_path", "enable_report", "continuation_timeout_ms"}
+_WEDGE = (_SERIAL - {"url", "baudrate", "prefix"}) | {"path", "grab"}
 
 
 class _Table:
@@ -75,6 +80,18 @@ class _Table:
             raise ConfigError(f"{self.where}.{key}", f"must be one of {names}") from None
 
 
+def _framer(t: _Table, *, prefix: bytes) -> SerialFramer:
+    return SerialFramer(
+        t.choice("suffix", Terminator, "CR"),
+        prefix=prefix,
+        aim=t.get("aim", bool, True),
+        idle_gap_s=t.positive("idle_gap_ms", 50) / 1000,
+        suffix_timeout_s=t.positive("suffix_timeout_ms", 1000) / 1000,
+        missing_suffix=t.choice("missing_suffix", MissingSuffix, "FLUSH"),
+        max_length=t.positive("max_length", 8192),
+    )
+
+
 def build_backend(
     scanner_id: str, table: Mapping[str, Any], *, usb_backend: Any = None
 ) -> ScannerBackend:
@@ -84,16 +101,21 @@ def build_backend(
         from daemon.scanners.serial_port import SerialScanner
 
         t = _Table(scanner_id, table, _SERIAL)
-        framer = SerialFramer(
-            t.choice("suffix", Terminator, "CR"),
-            prefix=t.get("prefix", str, "").encode("latin-1"),
-            aim=t.get("aim", bool, True),
-            idle_gap_s=t.positive("idle_gap_ms", 50) / 1000,
-            suffix_timeout_s=t.positive("suffix_timeout_ms", 1000) / 1000,
-            missing_suffix=t.choice("missing_suffix", MissingSuffix, "FLUSH"),
-            max_length=t.positive("max_length", 8192),
-        )
+        framer = _framer(t, prefix=t.get("prefix", str, "").encode("latin-1"))
         return SerialScanner(t.get("url", str, None), framer, baudrate=t.positive("baudrate", 9600))
+    if kind == "wedge":
+        from daemon.scanners.wedge import KeyboardWedgeScanner, evdev_available
+
+        t = _Table(scanner_id, table, _WEDGE)
+        framer = _framer(t, prefix=b"")
+        if framer.terminator not in (Terminator.CR, Terminator.NONE):
+            raise ConfigError(f"{t.where}.suffix", "a keyboard wedge ends codes with CR or NONE")
+        if not evdev_available():
+            raise ConfigError(
+                f"{t.where}.kind", "a keyboard wedge needs python-evdev (carddaemon[wedge])"
+            )
+        grab = t.get("grab", bool, True)
+        return KeyboardWedgeScanner(t.get("path", str, None), framer, grab=grab)
     if kind == "hidpos":
         from daemon.scanners.usb_hidpos import HidPosScanner
 
@@ -129,7 +151,7 @@ def build_scanner(
     """A :class:`Scanner` (not started) for one config table; ``one_shot`` is applied to ``sink``
     when it supports it (a :class:`~daemon.scanners.stream.ScanStream`)."""
     backend = build_backend(scanner_id, table, usb_backend=usb_backend)
-    t = _Table(scanner_id, table, _SERIAL | _HIDPOS)
+    t = _Table(scanner_id, table, _SERIAL | _HIDPOS | _WEDGE)
     one_shot = t.get("one_shot", bool, False)
     set_one_shot = getattr(sink, "set_one_shot", None)
     if one_shot and set_one_shot is None:

@@ -1,0 +1,110 @@
+"""Keyboard-wedge scanners read from evdev with an exclusive grab.
+
+Most cheap scanners ship as USB keyboards. Left alone, each code is typed into whatever window
+has focus. We open the scanner's own input device (``/dev/input/by-id/...-event-kbd``) and
+``EVIOCGRAB`` it, so its key events reach only us; :class:`~daemon.scanners.keymap.KeyTranslator`
+turns them into bytes and a :class:`~daemon.scanners.framing.SerialFramer` (suffix CR = Enter,
+or NONE = idle gap) cuts the codes, exactly as for a serial scanner.
+
+python-evdev is optional (``pip install 'carddaemon[wedge]'``) and imported when a device
+opens. Not exercised by the test suite: this machine has no /dev/input and no uinput (see
+docs/scanners.md); the key translation and framing it relies on are tested.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import importlib.util
+import logging
+import select
+import time
+from typing import Any
+
+from daemon.errors import ScannerUnavailable
+from daemon.scanners.base import RawScan, ScannerBackend
+from daemon.scanners.framing import SerialFramer
+from daemon.scanners.keymap import KeyTranslator
+
+__all__ = ["KeyboardWedgeScanner", "evdev_available"]
+
+logger = logging.getLogger(__name__)
+
+_EV_KEY = 1
+
+
+def evdev_available() -> bool:
+    return importlib.util.find_spec("evdev") is not None
+
+
+class KeyboardWedgeScanner(ScannerBackend):
+    """A keyboard-wedge scanner on one evdev node, grabbed exclusively while open."""
+
+    def __init__(self, path: str, framer: SerialFramer | None = None, *, grab: bool = True) -> None:
+        self.path = path
+        self.grab = grab
+        self.framer = framer if framer is not None else SerialFramer()
+        self.keys = KeyTranslator()
+        self._dev: Any = None
+
+    @property
+    def description(self) -> str:
+        return f"keyboard wedge {self.path}"
+
+    def open(self) -> None:
+        if self._dev is not None:
+            return
+        evdev: Any = importlib.import_module("evdev")  # lazy, optional
+        try:
+            dev = evdev.InputDevice(self.path)
+        except OSError as exc:
+            raise ScannerUnavailable(f"{self.description}: cannot open ({exc})") from exc
+        if self.grab:
+            try:
+                dev.grab()
+            except OSError as exc:
+                dev.close()
+                why = "grabbed by another process" if exc.errno == errno.EBUSY else str(exc)
+                raise ScannerUnavailable(f"{self.description}: cannot grab ({why})") from exc
+        self._dev = dev
+        self.keys.reset()
+        self.framer.reset()
+        mode = "grabbed" if self.grab else "shared"
+        logger.info("scanner %s opened (%s)", self.description, mode)
+
+    def read(self, timeout: float) -> list[RawScan]:
+        dev = self._dev
+        if dev is None:
+            raise ScannerUnavailable(f"{self.description}: not open")
+        deadline = self.framer.deadline_ns()
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, (deadline - time.monotonic_ns()) / 1e9))
+        scans: list[RawScan] = []
+        try:
+            ready, _, _ = select.select([dev.fd], [], [], timeout)
+            if ready:
+                typed = bytearray()
+                for event in dev.read():
+                    if event.type == _EV_KEY:
+                        typed += self.keys.key(event.code, event.value)
+                if typed:
+                    scans += self.framer.feed(bytes(typed), time.monotonic_ns())
+        except BlockingIOError:
+            pass
+        except OSError as exc:  # ENODEV when unplugged
+            raise ScannerUnavailable(f"{self.description}: read failed ({exc})") from exc
+        scans += self.framer.poll(time.monotonic_ns())
+        return scans
+
+    def close(self) -> None:
+        dev, self._dev = self._dev, None
+        if dev is None:
+            return
+        try:
+            if self.grab:
+                dev.ungrab()
+        except OSError:
+            logger.debug("scanner %s ungrab failed", self.description, exc_info=True)
+        finally:
+            dev.close()
+        logger.info("scanner %s closed", self.description)
