@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -191,8 +192,8 @@ class PrivatePcscd:
         flags = "--foreground --debug --apdu" if self.debug else "--foreground"
         script = (
             "set -e; mount -t tmpfs tmpfs /run; mkdir /run/pcscd; "
-            f'mount --bind "{self.run_dir}" /run/pcscd; '
-            f'exec pcscd {flags} -c "{self.conf_dir}"'
+            f"mount --bind {shlex.quote(str(self.run_dir))} /run/pcscd; "
+            f"exec pcscd {flags} -c {shlex.quote(str(self.conf_dir))}"
         )
         cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
         with open(self.log_path, "ab") as log:

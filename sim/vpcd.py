@@ -160,6 +160,10 @@ class VpcdSlotServer:
                 self._drop(str(exc))
             except OSError as exc:
                 self._drop(f"socket error: {exc}")
+            except Exception:  # a simulator bug must not kill the slot silently
+                logger.exception("vpcd %s: unexpected error; reconnecting", self.reader.name)
+                self._drop("unexpected error")
+                self._stop.wait(self._poll)
         self._drop("stopping")
 
     def _connect(self, card: tuple[object, int]) -> bool:

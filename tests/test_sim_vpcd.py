@@ -135,3 +135,22 @@ def test_private_pcscd_unknown_slot_is_named() -> None:
         assert pcscd.slots[0].reader_name == "Only One 00 00"
     pcscd.close()
     assert not pcscd.running
+
+
+class BuggyReader(SimReader):
+    def process(self, apdu: bytes, *, generation: int | None = None) -> bytes:
+        raise RuntimeError("simulator bug")
+
+
+def test_simulator_bug_drops_the_answer_but_not_the_slot(vpcd: socket.socket) -> None:
+    reader = BuggyReader("R 00 00")
+    reader.insert(transport_card())
+    with VpcdBridge([(reader, _port(vpcd))]) as bridge:
+        first, _ = vpcd.accept()
+        with first:
+            first.settimeout(5)
+            _send(first, bytes.fromhex("FFCA000000"))
+            assert _recv(first) == b""
+        second, _ = vpcd.accept()  # the slot thread lived on and reconnected
+        second.close()
+        assert bridge.slots[0].apdus == 1
