@@ -253,3 +253,15 @@ def test_importing_the_daemon_imports_no_hardware_library() -> None:
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_failing_notify_callback_costs_no_one_their_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("consumer bug")
+
+    with ScanStream() as stream, stream.subscribe(notify=broken) as a, stream.subscribe() as b:
+        stream.on_scan("front", raw("A"))
+        assert [e.text for e in drain(a)] == [e.text for e in drain(b)] == ["A"]
+    assert "notify callback failed" in caplog.text

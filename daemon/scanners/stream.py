@@ -70,7 +70,10 @@ class Subscription:
             self._queue.append(event)
             self._cond.notify()
         if self._notify is not None:
-            self._notify()
+            try:
+                self._notify()
+            except Exception:  # one consumer's bug must not cost the others their event
+                logger.exception("%s subscriber notify callback failed", self.role)
 
     def get(self, timeout: float | None = None) -> StreamEvent | None:
         """Next event, or None after ``timeout`` seconds; raises once closed and drained."""
@@ -164,7 +167,8 @@ class ScanStream:
         """A new subscriber; it sees events published from now on, masked for ``role``.
 
         ``notify`` (optional) is called from the publishing thread after each queued event,
-        e.g. ``lambda: loop.call_soon_threadsafe(flag.set)`` for an asyncio consumer.
+        e.g. ``lambda: loop.call_soon_threadsafe(flag.set)`` for an asyncio consumer. It runs
+        while the stream is locked: it must return at once and must not call the stream.
         """
         size = self.default_queue if maxsize is None else maxsize
         if size < 1:

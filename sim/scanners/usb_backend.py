@@ -69,6 +69,16 @@ class SimHidPosDevice:
         self._cond = threading.Condition()
         self.replug()
 
+    def close(self) -> None:
+        """Unplug for good (idempotent); a context manager like every simulated device."""
+        self.unplug()
+
+    def __enter__(self) -> SimHidPosDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # --- the physical world -------------------------------------------------------------------
 
     def unplug(self) -> None:
