@@ -69,11 +69,15 @@ class Subscription:
                 return
             self._queue.append(event)
             self._cond.notify()
-        if self._notify is not None:
-            try:
-                self._notify()
-            except Exception:  # one consumer's bug must not cost the others their event
-                logger.exception("%s subscriber notify callback failed", self.role)
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._notify is None:
+            return
+        try:
+            self._notify()
+        except Exception:  # one consumer's bug must not cost the others their event
+            logger.exception("%s subscriber notify callback failed", self.role)
 
     def get(self, timeout: float | None = None) -> StreamEvent | None:
         """Next event, or None after ``timeout`` seconds; raises once closed and drained."""
@@ -99,8 +103,7 @@ class Subscription:
             self._closed = True
             self._cond.notify_all()
         self._stream._unsubscribe(self)
-        if self._notify is not None:
-            self._notify()
+        self._wake()
 
     def __enter__(self) -> Subscription:
         return self
