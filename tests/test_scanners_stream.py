@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from daemon.errors import ConfigError, ScannerError
+from daemon.errors import ConfigError, InvalidArgument, ScannerError
 from daemon.scanners import (
     Classifier,
     MemberTokenVerifier,
@@ -208,6 +208,7 @@ def test_stream_close_closes_subscriptions() -> None:
     [
         ({"duplicate_window_s": -1}, "scanners.duplicate_window_s"),
         ({"default_queue": 0}, "scanners.subscriber_queue"),
+        ({"history": -1}, "scanners.replay_history"),
     ],
 )
 def test_stream_config_errors(kwargs: dict, key: str) -> None:
@@ -265,3 +266,37 @@ def test_a_failing_notify_callback_costs_no_one_their_event(
         stream.on_scan("front", raw("A"))
         assert [e.text for e in drain(a)] == [e.text for e in drain(b)] == ["A"]
     assert "notify callback failed" in caplog.text
+
+
+def test_resubscribe_after_sequence_replays_without_gap_or_duplicate() -> None:
+    with ScanStream(history=10) as stream:
+        with stream.subscribe(Role.TECHNICIAN) as first:
+            stream.on_scan("front", raw("A"))
+            stream.on_scan("front", raw(WECHAT))
+            last_seen = drain(first)[0].sequence  # the client got "A", then disconnected
+        stream.on_scan("front", raw("C"))
+        with stream.subscribe(Role.TECHNICIAN, after_sequence=last_seen) as again:
+            stream.on_scan("front", raw("D"))
+            got = drain(again)
+        assert [e.text for e in got] == ["1012**********3456", "C", "D"]  # masked on replay too
+        assert [e.sequence for e in got] == [2, 3, 4]
+        assert again.replay_gap == 0
+
+
+def test_resubscribe_too_late_reports_the_gap() -> None:
+    with ScanStream(history=2) as stream:
+        for i in range(5):
+            stream.on_scan("front", raw(f"C{i}"))
+        with stream.subscribe(after_sequence=1) as sub:
+            assert [e.text for e in drain(sub)] == ["C3", "C4"]
+            assert sub.replay_gap == 2  # C1 and C2 are gone
+
+
+@pytest.mark.parametrize("after", [-1, 6])
+def test_resubscribe_from_an_unknown_sequence_is_rejected(after: int) -> None:
+    with ScanStream() as stream:
+        for i in range(5):
+            stream.on_scan("front", raw(f"C{i}"))
+        with pytest.raises(InvalidArgument) as err:
+            stream.subscribe(after_sequence=after)
+        assert err.value.field == "after_sequence"

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.errors import ConfigError, ScannerError
+from daemon.errors import ConfigError, InvalidArgument, ScannerError
 from daemon.scanners.base import RawScan, ScannerState
 from daemon.scanners.classify import Classifier, decode_scan
 from daemon.scanners.events import Role, ScanEvent, StatusEvent, StreamEvent
@@ -50,6 +50,7 @@ class Subscription:
         self.role = role
         self.maxsize = maxsize
         self.dropped = 0
+        self.replay_gap = 0
         self._stream = stream
         self._notify = notify
         self._queue: deque[StreamEvent] = deque()
@@ -121,9 +122,12 @@ class ScanStream:
         *,
         duplicate_window_s: float = 0.0,
         default_queue: int = 1024,
+        history: int = 256,
     ) -> None:
         if duplicate_window_s < 0:
             raise ConfigError("scanners.duplicate_window_s", "must be >= 0")
+        if history < 0:
+            raise ConfigError("scanners.replay_history", f"must be >= 0, got {history}")
         if default_queue < 1:
             raise ConfigError("scanners.subscriber_queue", "must be >= 1")
         self.classifier = classifier if classifier is not None else Classifier()
@@ -137,6 +141,8 @@ class ScanStream:
         self._disarmed: set[str] = set()
         self._last_read: dict[tuple[str, str], int] = {}
         self._states: dict[str, ScannerState] = {}
+        # Recent events (unmasked, memory only) for subscribers resuming after a reconnect.
+        self._history: deque[StreamEvent] = deque(maxlen=history)
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -166,8 +172,13 @@ class ScanStream:
         *,
         maxsize: int | None = None,
         notify: Callable[[], None] | None = None,
+        after_sequence: int | None = None,
     ) -> Subscription:
         """A new subscriber; it sees events published from now on, masked for ``role``.
+
+        With ``after_sequence`` (the last sequence number a reconnecting client saw) it first
+        gets the retained events after that one, with no gap and no duplicate between replay
+        and live events. Events already gone from the history are counted in ``replay_gap``.
 
         ``notify`` (optional) is called from the publishing thread after each queued event,
         e.g. ``lambda: loop.call_soon_threadsafe(flag.set)`` for an asyncio consumer. It runs
@@ -178,8 +189,23 @@ class ScanStream:
             raise ConfigError("scanners.subscriber_queue", f"must be >= 1, got {size}")
         sub = Subscription(self, Role(role), size, notify)
         with self._lock:
+            if after_sequence is not None:
+                self._replay(sub, after_sequence)
             self._subs.append(sub)
         return sub
+
+    def _replay(self, sub: Subscription, after: int) -> None:
+        if not 0 <= after <= self._seq:
+            raise InvalidArgument(
+                "after_sequence", f"{after} is not in 0..{self._seq} (the stream restarted?)"
+            )
+        oldest = self._history[0].sequence if self._history else self._seq + 1
+        sub.replay_gap = max(0, oldest - after - 1)
+        if sub.replay_gap:
+            logger.warning("%s subscriber resumed %d events too late", sub.role, sub.replay_gap)
+        for event in self._history:
+            if event.sequence > after:
+                sub._offer(event.for_role(sub.role))
 
     def _unsubscribe(self, sub: Subscription) -> None:
         with self._lock:
@@ -234,6 +260,7 @@ class ScanStream:
                 suffix_missing=raw.suffix_missing,
             )
             self.stats.published += 1
+            self._history.append(event)
             logger.info(  # before delivery, so the log never trails what a subscriber saw
                 "scan %d from %s: %s%s %s",
                 event.sequence,
@@ -250,6 +277,7 @@ class ScanStream:
             self._states[scanner_id] = state
             self._seq += 1
             event = StatusEvent(self._seq, scanner_id, state, detail, time.monotonic_ns())
+            self._history.append(event)
             for sub in self._subs:
                 sub._offer(event)
         logger.info("scanner %s %s: %s", scanner_id, state.value, detail)
