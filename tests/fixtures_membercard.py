@@ -7,18 +7,21 @@ and the chain-wide keystore. Test keys are generated per test (never fixed maste
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from daemon.journal import Journal
+from daemon.errors import CardDaemonError, UnknownCardFormat
+from daemon.journal import Journal, RequestState
 from daemon.keystore import Keystore
 from daemon.membercard.issuing import IssueSpec, Personaliser
+from daemon.membercard.replace import replace_card
 from daemon.membercard.rules import BonusStep, Programme
 from daemon.membercard.service import MemberCardService
 from daemon.readers.storage import StorageCard
 from sim.card import SimCard
+from sim.faults import FaultPlan
 from sim.reader import SimReader
 
 TODAY = dt.date(2026, 11, 23)
@@ -87,3 +90,188 @@ def issue(
     with term.storage() as sc:
         term.issuer.issue(sc, spec, request_id=request_id or f"issue-{uid.hex()}")
     return card
+
+
+# --- tearing ----------------------------------------------------------------------------------
+
+OPS = ("debit", "credit", "points", "issue", "replace", "erase")
+FAULTS = ("remove_before", "tear_old", "tear_new", "tear_garbage", "lose_response", "remove_after")
+CardView = tuple[int, int] | None  # (balance, points), or None: not a member card
+Run = Callable[[Terminal, StorageCard, str], object]
+
+
+@dataclass
+class Scenario:
+    """A card and a journal in the state just before ``op``, and the two allowed outcomes."""
+
+    op: str
+    uid: bytes
+    memory: bytes
+    seed: list[tuple[str, str, int, dict[str, object]]]
+    old: CardView
+    new: CardView
+    run: Run
+
+
+class TearLab:
+    """Runs one operation with one fault at one APDU, then checks what any terminal sees."""
+
+    def __init__(self, keystore: Keystore, workdir: Path | None = None) -> None:
+        self.keystore = keystore
+        self.workdir = workdir
+        self._n = 0
+
+    def _path(self) -> Path:
+        self._n += 1
+        return Path(":memory:") if self.workdir is None else self.workdir / f"j{self._n}.db"
+
+    @contextmanager
+    def terminal(
+        self, seed: list[tuple[str, str, int, dict[str, object]]] | None = None
+    ) -> Iterator[Terminal]:
+        with terminal(self.keystore, self._path()) as term:
+            for uid, member, counter, snap in seed or []:
+                term.journal.observe(uid, member, counter, snap)
+                term.journal.bind_member(member, uid)
+            yield term
+
+    # --- scenarios ---------------------------------------------------------------------------
+
+    def scenario(self, op: str, n: int, *, amount: int = 2345, history: int = 1) -> Scenario:
+        """Pre-state for ``op`` on card number ``n``; ``history`` ops already on the card."""
+        uid = uid_for(n)
+        member = f"{880000000 + n}"
+        with self.terminal() as t:
+            if op in ("issue", "replace"):
+                old_uid = uid_for(n + 500_000)
+                if op == "replace":
+                    issue(t, old_uid, member_id=member, balance=70_000, points=30)
+                    t.reader.remove()
+                    seed = _seed(t, old_uid)
+                else:
+                    seed = []
+                spec = IssueSpec(member, 1, dt.date(2029, 1, 31), 70_000, 30)
+                old_hex = old_uid.hex().upper()
+
+                def run_issue(term: Terminal, sc: StorageCard, rid: str) -> object:
+                    if op == "replace":
+                        return replace_card(term.issuer, sc, old_uid=old_hex, request_id=rid)
+                    return term.issuer.issue(sc, spec, request_id=rid)
+
+                blank = SimCard.blank(uid=uid).memory
+                return Scenario(op, uid, blank, seed, None, (70_000, 30), run_issue)
+            card = issue(t, uid, member_id=member, balance=500_000, points=40)
+            for i in range(history):
+                with t.storage() as sc:
+                    t.service.debit(sc, request_id=f"h{i}", amount=1000 + i)
+            with t.storage() as sc:
+                info = t.service.read(sc)
+            seed = _seed(t, uid)
+            memory = card.memory
+        b, p = info.balance, info.points
+        earned = PROGRAMME.points_for(2, amount)
+        runs: dict[str, tuple[CardView, Run]] = {
+            "debit": ((b - amount, p + earned),
+                      lambda tm, sc, r: tm.service.debit(sc, request_id=r, amount=amount)),
+            "credit": ((b + amount + PROGRAMME.bonus_for(amount), p),
+                       lambda tm, sc, r: tm.service.credit(sc, request_id=r, amount=amount)),
+            "points": ((b, p - 7),
+                       lambda tm, sc, r: tm.service.adjust_points(sc, request_id=r, delta=-7)),
+            "erase": (None, lambda tm, sc, r: tm.issuer.erase(sc, request_id=r, force=True)),
+        }  # fmt: skip
+        new, run = runs[op]
+        return Scenario(op, uid, memory, seed, (b, p), new, run)
+
+    # --- one trial ---------------------------------------------------------------------------
+
+    def apdus(self, sc: Scenario) -> int:
+        """How many APDUs ``sc.op`` sends when nothing goes wrong."""
+        card = SimCard(sc.uid, memory=sc.memory)
+        with self.terminal(sc.seed) as t:
+            t.reader.insert(card)
+            with t.storage() as st:
+                before = t.reader.apdu_count
+                sc.run(t, st, "dry-run")
+                return t.reader.apdu_count - before
+
+    def trial(self, sc: Scenario, k: int, fault: str) -> tuple[list[str], str, str]:
+        """Returns (violations, how the same terminal resolved, how a fresh one did)."""
+        bad: list[str] = []
+        rid = f"{sc.op}-{k}-{fault}"
+        card = SimCard(sc.uid, memory=sc.memory)
+        with self.terminal(sc.seed) as t:
+            t.reader.insert(card)
+            plan = t.reader.faults
+            plan.arm()
+            _schedule(plan, k, fault)
+            try:
+                with t.storage() as st:
+                    sc.run(t, st, rid)
+            except CardDaemonError:
+                pass
+            plan.clear()
+            if t.reader.card is None:
+                t.reader.insert(card)
+            torn = card.memory
+            with self.terminal() as fresh:
+                fresh.reader.insert(SimCard(sc.uid, memory=torn))
+                seen_fresh = view(fresh)
+            seen_same = view(t)
+            for who, seen in (("fresh", seen_fresh), ("same", seen_same)):
+                if seen not in (sc.old, sc.new):
+                    bad.append(f"{rid}: {who} terminal sees {seen}, allowed {sc.old} / {sc.new}")
+            if sc.op in ("debit", "credit", "points"):
+                rec = t.journal.get(rid)
+                want = RequestState.COMMITTED if seen_same == sc.new else RequestState.ABORTED
+                if rec is not None and rec.state is not want:
+                    bad.append(f"{rid}: journal {rec.state} but card shows {seen_same}")
+            try:
+                with t.storage() as st:
+                    sc.run(t, st, rid)
+            except CardDaemonError as exc:
+                if not (sc.op in ("issue", "replace", "erase") and view(t) in (sc.old, sc.new)
+                        and exc.reason == "UNKNOWN_CARD_FORMAT"):  # fmt: skip
+                    bad.append(f"{rid}: retry failed with {exc}")
+                return bad, _label(seen_same, sc), _label(seen_fresh, sc)
+            final = view(t)
+            if final != sc.new:
+                bad.append(f"{rid}: after retry the card shows {final}, expected {sc.new}")
+            rec = t.journal.get(rid)
+            if rec is None or rec.state is not RequestState.COMMITTED:
+                bad.append(f"{rid}: after retry the journal says {rec and rec.state}")
+            return bad, _label(seen_same, sc), _label(seen_fresh, sc)
+
+
+def _label(seen: CardView | str, sc: Scenario) -> str:
+    return "new" if seen == sc.new else "old"
+
+
+def _schedule(plan: FaultPlan, k: int, fault: str) -> None:
+    if fault == "remove_before":
+        plan.remove_before(k)
+    elif fault == "remove_after":
+        plan.remove_after(k)
+    elif fault == "lose_response":
+        plan.lose_response(k)
+    else:
+        plan.tear(k, fault.removeprefix("tear_"))  # type: ignore[arg-type]
+
+
+def _seed(t: Terminal, uid: bytes) -> list[tuple[str, str, int, dict[str, object]]]:
+    seen = t.journal.last_seen(uid.hex().upper())
+    assert seen is not None
+    assert seen.member_id is not None
+    return [(seen.uid, seen.member_id, seen.last_counter, seen.state)]
+
+
+def view(term: Terminal) -> CardView | str:
+    """What this terminal reads from the card in its reader (None: not a member card; a
+    reason string: the read was refused, which after a tear is always a violation)."""
+    try:
+        with term.storage() as sc:
+            info = term.service.read(sc)
+    except UnknownCardFormat:
+        return None
+    except CardDaemonError as exc:
+        return exc.reason
+    return info.balance, info.points

@@ -190,6 +190,8 @@ class Personaliser:
             if existing is not None:
                 return self._already(existing, request_id, spec, tag, uid_hex)
             result = IssueResult(request_id, uid_hex, spec.member_id, spec.balance, spec.points)
+            # bind before the card is touched: from the commit on, this UID is the member's
+            self.journal.bind_member(spec.member_id, uid_hex)
             if record.state is not RequestState.PENDING:
                 self.journal.record_intent(
                     request_id, uid_hex, {"state": "transport"},
@@ -201,6 +203,9 @@ class Personaliser:
                 state = self._member_state(card)
             except UnknownCardFormat as exc:
                 self.journal.finish(request_id, RequestState.ABORTED, {"error": exc.reason})
+                self.journal.unbind_member(spec.member_id, uid_hex)
+                if replacing is not None:
+                    self.journal.bind_member(spec.member_id, replacing)
                 self.journal.audit("issue_failed", uid=uid_hex, request_id=request_id,
                                    detail={"reason": exc.message})  # fmt: skip
                 raise
@@ -305,8 +310,8 @@ class Personaliser:
             for slot in (1 - newest, newest):
                 sector = 1 + slot
                 self._open(card, uid, sector)
-                card.write_block(first_block(sector) + 1, _ZERO)
                 card.write_block(first_block(sector), _ZERO)
+                card.write_block(first_block(sector) + 1, _ZERO)
                 card.reconnect()
         for sector in (1, 2, 3, 0):
             ours = self._open(card, uid, sector)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
+import zlib
 from dataclasses import dataclass
 from typing import Final
 
@@ -48,6 +49,7 @@ __all__ = [
     "check_member_id",
     "days_to_date",
     "mac_slot",
+    "slot_checksum_ok",
     "slot_for_counter",
     "verify_slot",
 ]
@@ -80,7 +82,7 @@ MAX_AMOUNT: Final = 0x7FFFFFFF
 NO_EXPIRY: Final = 0xFFFF
 _EPOCH: Final = dt.date(2000, 1, 1)
 _MAC_LABEL: Final = b"CDMC"
-_MAC_LEN: Final = 15
+_MAC_LEN: Final = 11
 _MAX_MEMBER_DIGITS: Final = 16
 
 
@@ -241,10 +243,17 @@ def _mac_message(uid: bytes, slot: int, header: bytes, state: bytes) -> bytes:
 
 
 def mac_slot(keystore: Keystore, uid: bytes, header: bytes, state: SlotState) -> bytes:
-    """The MAC block for ``state``: MAC key version, then HMAC-SHA256(...)[:15]."""
+    """The MAC block for ``state``: MAC key version, CRC-32 of the state block, then
+    HMAC-SHA256(K_mac, label | format | slot | UID | header | state)[:11]."""
     version = keystore.current_version(KeyPurpose.MAC)
-    tag = keystore.mac(version, _mac_message(uid, state.slot, header, state.encode()), _MAC_LEN)
-    return bytes((version,)) + tag
+    raw = state.encode()
+    tag = keystore.mac(version, _mac_message(uid, state.slot, header, raw), _MAC_LEN)
+    return bytes((version,)) + zlib.crc32(raw).to_bytes(4, "big") + tag
+
+
+def slot_checksum_ok(state_raw: bytes, mac_raw: bytes) -> bool:
+    """True if the state block matches the CRC in its MAC block: not torn (an edit may be)."""
+    return len(mac_raw) == 16 and zlib.crc32(state_raw).to_bytes(4, "big") == mac_raw[1:5]
 
 
 def verify_slot(
@@ -255,4 +264,4 @@ def verify_slot(
     if version not in keystore.versions(KeyPurpose.MAC):
         return False
     expected = keystore.mac(version, _mac_message(uid, slot, header, state_raw), _MAC_LEN)
-    return hmac.compare_digest(expected, mac_raw[1:16])
+    return hmac.compare_digest(expected, mac_raw[5:16])

@@ -28,7 +28,13 @@ from daemon.errors import (
     ValueBlockMismatch,
 )
 from daemon.keystore import Keystore
-from daemon.membercard.layout import MAX_AMOUNT, Header, SlotState, verify_slot
+from daemon.membercard.layout import (
+    MAX_AMOUNT,
+    Header,
+    SlotState,
+    slot_checksum_ok,
+    verify_slot,
+)
 from daemon.membercard.session import RawImage
 from daemon.mifare.value import decode_value_block
 
@@ -39,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 class SlotStatus(enum.StrEnum):
     VALID = "valid"
-    FORMED = "formed"  # decodes, but the MAC (or slot parity) is wrong
+    FORMED = "formed"  # decodes and matches its CRC, but the MAC (or slot parity) is wrong
     GARBAGE = "garbage"
     EMPTY = "empty"
 
@@ -84,6 +90,8 @@ def _slot_view(keystore: Keystore, image: RawImage, slot: int) -> SlotView:
     state_raw, mac_raw = image.slots[slot]
     if not any(state_raw) and not any(mac_raw):
         return SlotView(slot, SlotStatus.EMPTY, None)
+    if not slot_checksum_ok(state_raw, mac_raw):
+        return SlotView(slot, SlotStatus.GARBAGE, None)  # torn (or clumsily edited)
     try:
         state = SlotState.decode(state_raw, block=0)
     except MalformedBlock:
