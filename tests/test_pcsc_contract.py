@@ -19,8 +19,11 @@ from daemon.errors import (
     ReaderBadResponse,
     ReaderUnavailable,
     ResponseLost,
+    WriteUnconfirmed,
 )
+from daemon.readers.apdu import KeyType
 from daemon.readers.monitor import EventKind, ReaderEvent, ReaderMonitor
+from daemon.readers.storage import StorageCard
 from sim.card import SimCard
 from sim.store import transport_card
 from tests import fixtures_pcscd
@@ -268,3 +271,39 @@ def test_failed_authentication_needs_a_reconnect(stack: Stack) -> None:
         conn.reconnect()
         assert conn.transmit(SEQUENCE[1]).ok
         assert conn.transmit(SEQUENCE[2]).ok
+
+
+# --- what the storage-card layer makes of it: identical on both paths -----------------------
+
+
+def _read_or_write(card: StorageCard, op: str) -> None:
+    if op == "read":
+        card.read_block(4)
+    else:
+        card.write_block(4, NEW_DATA)
+
+
+@pytest.mark.parametrize(
+    ("arm", "op", "expected"),
+    [
+        ("remove_before", "read", CardRemoved),  # nothing changed: present the card again
+        ("lose_response", "read", CardRemoved),
+        ("remove_before", "write", WriteUnconfirmed),  # outcome unknown: resolve by reading
+        ("tear", "write", WriteUnconfirmed),
+        ("lose_response", "write", WriteUnconfirmed),
+    ],
+)
+def test_storage_card_semantics_are_the_same_on_both_paths(
+    stack: Stack, arm: str, op: str, expected: type[Exception]
+) -> None:
+    stack.insert(0, _card())
+    reader = stack.readers[0]
+    with StorageCard(stack.backend.connect(stack.name(0))) as card:
+        assert card.uid() == UID_A
+        reader.faults.arm()
+        getattr(reader.faults, arm)(3)  # LOAD KEY, AUTHENTICATE, then the read or the write
+        card.load_key(b"\xff" * 6, 0)
+        card.authenticate(4, KeyType.A, 0)
+        with pytest.raises(expected) as err:
+            _read_or_write(card, op)
+        assert stack.name(0) in str(err.value)
