@@ -56,6 +56,11 @@ class PrinterBackend(ABC):
     @abstractmethod
     def is_open(self) -> bool: ...
 
+    @property
+    def seconds_per_byte(self) -> float:
+        """Wire time per byte (serial: 10 bits at the baud rate); 0 where it is negligible."""
+        return 0.0
+
     def write(self, data: bytes) -> None:
         """Send ``data`` in one write call (counted, so tests and benches can check)."""
         self._write(data)

@@ -142,8 +142,12 @@ class SerialBackend(_EscposBackend):
             dsrdtr=self.config.dsrdtr,
         )
 
+    @property
+    def seconds_per_byte(self) -> float:
+        return 10.0 / self.config.baudrate
+
     def _after_open(self) -> None:
-        self._conn.device.write_timeout = self.config.timeout_s
+        self._conn.device.write_timeout = self.config.timeout_s + 4096 * self.seconds_per_byte
 
     def read(self, size: int, timeout: float) -> bytes:
         if self._conn is None:
@@ -153,7 +157,10 @@ class SerialBackend(_EscposBackend):
         port = self._conn.device
         try:
             port.timeout = timeout
-            data: bytes = port.read(size)
+            data: bytes = port.read(1)  # read(size) would wait the full timeout for `size`
+            waiting = port.in_waiting if data else 0
+            if waiting:
+                data += port.read(min(size - 1, waiting))
         except (serial.SerialException, OSError) as exc:
             self.close()
             raise PrinterOffline(f"printer {self.config.id}: read from {self.where}") from exc

@@ -250,11 +250,16 @@ class PrinterService:
             self._wake.clear()
             self._run_calls()
             job = self.spool.next_queued(self.config.id)
-            if time.monotonic() >= next_poll or (job is not None and self._status.ready):
+            if job is not None and self._status.ready and self.printer.is_online():
+                self._print(job)  # last full status was fine and DLE EOT 1 says still online
+                next_poll = time.monotonic() + poll  # the printer just answered; no poll due
+                continue
+            if time.monotonic() >= next_poll or job is not None:
                 status = self._refresh_status()
                 next_poll = time.monotonic() + poll
                 if job is not None and status.ready:
                     self._print(job)
+                    next_poll = time.monotonic() + poll
                     continue
             self._wake.wait(max(0.0, next_poll - time.monotonic()))
         self._run_calls()
@@ -279,7 +284,8 @@ class PrinterService:
         except PrinterOffline as exc:
             self.spool.mark_uncertain(job.id, f"link lost while sending: {exc.message}")
             return
-        confirm_deadline = time.monotonic() + self.config.confirm_timeout_s
+        wire = self.printer.line_busy_s()  # a 9600 baud line needs ~1 s per kilobyte
+        confirm_deadline = time.monotonic() + wire + self.config.confirm_timeout_s
         while True:
             try:
                 if self.printer.wait_confirmed(min(0.2, self.config.poll_interval_s)):

@@ -46,6 +46,7 @@ class VirtualPrinter:
         self.receipts: list[PrintedReceipt] = [PrintedReceipt()]
         self.drawer_kicks: list[DrawerKick] = []
         self.rx_log: list[tuple[float, int]] = []  # (monotonic time, non-real-time bytes)
+        self.cut_log: list[float] = []  # monotonic time each cut was executed
         self.bytes_received = 0
         self.offline = False
         self.cover_open = False
@@ -77,8 +78,8 @@ class VirtualPrinter:
                 else:
                     self._buffer.append(tok)
                     queued += len(tok.raw)
-            if data and (queued or self._tokenizer.pending):
-                self.rx_log.append((time.monotonic(), queued + self._tokenizer.pending))
+            if queued:  # counted per complete command: status requests never count
+                self.rx_log.append((time.monotonic(), queued))
             self._run_engine()
             self._changed.notify_all()
 
@@ -177,6 +178,7 @@ class VirtualPrinter:
             self.drawer_kicks.append(element)
             self.drawer_open = True
         if isinstance(element, Cut):
+            self.cut_log.append(time.monotonic())
             current.errors.extend(self._decoder.errors)
             self._decoder.errors.clear()
             self.receipts.append(PrintedReceipt())

@@ -146,22 +146,25 @@ class PtyPrinterServer(_Server):
     def _serve(self) -> None:
         self.printer.attach(self._send)
         byte_time = 10.0 / self.baudrate
+        chunk = max(1, self.baudrate // 5000)  # ~2 ms of wire time per read
+        wire_free = time.monotonic()
         try:
             while not self._stop.is_set():
                 ready, _, _ = select.select([self._master], [], [], 0.05)
                 if not ready:
                     continue
                 try:
-                    data = os.read(self._master, 256)
+                    data = os.read(self._master, chunk)
                 except OSError:
                     return
                 if not data:
                     return
-                started = time.monotonic()
+                # bytes arrive only after their time on the wire (10 bits each)
+                wire_free = max(wire_free, time.monotonic()) + len(data) * byte_time
+                delay = wire_free - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
                 self.printer.receive(data)
-                pace = len(data) * byte_time - (time.monotonic() - started)
-                if pace > 0:
-                    time.sleep(pace)  # the wire is no faster than the baud rate
         finally:
             self.printer.attach(None)
 
