@@ -6,8 +6,9 @@ data (:mod:`sim.chiprules`), so a daemon codec bug cannot be mirrored here.
 What the chip enforces (and the simulator with it):
 
 * three-pass authentication per sector: authenticating drops the previous sector's state; a
-  failed authentication halts the card (every command, the next authentication included, goes
-  unanswered) until it is re-selected (:meth:`SimCard.select`);
+  failed authentication - like every other NAK, see below - halts the card (every command, the
+  next authentication included, goes unanswered) until it is re-selected
+  (:meth:`SimCard.select`);
 * access conditions per the datasheet tables; where key B is readable, authentication with key B
   succeeds but every following memory access is refused;
 * keys read back as zeros (key B is returned only where the access bits let it be read);
@@ -20,10 +21,26 @@ What the chip enforces (and the simulator with it):
   memory access forever (authentication itself still compares keys). Writing such a trailer is
   not prevented: the chip does not protect you.
 
-Simulator choices beyond the datasheet text, marked [D]: a NAK on a memory command (not
-authenticated for that sector, access denied, not a value block) also drops the authentication,
-as the chip falls back to idle; the transfer buffer survives re-authentication of another sector
-(pm3 transfers across sectors this way); increment/decrement wrap modulo 2**32.
+Every NAK halts the card, exactly like a failed authentication: a memory command the chip
+refuses (not authenticated for that sector, access denied, block 0 read-only, malformed access
+bits, not a value block, no such block, TRANSFER with an empty buffer) is answered with a 4-bit
+NAK (MF1S50yyX Table 10, "invalid operation") and the chip falls back to IDLE, dropping its
+Crypto1 session; it answers nothing but REQA/WUPA until it is re-selected. Emulators written
+from the datasheet do the same (Flipper Zero ``mf_classic_listener``: NAK, reset state, sleep).
+No PC/SC reader is documented to re-activate the card by itself: the PN532 in an ACR122U needs a
+new InListPassiveTarget (Seeed-Studio/PN532#74), MCT offers "auto reconnect" for this, and
+docs/reference/mifare.md §1.4 tells the daemon to ``SCardReconnect`` after a failure. So the
+simulated readers answer every later card command with their failure SW until
+:meth:`SimCard.select` (``SimConnection.reconnect``). GET DATA UID still answers: the reader
+keeps the UID from anticollision.
+
+Simulator choices beyond the datasheet text, marked [D]: the transfer buffer survives
+re-authentication of another sector (pm3 ``hf mf value --res --transfer`` with ``--tkey``
+transfers across sectors this way) but not a re-select (a PC/SC reconnect resets the field);
+increment/decrement wrap modulo 2**32 - no source found states what the chip does on overflow
+(emulators written from the datasheet, Flipper Zero and ChameleonMini, add in 32 bits and
+wrap; some reader firmware, e.g. Elatec, refuses a "sign overflow" itself), so the daemon must
+range-check a value before it sends it; the simulator shows a missing check as a wrong balance.
 
 Chip refusals are raised as :class:`CardNak` subclasses; the reader model turns them into status
 words. :meth:`SimCard.program` is the factory/test path that writes EEPROM bypassing the chip.
@@ -274,16 +291,25 @@ class SimCard:
 
     def _responsive(self) -> None:
         if self._halted:
-            raise CardSilent("card halted after a failed authentication; re-select it")
+            raise CardSilent("card halted after a NAK or failed authentication; re-select it")
 
     def _nak(self, exc: CardNak) -> CardNak:
-        self._auth = None  # [D] a NAK sends the chip back to idle: authentication is gone
+        """The chip NAKs and falls back to IDLE: silent until re-selected (module docstring)."""
+        self._auth = None
+        self._halted = True
         return exc
+
+    def _require_block(self, block: int) -> None:
+        """A command naming a block beyond the memory is NAKed like any other invalid one."""
+        try:
+            self._check_block(block)
+        except NoSuchBlock as exc:
+            raise self._nak(exc) from None
 
     def authenticate(self, block: int, key_type: int, key: bytes) -> None:
         """Three-pass authentication for the sector holding ``block``."""
         self._responsive()
-        self._check_block(block)
+        self._require_block(block)
         if key_type not in (KEY_A, KEY_B):
             raise InvalidArgument("key_type", f"0x{key_type:02X} is not 0x60 or 0x61")
         self._auth = None
@@ -299,7 +325,7 @@ class SimCard:
     def _access(self, block: int) -> tuple[int, int]:
         """Check authentication for the block; return (access condition, key type)."""
         self._responsive()
-        self._check_block(block)
+        self._require_block(block)
         sector = self._sector_of_block(block)
         if self._auth is None or self._auth[0] != sector:
             raise self._nak(NotAuthenticated(f"block {block}: sector {sector} not authenticated"))

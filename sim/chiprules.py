@@ -58,7 +58,7 @@ class CardNak(Exception):
 
 
 class CardSilent(CardNak):
-    """The card is halted after a failed authentication: no answer until re-selected."""
+    """The card is halted after a NAK (failed authentication included): silent until re-selected."""
 
 
 class AuthFailed(CardNak):

@@ -25,6 +25,11 @@ Models: ``acr1252u`` (ACS ACR1252U), ``acr122u`` (ACS ACR122U), ``omnikey5x21`` 
   wrong key length ``63 89``, bad slot ``63 88``. Value: ``FF D4``/``FF D8 00 blk 04 <value
   little-endian>`` = INC/DEC + TRANSFER. The generic reader has no value commands and accepts
   P1 ``00`` (volatile) and ``20`` (non-volatile), slots ``00``-``1F``.
+* After any chip NAK the card is halted (see :mod:`sim.card`): every later card command fails
+  with the model's failure SW until the card is re-selected (PC/SC reconnect); no reader model
+  re-activates it by itself. Reader-side refusals (length, P1/P2, key slot, key type, a block
+  beyond the card's size - the reader knows it from the SAK) never reach the chip and do not
+  halt it. GET DATA UID answers from the reader's copy of the UID, halted card or not.
 """
 
 from __future__ import annotations
@@ -243,6 +248,8 @@ class ReaderModel:
         key = ctx.memory.keys.get(slot)
         if key is None:
             return sw(self.sw_key_empty)
+        if block >= ctx.card.block_count:  # reader-side, as for READ/UPDATE (see _span)
+            return self.sw_fail("auth", NoSuchBlock(f"block {block}"))
         try:
             ctx.auth(block, key_type, key)
         except CardNak as exc:
@@ -259,7 +266,11 @@ class ReaderModel:
         return sw(0x6C10)
 
     def _span(self, block: int, count: int, ctx: ApduContext, cmd: str) -> bytes | None:
-        """Refuse multi-block ranges that leave the card or touch a trailer."""
+        """Refuse ranges that leave the card or touch a trailer (multi-block), reader-side.
+
+        The reader knows the card's size from its SAK (it built the ATR from it), so a block
+        beyond the memory is refused before anything reaches the chip: the card is not halted.
+        """
         if block + count > ctx.card.block_count:
             return self.sw_fail(cmd, NoSuchBlock(f"block {block + count - 1}"))
         if count > 1 and any(ctx.card.is_trailer(b) for b in range(block, block + count)):
@@ -311,6 +322,8 @@ class ReaderModel:
         return OK
 
     def _inc_dec_transfer(self, op: ChipOp, block: int, operand: int, ctx: ApduContext) -> bytes:
+        if block >= ctx.card.block_count:  # reader-side, as for READ/UPDATE (see _span)
+            return self.sw_fail("value", NoSuchBlock(f"block {block}"))
         try:
             ctx.value(op, block, operand)
             ctx.transfer(block)

@@ -142,8 +142,11 @@ def test_value_sector_08778f_over_acs() -> None:
     assert tx(reader, "FF B1 00 08 04") == "00 00 00 64 90 00"  # VALUE READ block 8: 100
     assert tx(reader, "FF D7 00 08 05 02 00 00 00 01") == "90 00"  # VALUE decrement 1 with key A
     assert tx(reader, "FF D7 00 08 05 01 00 00 00 01") == "63 00"  # VALUE increment with key A
+    assert tx(reader, AUTH_8_A) == "63 00"  # the NAK halted the card: re-select first
+    reader.reselect()
     assert tx(reader, AUTH_8_A) == "90 00"
     assert tx(reader, "FF D6 00 08 10" + " 00" * 16) == "63 00"  # UPDATE BINARY block 8, key A
+    reader.reselect()
     assert tx(reader, AUTH_8_A) == "90 00"
     assert tx(reader, "FF B0 00 0B 10") == (  # READ BINARY trailer 11: key B not readable
         "00 00 00 00 00 00 08 77 8F 69 00 00 00 00 00 00 90 00"
@@ -164,6 +167,7 @@ def test_key_b_managed_trailer_7f0788_over_acs() -> None:
     assert tx(reader, "FF D6 00 08 10" + " 22" * 16) == "90 00"  # UPDATE BINARY block 8, key A
     new_trailer = " 0C" * 6 + " 7F 07 88 69" + " B0 B1 B2 B3 B4 B5"
     assert tx(reader, "FF D6 00 0B 10" + new_trailer) == "63 00"  # UPDATE BINARY trailer, key A
+    reader.reselect()  # the NAK halted the card
     assert tx(reader, AUTH_8_B) == "90 00"
     assert tx(reader, "FF D6 00 0B 10" + new_trailer) == "90 00"  # UPDATE BINARY trailer, key B
     assert card.block(11)[0:6] == b"\x0c" * 6  # key A changed by the key-B holder

@@ -31,8 +31,15 @@ def test_authenticating_another_sector_drops_the_first(reader: SimReader) -> Non
     )  # GENERAL AUTHENTICATE block 0 key A
     assert tx(reader, "FF B0 00 01 10") == "00 " * 16 + "90 00"  # READ BINARY block 1 (sector 0)
     assert tx(reader, "FF B0 00 04 10") == "63 00"  # READ BINARY block 4: sector 1 no longer authed
-    # the NAK sent the chip back to idle: sector 0 needs a fresh authentication too
+    # the NAK sent the chip back to idle: sector 0 is gone and so is every later answer
     assert tx(reader, "FF B0 00 01 10") == "63 00"  # READ BINARY block 1 after the NAK
+    assert (
+        tx(reader, "FF 86 00 00 05 01 00 00 60 00") == "63 00"
+    )  # GENERAL AUTHENTICATE block 0 key A: card halted
+    reader.reselect()
+    assert (
+        tx(reader, "FF 86 00 00 05 01 00 00 60 00") == "90 00"
+    )  # GENERAL AUTHENTICATE block 0 key A after re-select
 
 
 def test_failed_auth_drops_everything_until_reselect(reader: SimReader) -> None:
@@ -62,6 +69,10 @@ def test_chip_level_auth_errors() -> None:
     card.select()
     with pytest.raises(NotAuthenticated):
         card.read(4)
+    assert card.halted  # the NAK halted the chip
+    with pytest.raises(CardSilent):
+        card.authenticate(4, CMD_KEY_A, b"\xff" * 6)
+    card.select()
     with pytest.raises(AuthFailed):
         card.authenticate(4, CMD_KEY_A, bytes(6))
     with pytest.raises(CardSilent):
@@ -78,10 +89,12 @@ def test_key_b_readable_auth_accepted_but_memory_refused(reader: SimReader) -> N
         tx(reader, "FF 86 00 00 05 01 00 04 61 00") == "90 00"
     )  # GENERAL AUTHENTICATE block 4 key B
     assert tx(reader, "FF B0 00 04 10") == "63 00"  # READ BINARY block 4 refused
+    reader.reselect()  # the refusal (a NAK) halted the card
     assert (
         tx(reader, "FF 86 00 00 05 01 00 04 61 00") == "90 00"
     )  # GENERAL AUTHENTICATE block 4 key B
     assert tx(reader, "FF B0 00 07 10") == "63 00"  # READ BINARY trailer 7 refused
+    reader.reselect()
     assert (
         tx(reader, "FF 86 00 00 05 01 00 04 61 00") == "90 00"
     )  # GENERAL AUTHENTICATE block 4 key B

@@ -73,6 +73,7 @@ def test_malformed_trailer_write_bricks_sector_forever() -> None:
             tx(reader, "FF 86 00 00 05 01 00 04 60 00") == "90 00"
         )  # GENERAL AUTHENTICATE block 4
         assert tx(reader, "FF B0 00 04 10") == "63 00"  # READ BINARY block 4: sector blocked
+        reader.reselect()  # the NAK halted the card
         assert (
             tx(reader, "FF 86 00 00 05 01 00 04 60 00") == "90 00"
         )  # GENERAL AUTHENTICATE block 4

@@ -38,6 +38,7 @@ def test_4k_big_sector_groups_of_five() -> None:
     assert tx(reader, "FF 82 00 00 06 FF FF FF FF FF FF") == "90 00"  # LOAD KEY slot 0
     assert tx(reader, "FF 86 00 00 05 01 00 80 60 00") == "90 00"  # GENERAL AUTHENTICATE block 128
     assert tx(reader, "FF D6 00 84 10" + " 01" * 16) == "63 00"  # UPDATE BINARY 132: read-only
+    reader.reselect()  # the NAK halted the card
     assert tx(reader, "FF 86 00 00 05 01 00 80 60 00") == "90 00"  # GENERAL AUTHENTICATE block 128
     assert tx(reader, "FF D6 00 85 10" + " 01" * 16) == "90 00"  # UPDATE BINARY 133: writable
     assert tx(reader, "FF B0 00 8F 10") == (  # READ BINARY trailer 143

@@ -32,6 +32,8 @@ def test_atr_and_uid(reader: SimReader) -> None:
 def test_transport_card_read_write(reader: SimReader) -> None:
     assert tx(reader, "FF 82 00 00 06 FF FF FF FF FF FF") == "90 00"  # LOAD KEY slot 0
     assert tx(reader, "FF B0 00 04 10") == "63 00"  # READ BINARY block 4 before auth
+    assert tx(reader, "FF 86 00 00 05 01 00 04 60 00") == "63 00"  # GENERAL AUTH: card halted
+    reader.reselect()
     assert (
         tx(reader, "FF 86 00 00 05 01 00 04 60 00") == "90 00"
     )  # GENERAL AUTHENTICATE block 4 key A slot 0

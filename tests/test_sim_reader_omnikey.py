@@ -31,6 +31,8 @@ def test_omnikey_auth_and_read_status_words(omnikey: SimReader) -> None:
     assert tx(omnikey, "FF 82 20 00 06 FF FF FF FF FF FF") == "90 00"  # LOAD KEY non-volatile 0
     assert tx(omnikey, "FF 82 20 01 06 00 00 00 00 00 00") == "90 00"  # LOAD KEY slot 1 wrong key
     assert tx(omnikey, "FF B0 00 04 10") == "69 82"  # READ BINARY before auth
+    assert tx(omnikey, "FF 86 00 00 05 01 00 04 60 00") == "69 82"  # GENERAL AUTH: card halted
+    omnikey.reselect()
     assert tx(omnikey, "FF 86 00 00 05 01 00 04 62 00") == "69 86"  # GENERAL AUTH key type 62
     assert tx(omnikey, "FF 86 00 00 05 01 00 04 60 21") == "69 88"  # GENERAL AUTH slot 0x21
     assert tx(omnikey, "FF 86 00 00 05 01 00 04 60 05") == "69 84"  # GENERAL AUTH empty slot 5
@@ -43,6 +45,7 @@ def test_omnikey_auth_and_read_status_words(omnikey: SimReader) -> None:
     assert tx(omnikey, "FF B0 00 40 10") == "6A 82"  # READ BINARY block 64
     assert tx(omnikey, "FF D6 00 04 20" + " 00" * 32) == "67 00"  # UPDATE BINARY 32 bytes
     assert tx(omnikey, "FF B0 00 08 10") == "69 82"  # READ BINARY block 8: other sector
+    omnikey.reselect()  # the NAK halted the card
     assert tx(omnikey, "FF 86 00 00 05 01 00 04 60 01") == "69 82"  # GENERAL AUTH wrong key
     assert tx(omnikey, "FF 86 00 00 05 01 00 04 60 00") == "69 82"  # GENERAL AUTH: card halted
 

@@ -54,7 +54,9 @@ def test_value_ops_refuse_non_value_blocks() -> None:
     for op in ops:
         with pytest.raises(NotValueBlock, match="block 10"):
             op()
-        card.authenticate(8, AUTH_B, KEY_B)  # the NAK dropped authentication
+        assert card.halted  # the NAK halted the chip
+        card.select()
+        card.authenticate(8, AUTH_B, KEY_B)
     with pytest.raises(NotValueBlock):
         card.restore(10)
 
@@ -79,9 +81,10 @@ def test_acs_restore_copies_within_sector_only() -> None:
     assert card.block(9) == value_block(100, 8)  # copy keeps the source Adr
     assert tx(reader, "FF D7 00 08 02 03 0C") == "63 00"  # VALUE RESTORE 8 → 12: other sector
     assert tx(reader, "FF D7 00 0A 02 03 09") == "63 00"  # VALUE RESTORE 10: not a value block
+    reader.reselect()  # the NAK halted the card
     assert tx(reader, "FF 86 00 00 05 01 00 08 60 00") == "90 00"  # GENERAL AUTHENTICATE block 8
     assert tx(reader, "FF B1 00 0A 04") == "63 00"  # VALUE READ block 10: not a value block
-    assert tx(reader, "FF B1 00 0B 04") == "63 00"  # VALUE READ trailer
+    assert tx(reader, "FF B1 00 0B 04") == "63 00"  # VALUE READ trailer 11
 
 
 def test_omnikey_increment_decrement_little_endian() -> None:
@@ -96,5 +99,6 @@ def test_omnikey_increment_decrement_little_endian() -> None:
     assert tx(reader, "FF D8 00 08 04 64 00 00 00") == "90 00"  # DECREMENT block 8 by 100
     assert card.block(8) == value_block(300, 8)
     assert tx(reader, "FF D4 00 0A 04 01 00 00 00") == "69 81"  # INCREMENT block 10: not a value
+    reader.reselect()  # the NAK halted the card
     assert tx(reader, "FF D4 00 40 04 01 00 00 00") == "6A 82"  # INCREMENT block 64: no such block
     assert tx(reader, "FF D4 00 08 03 01 00 00") == "67 00"  # INCREMENT with 3-byte value
