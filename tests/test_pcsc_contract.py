@@ -246,19 +246,20 @@ def test_unknown_reader_and_empty_reader(stack: Stack) -> None:
 
 def test_reconnect_drops_authentication_and_closed_connection_refuses(stack: Stack) -> None:
     stack.insert(0, _card())
-    conn = stack.backend.connect(stack.name(0))
-    for apdu in SEQUENCE[:3]:
-        assert conn.transmit(apdu).ok
-    conn.reconnect()
-    assert not conn.transmit(SEQUENCE[2]).ok  # READ without authentication: refused
-    assert conn.transmit(SEQUENCE[1]).ok  # the volatile key slot survives a re-select
-    assert conn.transmit(SEQUENCE[2]).ok
-    conn.reconnect(reset=True)
-    assert not conn.transmit(SEQUENCE[2]).ok
-    conn.close()
-    conn.close()
-    with pytest.raises(ReaderUnavailable, match="closed"):
-        conn.transmit(GET_UID)
+    with closing(stack.backend.connect(stack.name(0))) as conn:
+        for apdu in SEQUENCE[:3]:
+            assert conn.transmit(apdu).ok
+        conn.reconnect()
+        assert not conn.transmit(SEQUENCE[2]).ok  # READ without authentication: refused
+        conn.reconnect()  # the refusal (a NAK) left the chip silent until re-selected
+        assert conn.transmit(SEQUENCE[1]).ok  # the volatile key slot survives a re-select
+        assert conn.transmit(SEQUENCE[2]).ok
+        conn.reconnect(reset=True)
+        assert not conn.transmit(SEQUENCE[2]).ok
+        conn.close()
+        conn.close()
+        with pytest.raises(ReaderUnavailable, match="closed"):
+            conn.transmit(GET_UID)
 
 
 def test_failed_authentication_needs_a_reconnect(stack: Stack) -> None:
