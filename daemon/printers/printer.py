@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from dataclasses import replace
 from types import TracebackType
 from typing import Self
 
@@ -99,10 +100,13 @@ class ReceiptPrinter:
         if reply is None:
             return PrinterStatus.unreachable()
         try:
-            return parse_status(reply, self.config.drawer_open_level)
+            status = parse_status(reply, self.config.drawer_open_level)
         except PrinterError:
             logger.warning("printer %s: bad status reply %s", self.config.id, reply.hex(" "))
             return PrinterStatus.unreachable()
+        if not (self.profile.drawer and self.profile.drawer_sensor):
+            status = replace(status, drawer_open=None)
+        return status
 
     def is_online(self) -> bool:
         """``DLE EOT 1`` alone: bit 3 is set whenever the printer stopped for any reason

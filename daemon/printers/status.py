@@ -34,7 +34,7 @@ class PrinterStatus:
 
     reachable: bool = True
     online: bool = True
-    drawer_open: bool = False
+    drawer_open: bool | None = False  # None: this printer/drawer does not report it
     cover_open: bool = False
     feed_button: bool = False
     paper_end_stop: bool = False
