@@ -1,0 +1,138 @@
+"""`carddaemon`: the technician's command line.
+
+Until the gRPC daemon exists it works on the hardware directly (through pcscd), so it must not
+run while another program holds the reader exclusively. Output is for people; exit code 0 on
+success, 1 when the card or reader said no, 2 for bad usage or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from daemon import __version__
+from daemon.errors import CardDaemonError
+
+__all__ = ["main"]
+
+logger = logging.getLogger(__name__)
+
+_MAX_DUMP_BYTES = 4096
+
+
+def _cmd_version(_args: argparse.Namespace) -> int:
+    print(f"carddaemon {__version__}")
+    return 0
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    """Decode a raw card image (.mfd/.bin/.dump: 320, 1024 or 4096 bytes)."""
+    from daemon.mifare import decode_dump
+
+    path: Path = args.file
+    try:
+        size = path.stat().st_size
+        if size > _MAX_DUMP_BYTES:
+            raise ValueError(f"{size} bytes is larger than any MIFARE Classic card")
+        image = path.read_bytes()
+    except (OSError, ValueError) as exc:
+        print(f"carddaemon decode: {path}: {exc}", file=sys.stderr)
+        return 2
+    print(decode_dump(image, uid_length=args.uid_length).format_text())
+    return 0
+
+
+def _cmd_readers(args: argparse.Namespace) -> int:
+    from daemon.readers.backends import create_backend
+
+    backend = create_backend(args.backend)
+    try:
+        names = backend.list_readers()
+    finally:
+        backend.close()
+    if not names:
+        print("no readers attached")
+    for name in names:
+        print(name)
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from daemon.diagnostics.probe import probe_card
+    from daemon.readers.backends import create_backend
+
+    backend = create_backend(args.backend)
+    try:
+        names = backend.list_readers()
+        reader = args.reader or (names[0] if names else None)
+        if reader is None:
+            print("carddaemon probe: no readers attached", file=sys.stderr)
+            return 1
+        connection = backend.connect(reader)
+        try:
+            result = probe_card(
+                connection,
+                station=args.station,
+                check_gen2=args.gen2,
+                allow_block0_write=args.allow_block0_write,
+                latency_rounds=args.rounds,
+            )
+        finally:
+            connection.close()
+    finally:
+        backend.close()
+    print(result.format_text())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carddaemon", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("version", help="print the version")
+    p.set_defaults(func=_cmd_version)
+
+    p = sub.add_parser("decode", help="decode a raw card image file (.mfd/.bin)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--uid-length", type=int, choices=(4, 7), default=4)
+    p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("readers", help="list the attached card readers")
+    p.add_argument("--backend", default="pcsc", help="reader backend: pcsc (default) or sim")
+    p.set_defaults(func=_cmd_readers)
+
+    p = sub.add_parser("probe", help="probe the card on a reader (UID, ATR, block 0, latency)")
+    p.add_argument("--backend", default="pcsc", help="reader backend: pcsc (default) or sim")
+    p.add_argument("--reader", default=None, help="reader name (default: the first one)")
+    p.add_argument("--station", default="technician", choices=("pos", "technician", "issuing"))
+    p.add_argument("--rounds", type=int, default=20, help="latency self-test round trips")
+    p.add_argument("--gen2", action="store_true", help="test for a gen2/CUID magic card")
+    p.add_argument(
+        "--allow-block0-write",
+        action="store_true",
+        help="permit the gen2 test to rewrite block 0 with its own bytes (issuing station only)",
+    )
+    p.set_defaults(func=_cmd_probe)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.func(args)
+    except CardDaemonError as exc:
+        print(f"carddaemon {args.command}: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
