@@ -5,8 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from daemon.printers import JobState, Receipt, ReceiptEncoder, format_fen, get_profile
+from daemon.printers import (
+    Item,
+    JobState,
+    Payment,
+    Receipt,
+    ReceiptEncoder,
+    Totals,
+    format_fen,
+    get_profile,
+)
 from sim.printer import (
     Barcode,
     Cut,
@@ -123,3 +134,34 @@ def test_plain_text_preview_keeps_columns() -> None:
     text = render_text(out)
     assert "康师傅红烧牛肉面（桶装）    3     5.50     16.50" in text
     assert "-- partial cut --" in text
+
+
+_NAME_CHARS = st.sampled_from(list("苹果牛奶面包（）¥，ABCxyz0189 -"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(names=st.lists(st.text(_NAME_CHARS, min_size=1, max_size=20), min_size=1, max_size=6))
+def test_any_mix_of_hanzi_and_latin_keeps_the_number_columns(names: list[str]) -> None:
+    names = [n if n.strip() else "x" + n for n in names]
+    items = tuple(Item(n, i + 1, 100 * (i + 1), 100 * (i + 1) ** 2) for i, n in enumerate(names))
+    total = sum(i.amount_fen for i in items)
+    receipt = simple_receipt(
+        items=items,
+        totals=Totals(subtotal_fen=total, total_fen=total),
+        payments=(Payment("Cash", total),),
+    )
+    sim = VirtualPrinter()
+    sim.receive(ReceiptEncoder(get_profile("zh-80")).encode(receipt))
+    out = sim.completed[0]
+    assert out.errors == []
+    amounts = [format_fen(i.amount_fen) for i in items]
+    rows = [line for line in out.lines() if line.text.rstrip().endswith(tuple(amounts))]
+    rows = [r for r in rows if not r.text.startswith(("小计", "合计", "Cash"))]
+    assert len(rows) == len(items)
+    for item, row in zip(items, rows, strict=True):
+        assert row.cells == 48
+        assert row.text[-24:].split() == [
+            str(item.quantity),
+            format_fen(item.unit_price_fen),
+            format_fen(item.amount_fen),
+        ]
