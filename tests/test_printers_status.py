@@ -115,3 +115,47 @@ def test_unplugged_printer_reports_unreachable(tmp_path: Path) -> None:
         assert service.status(refresh=True).problem == "UNREACHABLE"
         server.plug()
         assert service.status(refresh=True).ready
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"backend": "serial", "device": "/dev/carddaemon-no-such-tty"},
+        {"backend": "network", "port": 1},
+    ],
+    ids=["serial", "network"],
+)
+def test_absent_printer_of_each_backend_is_offline_not_a_crash(
+    tmp_path: Path, raw: dict[str, object]
+) -> None:
+    from daemon.errors import PrinterOffline
+    from daemon.printers import PrinterConfig, PrinterService, create_backend
+
+    cfg = PrinterConfig.from_mapping("gone", raw)
+    with pytest.raises(PrinterOffline) as err, create_backend(cfg):
+        pass
+    assert "gone" in str(err.value)
+    with PrinterService(cfg, tmp_path / "s.db") as service:
+        assert service.status(refresh=True).problem == "UNREACHABLE"
+        with pytest.raises(PrinterOffline):
+            service.kick_drawer()
+
+
+def test_absent_usb_printer_is_offline() -> None:
+    """In a subprocess: libusb keeps a process-wide netlink socket once initialised."""
+    import subprocess
+    import sys
+
+    code = (
+        "from daemon.errors import PrinterOffline\n"
+        "from daemon.printers import PrinterConfig, create_backend\n"
+        "cfg = PrinterConfig(id='u', backend='usb', usb_vendor=0x0416, usb_product=0x5011)\n"
+        "b = create_backend(cfg)\n"
+        "try:\n"
+        "    b.open()\n"
+        "except PrinterOffline as exc:\n"
+        "    print(exc.reason, 'usb 0416:5011' in str(exc))\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert out.stdout.split() == ["PRINTER_OFFLINE", "True"], out.stderr

@@ -40,12 +40,11 @@ class _EscposBackend(PrinterBackend):
     def open(self) -> None:
         if self._conn is not None:
             return
-        from escpos.exceptions import DeviceNotFoundError
-
         conn = self._connector()
         try:
             conn.open()
-        except (DeviceNotFoundError, OSError) as exc:
+        except Exception as exc:  # DeviceNotFoundError, USBError, NoBackendError, OSError
+            conn._device = None
             raise PrinterOffline(f"printer {self.config.id}: cannot open {self.where}") from exc
         self._conn = conn
         self._after_open()

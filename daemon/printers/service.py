@@ -264,6 +264,14 @@ class PrinterService:
             self._wake.wait(max(0.0, next_poll - time.monotonic()))
         self._run_calls()
 
+    def _uncertain(self, job: Job, detail: str) -> None:
+        """Mark UNCERTAIN and log the last bytes exchanged, for the technician."""
+        self.spool.mark_uncertain(job.id, detail)
+        trace = " | ".join(f"{d} {b[:24].hex(' ')}" for d, b in list(self.printer.trace)[-6:])
+        logger.warning(
+            "printer %s: job %s UNCERTAIN (%s); last I/O: %s", self.config.id, job.id, detail, trace
+        )
+
     def _print(self, job: Job) -> None:
         try:
             self._print_job(job)
@@ -282,7 +290,7 @@ class PrinterService:
         try:
             self.printer.send_job(job.data)
         except PrinterOffline as exc:
-            self.spool.mark_uncertain(job.id, f"link lost while sending: {exc.message}")
+            self._uncertain(job, f"link lost while sending: {exc.message}")
             return
         wire = self.printer.line_busy_s()  # a 9600 baud line needs ~1 s per kilobyte
         confirm_deadline = time.monotonic() + wire + self.config.confirm_timeout_s
@@ -292,19 +300,20 @@ class PrinterService:
                     self.spool.mark_printed(job.id)
                     return
             except PrinterOffline as exc:
-                self.spool.mark_uncertain(job.id, f"link lost before confirmation: {exc.message}")
+                self._uncertain(job, f"link lost before confirmation: {exc.message}")
                 self._publish(PrinterStatus.unreachable())
                 return
+            self._run_calls()  # status calls and drawer kicks still work during a long wait
             status = self._refresh_status()
             if not status.reachable:
                 self.printer.close()
-                self.spool.mark_uncertain(job.id, "printer unreachable before confirmation")
+                self._uncertain(job, "printer unreachable before confirmation")
                 return
             if not status.ready:  # paper out, cover open, offline: the printer holds the rest
                 confirm_deadline = time.monotonic() + self.config.confirm_timeout_s
             elif time.monotonic() > confirm_deadline:
-                self.spool.mark_uncertain(job.id, "printer never confirmed the job")
+                self._uncertain(job, "printer never confirmed the job")
                 return
             if self._stop.is_set():
-                self.spool.mark_uncertain(job.id, "service stopped before confirmation")
+                self._uncertain(job, "service stopped before confirmation")
                 return
