@@ -61,6 +61,7 @@ from sim.chiprules import (
     AuthFailed,
     CardNak,
     CardSilent,
+    CardVendor,
     NoSuchBlock,
     NotAuthenticated,
     NotValueBlock,
@@ -68,6 +69,7 @@ from sim.chiprules import (
     WriteTorn,
     decode_access,
     is_value_format,
+    manufacturer_block,
     permits,
     value_image,
 )
@@ -81,6 +83,7 @@ __all__ = [
     "CardSilent",
     "CardSize",
     "CardVariant",
+    "CardVendor",
     "NoSuchBlock",
     "NotAuthenticated",
     "NotValueBlock",
@@ -114,6 +117,7 @@ class SimCard:
         size: CardSize = "1k",
         variant: CardVariant = "genuine",
         memory: bytes | None = None,
+        vendor: CardVendor | None = None,
     ) -> None:
         uid = bytes(uid)
         if len(uid) not in (4, 7):
@@ -125,8 +129,15 @@ class SimCard:
         self._size: CardSize = size
         self._variant: CardVariant = variant
         self._uid_len = len(uid)
+        if vendor is not None and (vendor not in ("nxp", "fudan") or variant != "genuine"):
+            raise InvalidArgument(
+                "vendor", f"{vendor!r}: nxp or fudan, and only for a genuine card"
+            )
         if memory is None:
-            self._mem = bytearray(self._blank_image(uid, size))
+            block0 = manufacturer_block(uid, size, variant != "genuine", vendor or "nxp")
+            if block0 is None:
+                raise InvalidArgument("vendor", f"{vendor!r} makes no {size} MIFARE Classic")
+            self._mem = bytearray(self._blank_image(block0, size))
         else:
             if len(memory) != _BLOCKS[size] * 16:
                 raise InvalidArgument(
@@ -148,22 +159,20 @@ class SimCard:
         uid: bytes = b"\x11\x22\x33\x44",
         size: CardSize = "1k",
         variant: CardVariant = "genuine",
+        vendor: CardVendor | None = None,
     ) -> SimCard:
-        """A card in delivery (transport) state: keys FF..FF, access FF 07 80, GPB 69."""
-        return cls(uid, size=size, variant=variant)
+        """A card in delivery (transport) state: keys FF..FF, access FF 07 80, GPB 69.
+
+        Block 0 carries the maker's data (:func:`sim.chiprules.manufacturer_block`): a genuine
+        card looks like an NXP MF1ICS50xx (``vendor="nxp"``, the default) or a Fudan FM11RF08
+        (``vendor="fudan"``); gen1a/gen2 clones carry the clones' 'bcdefghi'.
+        """
+        return cls(uid, size=size, variant=variant, vendor=vendor)
 
     @staticmethod
-    def _blank_image(uid: bytes, size: CardSize) -> bytes:
+    def _blank_image(block0: bytes, size: CardSize) -> bytes:
         blocks = _BLOCKS[size]
         mem = bytearray(blocks * 16)
-        sak = {"mini": 0x09, "1k": 0x08, "4k": 0x18}[size]
-        if len(uid) == 4:
-            bcc = uid[0] ^ uid[1] ^ uid[2] ^ uid[3]
-            atqa = b"\x02\x00" if size == "4k" else b"\x04\x00"
-            block0 = uid + bytes((bcc, sak)) + atqa + bytes.fromhex("6263646566676869")
-        else:
-            atqa = b"\x42\x00" if size == "4k" else b"\x44\x00"
-            block0 = uid + bytes((sak,)) + atqa + bytes.fromhex("000000000000")
         mem[0:16] = block0
         trailer = b"\xff" * 6 + bytes.fromhex("ff078069") + b"\xff" * 6
         for b in range(blocks):

@@ -7,7 +7,10 @@ refusals (:class:`CardNak` and subclasses), which the reader models turn into st
 
 from __future__ import annotations
 
+from typing import Literal
+
 __all__ = [
+    "CLONE_DATA",
     "DATA_ACCESS",
     "KEY_B_READABLE",
     "TRAILER_ACCESS",
@@ -15,6 +18,7 @@ __all__ = [
     "AuthFailed",
     "CardNak",
     "CardSilent",
+    "CardVendor",
     "NoSuchBlock",
     "NotAuthenticated",
     "NotValueBlock",
@@ -22,9 +26,12 @@ __all__ = [
     "WriteTorn",
     "decode_access",
     "is_value_format",
+    "manufacturer_block",
     "permits",
     "value_image",
 ]
+
+CardVendor = Literal["nxp", "fudan"]
 
 # Data blocks, index C1C2C3 as a 3-bit number: who may (read, write, increment,
 # decrement/transfer/restore). "AB" = key A or key B, "" = never.  [NXP MF1S50yyX Table 8]
@@ -119,3 +126,40 @@ def decode_access(b6: int, b7: int, b8: int) -> tuple[int, int, int, int] | None
     c1, c2, c3 = b7 >> 4, b8 & 0xF, b8 >> 4
     conds = [((c1 >> i) & 1) << 2 | ((c2 >> i) & 1) << 1 | ((c3 >> i) & 1) for i in range(4)]
     return conds[0], conds[1], conds[2], conds[3]
+
+
+# --- block 0 ---------------------------------------------------------------------------------
+# What follows UID/BCC/SAK/ATQA in block 0 is the chip maker's production data. Fingerprints
+# from the proxmark3 ``hf mf info`` table (cmdhfmf.c; docs/reference/mifare.md §3.3):
+# * UID-changeable clones (gen1a, gen2/CUID) ship "62 63 64 65 66 67 68 69" ('bcdefghi');
+#   pm3 calls that "Fudan-based clone", the daemon's block-0 check flags it MAGIC_DEFAULT_DATA.
+# * NXP MF1ICS50xx store the SAK with bit 7 set and an IC version byte: "88 04 00 48" is the
+#   MF1ICS5007 (1K), "89 04 00 47" the MF1ICS2006 (Mini). pm3 lists no 4K entry; the 4K block
+#   here keeps SAK 18 as is. The remaining bytes are lot data of no meaning [D: fixed values].
+# * Fudan FM11RF08 (1K): "08 04 00", byte 8 in 01..03, byte 15 = 1D (bytes 9-14 a hash);
+#   FM11RF32N (4K): "18 02 00 46 44 53 37 30 56 30 31" ("FDS70V01"). Fudan makes no Mini here.
+CLONE_DATA = bytes.fromhex("6263646566676869")
+_NXP_4B: dict[str, bytes] = {
+    "1k": bytes.fromhex("88 0400 48 0E 15 27 43 0B 00 10"),
+    "mini": bytes.fromhex("89 0400 47 0E 15 27 43 0B 00 10"),
+    "4k": bytes.fromhex("18 0200 46 0E 15 27 43 0B 00 10"),
+}
+_FUDAN_4B: dict[str, bytes] = {
+    "1k": bytes.fromhex("08 0400 02 5B 3E 71 C4 A9 26 1D"),
+    "4k": bytes.fromhex("18 0200 46 44 53 37 30 56 30 31"),
+}
+_SAK = {"mini": 0x09, "1k": 0x08, "4k": 0x18}
+
+
+def manufacturer_block(uid: bytes, size: str, clone: bool, vendor: CardVendor) -> bytes | None:
+    """Block 0 as the factory wrote it, or None if ``vendor`` makes no chip of that size."""
+    if len(uid) == 7:
+        atqa = b"\x42\x00" if size == "4k" else b"\x44\x00"
+        tail = b"\x00" * 5 + (b"\x1d" if vendor == "fudan" and not clone else b"\x00")
+        return uid + bytes((_SAK[size],)) + atqa + tail
+    bcc = uid[0] ^ uid[1] ^ uid[2] ^ uid[3]
+    if clone:
+        atqa = b"\x02\x00" if size == "4k" else b"\x04\x00"
+        return uid + bytes((bcc, _SAK[size])) + atqa + CLONE_DATA
+    rest = (_NXP_4B if vendor == "nxp" else _FUDAN_4B).get(size)
+    return None if rest is None else uid + bytes((bcc,)) + rest

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 
 from daemon.errors import InvalidArgument
-from sim.card import CardSize, CardVariant, SimCard
+from sim.card import CardSize, CardVariant, CardVendor, SimCard
 
 __all__ = [
     "TRANSPORT_ACCESS",
@@ -32,10 +32,16 @@ _DEFAULT_UID7 = bytes.fromhex("04A1B2C3D4E5F6")
 
 
 def transport_card(
-    uid: bytes = _DEFAULT_UID4, size: CardSize = "1k", variant: CardVariant = "genuine"
+    uid: bytes = _DEFAULT_UID4,
+    size: CardSize = "1k",
+    variant: CardVariant = "genuine",
+    vendor: CardVendor | None = None,
 ) -> SimCard:
-    """A card as delivered: keys FF..FF, access bits FF 07 80, GPB 69, valid block 0."""
-    return SimCard.blank(uid=uid, size=size, variant=variant)
+    """A card as delivered: keys FF..FF, access bits FF 07 80, GPB 69, valid block 0.
+
+    ``vendor`` ("nxp", default for genuine cards, or "fudan") picks the maker's block-0 data.
+    """
+    return SimCard.blank(uid=uid, size=size, variant=variant, vendor=vendor)
 
 
 def seven_byte_card(uid: bytes = _DEFAULT_UID7, size: CardSize = "1k") -> SimCard:

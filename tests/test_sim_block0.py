@@ -23,7 +23,7 @@ def test_genuine_block0_is_read_only() -> None:
     reader.insert(card)
     _auth_sector0(reader)
     assert tx(reader, "FF B0 00 00 10") == (  # READ BINARY block 0
-        "11 22 33 44 44 08 04 00 62 63 64 65 66 67 68 69 90 00"
+        "11 22 33 44 44 88 04 00 48 0E 15 27 43 0B 00 10 90 00"  # NXP MF1ICS5007 fingerprint
     )
     assert tx(reader, "FF D6 00 00 10 " + NEW_BLOCK0) == "63 00"  # UPDATE BINARY block 0 refused
     assert card.uid == bytes.fromhex("11223344")

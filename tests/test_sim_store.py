@@ -16,7 +16,7 @@ from tests.fixtures_sim import tx
 
 def test_builders() -> None:
     card = transport_card(bytes.fromhex("DEADBEEF"), size="4k")
-    assert card.block(0).hex().upper() == "DEADBEEF" + "22180200" + "6263646566676869".upper()
+    assert card.block(0).hex(" ").upper() == "DE AD BE EF 22 18 02 00 46 0E 15 27 43 0B 00 10"
     assert card.block(255).hex().upper() == "FFFFFFFFFFFFFF078069FFFFFFFFFFFF"
     assert seven_byte_card().block(0)[7:10] == bytes.fromhex("084400")  # SAK 08, ATQA 0044
     assert gen2_card().variant == "gen2"
