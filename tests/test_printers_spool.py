@@ -51,6 +51,8 @@ def test_jobs_print_in_order_after_offline_and_cancelled_ones_never(tmp_path: Pa
         assert service.job(jobs[2].id).state is JobState.CANCELLED
         with pytest.raises(InvalidArgument):
             service.cancel(jobs[0].id)  # printed: too late
+        with pytest.raises(InvalidArgument):
+            service.reprint(jobs[2].id)  # cancelled: there is nothing to reprint
 
 
 def test_cover_open_holds_the_queue(tmp_path: Path) -> None:
@@ -115,6 +117,7 @@ def test_tcp_unplugged_mid_receipt_is_uncertain_and_not_reprinted_by_itself(
         assert service.spool.next_queued("front") is None
         again = service.reprint(job.id)  # the operator asks for it
         assert service.job(job.id).state is JobState.CANCELLED
+        assert service.job(job.id).detail == f"reprinted as #{again.id}"
         assert service.wait_job(again.id, 5).state is JobState.PRINTED
 
 

@@ -159,14 +159,9 @@ class PrinterService:
     def reprint(self, job_id: int) -> Job:
         """Queue a copy of a PRINTED or UNCERTAIN job, marked as a reprint on paper."""
         old = self._own(job_id)
-        if old.state not in (JobState.PRINTED, JobState.UNCERTAIN):
-            raise InvalidArgument("job_id", f"job {job_id} is {old.state}, cannot reprint")
-        if old.state is JobState.UNCERTAIN:
-            self.spool.cancel(job_id)
         mark = self.encoder.text_line(f"*** 重印 REPRINT #{job_id} ***", align="center")
         head = old.data[:2] if old.data.startswith(b"\x1b@") else b""
-        data = head + mark + old.data[len(head) :]
-        job = self.spool.add(self.config.id, data, old.summary, reprint_of=job_id)
+        job = self.spool.add_reprint(job_id, head + mark + old.data[len(head) :])
         self._wake.set()
         return job
 

@@ -183,6 +183,41 @@ class Spool:
         """An operator looked: the UNCERTAIN job is on paper."""
         return self._move(job_id, (JobState.UNCERTAIN,), JobState.PRINTED, "confirmed by operator")
 
+    def add_reprint(self, job_id: int, data: bytes) -> Job:
+        """Queue a copy of a PRINTED or UNCERTAIN job; an UNCERTAIN original is closed
+        (CANCELLED, "reprinted as #n") in the same transaction, so it is never both."""
+        now = time.time()
+        with self._lock:
+            db = self._conn()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT printer, state, summary FROM print_jobs WHERE id = ?", (job_id,)
+                ).fetchone()
+                if row is None:
+                    raise InvalidArgument("job_id", f"no print job {job_id}")
+                printer, state, summary = row
+                if JobState(state) not in (JobState.PRINTED, JobState.UNCERTAIN):
+                    raise InvalidArgument("job_id", f"job {job_id} is {state}, cannot reprint")
+                cur = db.execute(
+                    "INSERT INTO print_jobs (printer, state, data, summary, reprint_of,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (printer, JobState.QUEUED, data, summary, job_id, now, now),
+                )
+                new_id = cur.lastrowid
+                if JobState(state) is JobState.UNCERTAIN:
+                    db.execute(
+                        "UPDATE print_jobs SET state = ?, updated_at = ?, detail = ? WHERE id = ?",
+                        (JobState.CANCELLED, now, f"reprinted as #{new_id}", job_id),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        assert new_id is not None
+        logger.info("print job %s: reprint queued as %s", job_id, new_id)
+        return self.get(new_id)
+
     def recover(self, printer: str) -> list[Job]:
         """At start: every SENDING job of ``printer`` was interrupted → UNCERTAIN."""
         with self._lock:
