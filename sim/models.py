@@ -6,9 +6,11 @@ Models: ``acr1252u`` (ACS ACR1252U), ``acr122u`` (ACS ACR122U), ``omnikey5x21`` 
 * ACS answers ``63 00`` to every failure (wrong key, no such block, not a value block, bad
   length...) - ambiguous, as on the real readers - except GET DATA's ``62 82``/``6C XX``/``6A 81``.
   LOAD KEY: P1 ``00`` only, volatile slots ``00``-``01`` (lost when the reader is unplugged).
-  READ BINARY: Le 1..16 returns that many bytes of one block; the ACR1252U also takes Le
-  ``20``/``30`` (consecutive data blocks; a range touching a trailer fails). UPDATE BINARY: 16
-  bytes, ACR1252U also 32/48 for data blocks. Value: ``FF D7 00 blk 05 op val`` (op 00 store, 01
+  READ BINARY on the ACR122U: Le 1..16, that many bytes of one block (API 2.02 §5.3 "Maximum
+  16 bytes"); on the ACR1252U family Le must be a multiple of 16: 16 = one block, more =
+  consecutive data blocks, at most 3 (48 bytes) on a Mini/1K and 15 (240) on a 4K, never a
+  trailer (ACM1252U-Y3/ACR1255U-J1 ref. "Read Binary Blocks"). UPDATE BINARY: Lc 16 on the
+  ACR122U; a multiple of 16 with the same limits on the ACR1252U. Le/Lc 00 is refused. Value: ``FF D7 00 blk 05 op val`` (op 00 store, 01
   increment, 02 decrement, value signed MSB first; INC/DEC are followed by TRANSFER to the same
   block), ``FF D7 00 src 02 03 dst`` (RESTORE+TRANSFER, same sector), ``FF B1 00 blk 04`` (read
   value). ``FF 00 40`` LED/buzzer answers ``90 <LED state>``; ``FF 00 52`` buzzer-on-detect.
@@ -257,7 +259,7 @@ class ReaderModel:
         return OK
 
     # --- READ / UPDATE BINARY --------------------------------------------------------------
-    def read_length(self, le: int) -> tuple[int, int] | bytes:
+    def read_length(self, le: int, ctx: ApduContext) -> tuple[int, int] | bytes:
         """(blocks, bytes) to read for this Le, or the refusal status word."""
         if le in (0, 16):
             return 1, 16
@@ -283,7 +285,7 @@ class ReaderModel:
         if apdu[2] != 0:
             return self.sw_fail("read", NoSuchBlock(f"block {apdu[2] << 8 | apdu[3]}"))
         block = apdu[3]
-        plan = self.read_length(apdu[4])
+        plan = self.read_length(apdu[4], ctx)
         if isinstance(plan, bytes):
             return plan
         count, nbytes = plan
@@ -298,13 +300,13 @@ class ReaderModel:
             return self.sw_fail("read", exc)
         return data[:nbytes] + OK
 
-    def write_length(self, lc: int) -> int | None:
+    def write_length(self, lc: int, ctx: ApduContext) -> int | None:
         return 1 if lc == 16 else None
 
     def update_binary(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) < 5 or len(apdu) != 5 + apdu[4]:
             return sw(self.sw_length)
-        count = self.write_length(apdu[4])
+        count = self.write_length(apdu[4], ctx)
         if count is None:
             return sw(self.sw_length)
         if apdu[2] != 0:

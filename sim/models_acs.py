@@ -23,7 +23,7 @@ class AcsModel(ReaderModel):
     model: ModelName = "acr1252u"
     default_name = "ACS ACR1252 1S CL Reader PICC 00 00"
     default_latency = "acr1252u"
-    max_blocks = 3
+    max_blocks = 15
     max_slot = 0x01
     firmware = b"ACR1252U_V202.2" + OK
 
@@ -46,15 +46,19 @@ class AcsModel(ReaderModel):
     def key_structure(self, p1: int) -> bytes | None:
         return None if p1 == 0x00 else sw(0x6300)
 
-    def read_length(self, le: int) -> tuple[int, int] | bytes:
-        if 1 <= le <= 16:
-            return 1, le
-        if le in (0x20, 0x30) and self.max_blocks >= le // 16:
+    def _blocks_per_command(self, ctx: ApduContext) -> int:
+        """ACR1252U family: 3 consecutive data blocks on a Mini/1K, 15 on a 4K (big sectors)."""
+        return min(self.max_blocks, 15 if ctx.card.size == "4k" else 3)
+
+    def read_length(self, le: int, ctx: ApduContext) -> tuple[int, int] | bytes:
+        """Le a multiple of 16 (ACM1252U-Y3 ref. §5.2.4.3); Le 00 and 1..15 are refused."""
+        if le and le % 16 == 0 and le // 16 <= self._blocks_per_command(ctx):
             return le // 16, le
         return sw(0x6300)
 
-    def write_length(self, lc: int) -> int | None:
-        if lc == 16 or (lc in (0x20, 0x30) and self.max_blocks >= lc // 16):
+    def write_length(self, lc: int, ctx: ApduContext) -> int | None:
+        """Lc a multiple of 16 (ACM1252U-Y3 ref. §5.2.4.4), same block limits as reading."""
+        if lc and lc % 16 == 0 and lc // 16 <= self._blocks_per_command(ctx):
             return lc // 16
         return None
 
@@ -131,3 +135,13 @@ class Acr122uModel(AcsModel):
     default_latency = "acr122u"
     max_blocks = 1
     firmware = b"ACR122U207"  # no SW1 SW2: the ACR122U answers the bare string
+
+    def read_length(self, le: int, ctx: ApduContext) -> tuple[int, int] | bytes:
+        """ACR122U API 2.02 §5.3: "Maximum 16 bytes", N bytes of one block; Le 00 refused."""
+        if 1 <= le <= 16:
+            return 1, le
+        return sw(0x6300)
+
+    def write_length(self, lc: int, ctx: ApduContext) -> int | None:
+        """ACR122U API 2.02 §5.4: 16 bytes for MIFARE 1K/4K, nothing else."""
+        return 1 if lc == 16 else None
