@@ -10,13 +10,14 @@ Models: ``acr1252u`` (ACS ACR1252U), ``acr122u`` (ACS ACR122U), ``omnikey5x21`` 
   16 bytes"); on the ACR1252U family Le must be a multiple of 16: 16 = one block, more =
   consecutive data blocks, at most 3 (48 bytes) on a Mini/1K and 15 (240) on a 4K, never a
   trailer (ACM1252U-Y3/ACR1255U-J1 ref. "Read Binary Blocks"). UPDATE BINARY: Lc 16 on the
-  ACR122U; a multiple of 16 with the same limits on the ACR1252U. Le/Lc 00 is refused. Value: ``FF D7 00 blk 05 op val`` (op 00 store, 01
-  increment, 02 decrement, value signed MSB first; INC/DEC are followed by TRANSFER to the same
-  block), ``FF D7 00 src 02 03 dst`` (RESTORE+TRANSFER, same sector), ``FF B1 00 blk 04`` (read
-  value). ``FF 00 40`` LED/buzzer answers ``90 <LED state>``; ``FF 00 52`` buzzer-on-detect.
-  Firmware ``FF 00 48 00 00``: the ACR122U answers ``ACR122U207`` with no status word (ACS
-  manual); the ACR1252U, which documents its firmware query as an escape command, is simulated
-  answering ``ACR1252U_V202.2`` (its escape-reply string) followed by ``90 00`` [D].
+  ACR122U; a multiple of 16 with the same limits on the ACR1252U. Le/Lc 00 is refused.
+  Value: ``FF D7 00 blk 05 op val`` (op 00 store, 01 increment, 02 decrement, value signed MSB
+  first; INC/DEC are followed by TRANSFER to the same block), ``FF D7 00 src 02 03 dst``
+  (RESTORE+TRANSFER, same sector), ``FF B1 00 blk 04`` (read value). ``FF 00 40`` LED/buzzer
+  answers ``90 <LED state>``; ``FF 00 52`` buzzer-on-detect. Firmware ``FF 00 48 00 00``: the
+  ACR122U answers ``ACR122U207`` with no status word (ACS manual); the ACR1252U, which documents
+  its firmware query as an escape command, is simulated answering ``ACR1252U_V202.2`` (its
+  escape-reply string) followed by ``90 00`` [D].
 * OMNIKEY and generic use the specific PC/SC status words: ``69 82`` security status not
   satisfied (auth failed, not authenticated, access bits forbid - the chip's NAK is the same for
   all three), ``65 81`` authenticate a block that does not exist, ``6A 82`` read/write/value on
