@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import InvalidArgument
-from daemon.printers import JobState, PrinterConfig, PrinterService
-from sim.printer import VirtualPrinter
+from daemon.printers import JobState, PrinterConfig, PrinterService, get_profile
+from sim.printer import TcpPrinterServer, VirtualPrinter
 from tests.fixtures_printers import pty_service, sample_receipt, simple_receipt, tcp_service
 
 
@@ -163,3 +163,26 @@ def test_jobs_of_another_printer_are_not_touched(tmp_path: Path) -> None:
         with PrinterService(cfg, service.spool) as back:
             assert back.status(refresh=True).problem == "UNREACHABLE"
         assert service.job(other.id).state is JobState.QUEUED
+
+
+def test_printer_that_never_confirms_leaves_the_job_uncertain(tmp_path: Path) -> None:
+    sim = VirtualPrinter(answers_gs_r=False)
+    with tcp_service(tmp_path, printer=sim, confirm_timeout_s=0.3) as (service, _sim, _srv):
+        job = service.submit(simple_receipt())
+        done = service.wait_job(job.id, 5)
+        assert done.state is JobState.UNCERTAIN
+        assert done.detail == "printer never confirmed the job"
+        assert len(sim.completed) == 1  # it did print: exactly why it is not sent again
+
+
+def test_profile_without_print_confirmation_trusts_a_ready_printer(tmp_path: Path) -> None:
+    sim = VirtualPrinter(answers_gs_r=False)
+    profile = get_profile("zh-80", print_confirm=False)
+    with TcpPrinterServer(sim) as server:
+        cfg = PrinterConfig(id="nocfm", port=server.port, poll_interval_s=0.05)
+        with PrinterService(cfg, tmp_path / "nocfm.db", profile=profile) as service:
+            job = service.submit(simple_receipt())
+            assert service.wait_job(job.id, 5).state is JobState.PRINTED
+            [sent] = [b for d, b in service.printer.trace if b.startswith(b"\x1b@")]
+            assert sent.endswith(b"\x1dV\x42\x03")  # ends with the cut, no GS r 1 after it
+    assert len(sim.completed) == 1

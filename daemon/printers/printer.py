@@ -19,6 +19,7 @@ from typing import Self
 from daemon.errors import PrinterError, PrinterOffline
 from daemon.printers import commands
 from daemon.printers.backend import PrinterBackend, PrinterConfig, create_backend
+from daemon.printers.profiles import PrinterProfile
 from daemon.printers.status import PrinterStatus, is_dle_eot_reply, is_gs_r_reply, parse_status
 
 __all__ = ["ReceiptPrinter"]
@@ -31,9 +32,14 @@ STATUS_TIMEOUT_S = 1.0
 class ReceiptPrinter:
     """A configured printer; reconnects lazily; keeps the last bytes sent for diagnostics."""
 
-    def __init__(self, config: PrinterConfig, backend: PrinterBackend | None = None) -> None:
+    def __init__(
+        self,
+        config: PrinterConfig,
+        backend: PrinterBackend | None = None,
+        profile: PrinterProfile | None = None,
+    ) -> None:
         self.config = config
-        self.profile = config.printer_profile()
+        self.profile = profile if profile is not None else config.printer_profile()
         self.backend = backend if backend is not None else create_backend(config)
         self.trace: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=32)
         self._status_bytes = bytearray()
@@ -130,7 +136,7 @@ class ReceiptPrinter:
         self.connect()
         self._confirms = 0
         payload = data + commands.GS_R_PAPER if self.profile.print_confirm else data
-        self.trace.append(("tx", payload[:64]))
+        self.trace.append(("tx", payload if len(payload) <= 64 else payload[:48] + payload[-16:]))
         self._send(payload)
 
     def wait_confirmed(self, timeout: float) -> bool:

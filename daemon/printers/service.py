@@ -23,6 +23,7 @@ from daemon.errors import InvalidArgument, OperationTimeout, PrinterError, Print
 from daemon.printers.backend import PrinterBackend, PrinterConfig
 from daemon.printers.encoder import ReceiptEncoder
 from daemon.printers.printer import ReceiptPrinter
+from daemon.printers.profiles import PrinterProfile
 from daemon.printers.receipt import Receipt
 from daemon.printers.spool import Job, JobState, Spool
 from daemon.printers.status import PrinterStatus
@@ -73,9 +74,10 @@ class PrinterService:
         config: PrinterConfig,
         spool: Spool | Path | str,
         backend: PrinterBackend | None = None,
+        profile: PrinterProfile | None = None,
     ) -> None:
         self.config = config
-        self.printer = ReceiptPrinter(config, backend)
+        self.printer = ReceiptPrinter(config, backend, profile)
         logo = Path(config.logo_path).read_bytes() if config.logo_path else None
         self.encoder = ReceiptEncoder(self.printer.profile, stored_logo=logo)
         self._own_spool = not isinstance(spool, Spool)

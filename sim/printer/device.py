@@ -36,8 +36,14 @@ logger = logging.getLogger(__name__)
 class VirtualPrinter:
     """Thread-safe; transports call :meth:`receive`, tests script faults and read receipts."""
 
-    def __init__(self, chars_per_line: int = 48, paper_lines: int | None = None) -> None:
+    def __init__(
+        self,
+        chars_per_line: int = 48,
+        paper_lines: int | None = None,
+        answers_gs_r: bool = True,
+    ) -> None:
         self.chars_per_line = chars_per_line
+        self.answers_gs_r = answers_gs_r  # False: firmware without GS r (ignored silently)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._tokenizer = Tokenizer()
@@ -153,6 +159,8 @@ class VirtualPrinter:
                 return
             tok = self._buffer.popleft()
             if tok.kind == "cmd" and tok.raw[0] == GS and tok.raw[1] == ord("r"):
+                if not self.answers_gs_r:
+                    continue
                 if tok.raw[2] in (1, 49):  # paper sensor: bits 0-1 near end, 2-3 end
                     near = 0x03 if self.paper_near_end else 0
                     self._reply(bytes([near | (0x0C if self.paper_end else 0)]))
