@@ -25,9 +25,12 @@ Models: ``acr1252u`` (ACS ACR1252U), ``acr122u`` (ACS ACR122U), ``omnikey5x21`` 
   key number, ``69 84`` empty key slot, ``67 00`` wrong length, ``6B 00`` wrong P1/P2, ``6C 10``
   Le too long, ``6D 00`` unknown INS, ``6E 00`` CLA not FF. LOAD KEY on the OMNIKEY: P1 ``20``
   (non-volatile, slots ``00``-``1F``, survive unplug); volatile ``00`` is refused with ``69 86``;
-  wrong key length ``63 89``, bad slot ``63 88``. Value: ``FF D4``/``FF D8 00 blk 04 <value
-  little-endian>`` = INC/DEC + TRANSFER. The generic reader has no value commands and accepts
-  P1 ``00`` (volatile) and ``20`` (non-volatile), slots ``00``-``1F``.
+  wrong key length ``63 89``, bad slot ``63 88``. The obsolete AUTHENTICATE ``FF 88`` answers
+  ``67 00`` (only ``FF 86``); ACS documents ``FF 88`` (ACR122U API, ACM1252U-Y3 and ACR1255U-J1
+  reference manuals: "PC/SC V2.01, Obsolete") and the generic reader keeps it. Value:
+  ``FF D4``/``FF D8 00 blk 04 <value little-endian>`` = INC/DEC + TRANSFER. The generic reader
+  has no value commands and accepts P1 ``00`` (volatile) and ``20`` (non-volatile), slots
+  ``00``-``1F``.
 * After any chip NAK the card is halted (see :mod:`sim.card`): every later card command fails
   with the model's failure SW until the card is re-selected (PC/SC reconnect); no reader model
   re-activates it by itself. Reader-side refusals (length, P1/P2, key slot, key type, a block
@@ -348,7 +351,14 @@ class OmnikeyModel(ReaderModel):
         table = super()._handlers()
         table[0xD4] = self.omnikey_value
         table[0xD8] = self.omnikey_value
+        table[0x88] = self.no_obsolete_authenticate
         return table
+
+    def no_obsolete_authenticate(self, apdu: bytes, ctx: ApduContext) -> bytes:
+        """PC/SC 2.01 AUTHENTICATE ``FF 88``: an OMNIKEY answered ``67 00`` to a well-formed one
+        (OMNIKEY 5127 CK, StackOverflow 27277214, M. Roland: "declared obsolete ... might not be
+        supported"); only GENERAL AUTHENTICATE ``FF 86`` works."""
+        return sw(self.sw_length)
 
     def omnikey_value(self, apdu: bytes, ctx: ApduContext) -> bytes:
         if len(apdu) != 9 or apdu[4] != 4:

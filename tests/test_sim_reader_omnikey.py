@@ -86,3 +86,18 @@ def test_generic_reader() -> None:
     assert tx(reader, "FF D6 00 04 10" + " 5A" * 16) == "90 00"  # UPDATE BINARY block 4
     assert tx(reader, "FF D4 00 04 04 01 00 00 00") == "6D 00"  # OMNIKEY INCREMENT: not generic
     assert tx(reader, "FF B1 00 04 04") == "6D 00"  # ACS VALUE READ: not generic
+
+
+def test_obsolete_authenticate_per_model() -> None:
+    for model, load, answer in (
+        ("omnikey5x21", "FF 82 20 00 06 FF FF FF FF FF FF", "67 00"),  # LOAD KEY non-volatile 0
+        ("acr1252u", "FF 82 00 00 06 FF FF FF FF FF FF", "90 00"),  # LOAD KEY volatile 0
+        ("acr122u", "FF 82 00 00 06 FF FF FF FF FF FF", "90 00"),  # LOAD KEY volatile 0
+        ("generic", "FF 82 00 00 06 FF FF FF FF FF FF", "90 00"),  # LOAD KEY volatile 0
+    ):
+        reader = SimReader(model=model)  # type: ignore[arg-type]
+        reader.insert(transport_card())
+        assert tx(reader, load) == "90 00"
+        assert tx(reader, "FF 88 00 04 60 00") == answer, model  # AUTHENTICATE (obsolete) blk 4
+        assert tx(reader, "FF 86 00 00 05 01 00 04 60 00") == "90 00"  # GENERAL AUTHENTICATE
+        assert tx(reader, "FF B0 00 04 10") == "00 " * 16 + "90 00"  # READ BINARY block 4
