@@ -92,3 +92,19 @@ def test_update_binary_lengths() -> None:
     assert tx(reader, "FF B1 00 04 05") == "63 00"  # VALUE READ with Le 5
     assert tx(reader, "00 B0 00 04 10") == "63 00"  # READ BINARY with CLA 00
     assert tx(reader, "FF 99 00 00 00") == "63 00"  # unknown INS
+
+
+def test_key_slots_belong_to_the_reader_not_the_card() -> None:
+    # ACS: volatile slots 00-01 live in the reader: a card swap keeps them, unplugging does not
+    for model in ("acr1252u", "acr122u"):
+        reader = SimReader(model=model)  # type: ignore[arg-type]
+        reader.insert(transport_card())
+        assert tx(reader, "FF 82 00 01 06 FF FF FF FF FF FF") == "90 00"  # LOAD KEY slot 1
+        reader.remove()
+        reader.insert(transport_card(bytes.fromhex("A1B2C3D4")))
+        assert tx(reader, "FF 86 00 00 05 01 00 04 60 01") == "90 00"  # GENERAL AUTH slot 1
+        reader.unplug()
+        reader.replug()
+        assert tx(reader, "FF 86 00 00 05 01 00 04 60 01") == "63 00"  # GENERAL AUTH: slot empty
+        assert tx(reader, "FF 82 00 00 06 FF FF FF FF FF FF") == "90 00"  # LOAD KEY slot 0 again
+        assert tx(reader, "FF 86 00 00 05 01 00 04 60 00") == "90 00"  # GENERAL AUTH slot 0
