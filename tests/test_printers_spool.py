@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import InvalidArgument
-from daemon.printers import JobState, PrinterConfig, PrinterService, get_profile
+from daemon.printers import (
+    Item,
+    JobState,
+    Payment,
+    PrinterConfig,
+    PrinterService,
+    Totals,
+    get_profile,
+)
 from sim.printer import TcpPrinterServer, VirtualPrinter
 from tests.fixtures_printers import pty_service, sample_receipt, simple_receipt, tcp_service
 
@@ -186,3 +194,20 @@ def test_profile_without_print_confirmation_trusts_a_ready_printer(tmp_path: Pat
             [sent] = [b for d, b in service.printer.trace if b.startswith(b"\x1b@")]
             assert sent.endswith(b"\x1dV\x42\x03")  # ends with the cut, no GS r 1 after it
     assert len(sim.completed) == 1
+
+
+def test_long_receipt_over_9600_baud_is_one_write_and_prints(tmp_path: Path) -> None:
+    items = tuple(Item(f"商品{i:03d} 测试", 1, 100, 100) for i in range(80))
+    receipt = simple_receipt(
+        items=items,
+        totals=Totals(subtotal_fen=8000, total_fen=8000),
+        payments=(Payment("Cash", 8000),),
+    )
+    with pty_service(tmp_path, baudrate=9600) as (service, sim, _server):
+        service.status(refresh=True)
+        before = service.printer.backend.writes - service.printer.status_writes
+        job = service.submit(receipt)
+        assert len(job.data) > 4096  # more than a pty/UART buffer: the write has to wait
+        assert service.wait_job(job.id, 15).state is JobState.PRINTED
+        assert service.printer.backend.writes - service.printer.status_writes - before == 1
+        assert len(sim.completed[0].lines()) > 80

@@ -145,8 +145,12 @@ class SerialBackend(_EscposBackend):
     def seconds_per_byte(self) -> float:
         return 10.0 / self.config.baudrate
 
-    def _after_open(self) -> None:
-        self._conn.device.write_timeout = self.config.timeout_s + 4096 * self.seconds_per_byte
+    def _write(self, data: bytes) -> None:
+        if self._conn is not None:  # a long receipt at 9600 baud takes seconds on the wire
+            self._conn.device.write_timeout = (
+                self.config.timeout_s + len(data) * self.seconds_per_byte
+            )
+        super()._write(data)
 
     def read(self, size: int, timeout: float) -> bytes:
         if self._conn is None:

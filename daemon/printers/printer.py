@@ -92,6 +92,7 @@ class ReceiptPrinter:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     logger.warning("printer %s: no answer to DLE EOT", self.config.id)
+                    self.close()  # a late answer must not be taken for the next one's
                     return None
                 self._pump(left)
         except PrinterOffline:
