@@ -165,3 +165,15 @@ def test_any_mix_of_hanzi_and_latin_keeps_the_number_columns(names: list[str]) -
             format_fen(item.unit_price_fen),
             format_fen(item.amount_fen),
         ]
+
+
+def test_item_names_wrap_at_spaces_not_inside_latin_words() -> None:
+    from daemon.printers.textwidth import wrap
+
+    assert wrap("三只松鼠每日坚果礼盒 750g 30袋装", 24) == ["三只松鼠每日坚果礼盒", "750g 30袋装"]
+    assert wrap("A very long product name with words", 24) == [
+        "A very long product name",
+        "with words",
+    ]
+    assert wrap("苹果汁苹果汁苹果汁苹果汁苹果汁", 24) == ["苹果汁苹果汁苹果汁苹果汁", "苹果汁"]
+    assert wrap("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 24) == ["ABCDEFGHIJKLMNOPQRSTUVWX", "YZ"]

@@ -110,7 +110,11 @@ class ReceiptEncoder:
                 pad = (self.cpl // max(width, 1) - text_width(text, False)) // 2
                 text = " " * max(0, pad) + text
             out += text_to_raster(
-                text, self.profile.dots_per_line, self.profile.cell_dots, max(width, height)
+                text,
+                self.profile.dots_per_line,
+                self.profile.cell_dots,
+                max(width, height),
+                bold,
             )
         else:
             if bold:

@@ -52,7 +52,9 @@ def image_to_raster(img: Image.Image) -> bytes:
     return commands.raster_image(width_bytes, grey.height, bits)
 
 
-def text_to_raster(text: str, dots_per_line: int, cell_dots: int, scale: int = 1) -> bytes:
+def text_to_raster(
+    text: str, dots_per_line: int, cell_dots: int, scale: int = 1, bold: bool = False
+) -> bytes:
     """Draw one line of text in printer cells and return its ``GS v 0`` command."""
     from PIL import Image as PILImage
     from PIL import ImageDraw
@@ -67,6 +69,8 @@ def text_to_raster(text: str, dots_per_line: int, cell_dots: int, scale: int = 1
         w = char_width(ch, kanji_mode=False)
         if w and ch != " ":
             draw.text((x, 0), ch, font=font, fill=0)
+            if bold:  # emphasised: the glyph struck twice, one dot apart (as ESC E does)
+                draw.text((x + 1, 0), ch, font=font, fill=0)
         x += w * cell
     return image_to_raster(img)
 

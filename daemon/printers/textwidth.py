@@ -45,15 +45,26 @@ def fit(left: str, right: str, width: int, kanji_mode: bool = True) -> str:
 
 
 def wrap(text: str, width: int, kanji_mode: bool = True) -> list[str]:
-    """Break ``text`` into lines of at most ``width`` cells, never splitting a wide character."""
+    """Break ``text`` into lines of at most ``width`` cells, never splitting a wide character
+    and, where a space allows it, not splitting a Latin word or number ("750g" stays whole)."""
     lines: list[str] = []
     current = ""
     used = 0
     for ch in text:
         w = char_width(ch, kanji_mode)
         if used + w > width:
-            lines.append(current)
-            current, used = "", 0
+            if ch == " ":  # the break falls on a space: it disappears into the line end
+                lines.append(current)
+                current, used = "", 0
+                continue
+            cut = current.rfind(" ")
+            if ch.isascii() and ch.isalnum() and current[-1:].isascii() and cut > 0:
+                lines.append(current[:cut])
+                current = current[cut + 1 :]
+            else:
+                lines.append(current)
+                current = ""
+            used = text_width(current, kanji_mode)
         current += ch
         used += w
     if current or not lines:
