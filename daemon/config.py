@@ -1,0 +1,331 @@
+"""The daemon's one TOML config file, validated as a whole before anything starts.
+
+Why one validator on top of the areas' own parsers: a store PC must refuse to start on a typo
+rather than run with a default nobody chose, and store IT needs one error that names the key
+(``printers.receipt.port``), the bad value and what would be valid. Each area still owns its
+rules; this module reads the file, rejects unknown keys and sections, and hands each table to
+its owner's parser:
+
+* ``[readers]`` backend name -> the registry of :mod:`daemon.readers.backends`; per-reader
+  dialect -> :func:`daemon.readers.dialects.select_dialect`;
+* ``[printers.<id>]`` -> :meth:`daemon.printers.backend.PrinterConfig.from_mapping`;
+* ``[scanners.<id>]`` -> :func:`daemon.scanners.config.build_scanner` (built, never opened);
+* ``[membercard]`` -> :meth:`daemon.membercard.rules.Programme.from_config`;
+* ``[daemon]`` key file -> :meth:`daemon.keystore.Keystore.load` (owner and mode checked).
+
+Every failure is a :class:`~daemon.errors.ConfigError` whose ``key`` is the full dotted path
+(``membercard.tiers[2].discount``); file problems name the file (and line, for TOML syntax).
+See ``docs/operations.md`` and ``docs/carddaemon.example.toml``.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from daemon._config_table import Table, check_keys, with_value
+from daemon.diagnostics.probe import STATIONS
+from daemon.errors import ConfigError, KeystoreError
+from daemon.keystore import Keystore
+from daemon.membercard.rules import Programme
+from daemon.printers.backend import PrinterConfig
+from daemon.readers.backends import BACKENDS
+from daemon.readers.dialects import Dialect, select_dialect
+from daemon.readers.workers import DEFAULT_MAX_QUEUE
+from daemon.scanners.base import RawScan, ScannerState
+from daemon.scanners.config import build_scanner
+from daemon.scanners.worker import Scanner, ScanSink
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_JOB_DEADLINE_MS",
+    "DaemonConfig",
+    "DaemonSection",
+    "ReaderConfig",
+    "ReadersConfig",
+    "ScannerConfig",
+    "load_config",
+    "parse_config",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONFIG_PATH = Path("/etc/carddaemon/carddaemon.toml")
+#: A hardware call gets at most ~2 s (reference: every hardware RPC has a deadline <= 2 s).
+DEFAULT_JOB_DEADLINE_MS = 2000
+MAX_QUEUE_SIZE = 256
+DEFAULT_STATE_DIR = Path("/var/lib/carddaemon")
+
+_SECTIONS = ("daemon", "readers", "printers", "scanners", "membercard")
+_DAEMON_KEYS = ("state_dir", "journal_path", "keystore_file", "keystore_credentials", "station")
+_READER_KEYS = ("match", "dialect", "queue_size", "job_deadline_ms")
+_MEMBERCARD_KEYS = ("tiers", "bonus", "balance_cap", "hotlist_on_fraud")
+_TIER_KEYS = ("name", "discount", "points_per_100_yuan")
+_BONUS_KEYS = ("min_topup", "bonus")
+_TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSection:
+    """``[daemon]``: where state lives, where the master keys come from, what this PC is."""
+
+    state_dir: Path = DEFAULT_STATE_DIR
+    journal_path: Path = DEFAULT_STATE_DIR / "journal.sqlite3"
+    keystore_file: Path | None = None  # None: systemd credential ``carddaemon-keys``
+    keystore_credentials: bool = False
+    station: str = "pos"  # pos | technician | issuing
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderConfig:
+    """``[readers.<id>]``: one physical reader, found by a pattern on its PC/SC name."""
+
+    id: str
+    match: str
+    dialect: str = "auto"
+    queue_size: int = DEFAULT_MAX_QUEUE
+    job_deadline_ms: int = DEFAULT_JOB_DEADLINE_MS
+
+    def matches(self, reader_name: str) -> bool:
+        """Case-insensitive whole-name match; ``*`` and ``?`` are the only wildcards, so the
+        square brackets in PC/SC names (``[ACR1252 Dual Reader PICC]``) are literal."""
+        return _pattern(self.match).fullmatch(reader_name) is not None
+
+    def dialect_for(self, reader_name: str, firmware: str | None = None) -> Dialect:
+        """The configured dialect, or the one detected from the name/firmware for ``auto``."""
+        return select_dialect(
+            reader_name,
+            firmware=firmware,
+            override=self.dialect,
+            config_key=f"readers.{self.id}.dialect",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadersConfig:
+    backend: str = "pcsc"
+    readers: tuple[ReaderConfig, ...] = ()
+
+    def for_reader(self, reader_name: str) -> ReaderConfig | None:
+        """The first ``[readers.<id>]`` (in file order) whose pattern matches, else ``None``
+        (the reader then runs with the defaults: dialect auto, default queue and deadline)."""
+        return next((r for r in self.readers if r.matches(reader_name)), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ScannerConfig:
+    """``[scanners.<id>]``, already checked by the scanner area; :meth:`build` makes it real."""
+
+    id: str
+    kind: str
+    table: Mapping[str, Any]
+
+    def build(self, sink: ScanSink, *, usb_backend: Any = None) -> Scanner:
+        """A :class:`Scanner` (not started) from this table, as the scanner area builds it."""
+        return build_scanner(
+            self.id, copy.deepcopy(dict(self.table)), sink, usb_backend=usb_backend
+        )
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """The whole file. ``keystore`` is set when :func:`load_config` loaded the keys."""
+
+    source: str
+    daemon: DaemonSection
+    readers: ReadersConfig
+    printers: Mapping[str, PrinterConfig]
+    scanners: Mapping[str, ScannerConfig]
+    membercard: Programme
+    keystore: Keystore | None = field(default=None, repr=False, compare=False)
+
+
+def load_config(
+    path: str | os.PathLike[str] = DEFAULT_CONFIG_PATH, *, load_keys: bool = True
+) -> DaemonConfig:
+    """Read and validate the whole file at once; the daemon refuses to start on any error.
+
+    With ``load_keys`` (the default, what the daemon does) the master keys are loaded too, so a
+    missing key file or one with unsafe mode stops the start, named by file and mode.
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError(str(p), f"cannot read the config file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{p}:{line}", "the config file is not UTF-8 text") from None
+    return parse_config(text, source=str(p), base_dir=p.parent, load_keys=load_keys)
+
+
+def parse_config(
+    text: str, *, source: str = "<string>", base_dir: Path | None = None, load_keys: bool = False
+) -> DaemonConfig:
+    """Validate TOML text (what :func:`load_config` does after reading the file)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_POSITION.search(str(exc))
+        where = f"{source}:{found.group(1)}" if found else source
+        raise ConfigError(where, f"TOML syntax error: {exc}") from None
+    try:
+        config = _build(doc, source, base_dir)
+        if load_keys:
+            config = _with_keys(config)
+    except ConfigError as exc:
+        raise with_value(exc, doc) from None
+    logger.info(
+        "config %s: station %s, %d reader(s), %d printer(s), %d scanner(s)",
+        source,
+        config.daemon.station,
+        len(config.readers.readers),
+        len(config.printers),
+        len(config.scanners),
+    )
+    return config
+
+
+# --- sections -----------------------------------------------------------------------------------
+
+
+def _build(doc: Mapping[str, Any], source: str, base_dir: Path | None) -> DaemonConfig:
+    check_keys("", doc, _SECTIONS)
+    return DaemonConfig(
+        source=source,
+        daemon=_daemon(Table.section(doc, "daemon"), base_dir),
+        readers=_readers(Table.section(doc, "readers")),
+        printers=MappingProxyType(
+            {
+                pid: PrinterConfig.from_mapping(pid, t.raw)
+                for pid, t in Table.section(doc, "printers").devices()
+            }
+        ),
+        scanners=MappingProxyType(
+            {sid: _scanner(sid, t) for sid, t in Table.section(doc, "scanners").devices()}
+        ),
+        membercard=_membercard(Table.section(doc, "membercard")),
+    )
+
+
+def _daemon(t: Table, base_dir: Path | None) -> DaemonSection:
+    t.only(_DAEMON_KEYS)
+    state_dir = t.path("state_dir", DEFAULT_STATE_DIR, base_dir=None)
+    journal = t.path("journal_path", Path("journal.sqlite3"), base_dir=state_dir)
+    if journal.is_dir():
+        t.fail("journal_path", f"{str(journal)!r} is a directory; name the SQLite file")
+    credentials = t.boolean("keystore_credentials", False)
+    key_file: Path | None = None
+    if "keystore_file" in t.raw:
+        if credentials:
+            t.fail("keystore_file", "give keystore_file or keystore_credentials = true, not both")
+        key_file = t.path("keystore_file", None, base_dir=base_dir)
+    elif not credentials:
+        t.fail(
+            "keystore_file",
+            "required: the master key file (owner = daemon user, mode 0600), "
+            "or keystore_credentials = true for the systemd credential carddaemon-keys",
+        )
+    station = t.choice("station", STATIONS, "pos")
+    return DaemonSection(state_dir, journal, key_file, credentials, station)
+
+
+def _readers(t: Table) -> ReadersConfig:
+    backend = t.choice("backend", tuple(sorted(BACKENDS)), "pcsc", what="reader backend")
+    readers: list[ReaderConfig] = []
+    seen: dict[str, str] = {}
+    for rid, r in t.devices(options=("backend",)):
+        r.only(_READER_KEYS)
+        match = r.string("match", None, max_len=200)
+        if match.casefold() in seen:
+            r.fail("match", f"{match!r} is already the pattern of readers.{seen[match.casefold()]}")
+        seen[match.casefold()] = rid
+        dialect = r.string("dialect", "auto").strip().lower()
+        select_dialect("", override=dialect, config_key=f"{r.where}.dialect")
+        readers.append(
+            ReaderConfig(
+                rid,
+                match,
+                dialect,
+                r.integer("queue_size", DEFAULT_MAX_QUEUE, 1, MAX_QUEUE_SIZE),
+                r.integer("job_deadline_ms", DEFAULT_JOB_DEADLINE_MS, 100, 60_000),
+            )
+        )
+    return ReadersConfig(backend, tuple(readers))
+
+
+class _CheckSink:
+    """Receives nothing: lets the scanner area build (and so check) a scanner at load time."""
+
+    def on_scan(self, scanner_id: str, raw: RawScan) -> None:
+        return None
+
+    def on_status(self, scanner_id: str, state: ScannerState, detail: str) -> None:
+        return None
+
+    def set_one_shot(self, scanner_id: str, one_shot: bool) -> None:
+        return None
+
+
+def _scanner(sid: str, t: Table) -> ScannerConfig:
+    table = copy.deepcopy(dict(t.raw))
+    build_scanner(sid, copy.deepcopy(table), _CheckSink()).close()  # checks; opens nothing
+    return ScannerConfig(sid, str(table["kind"]), MappingProxyType(table))
+
+
+def _membercard(t: Table) -> Programme:
+    """The programme rules; unknown keys and non-ascending steps are refused here because
+    :meth:`Programme.from_config` ignores the first and silently sorts the second."""
+    t.only(_MEMBERCARD_KEYS)
+    for name, allowed in (("tiers", _TIER_KEYS), ("bonus", _BONUS_KEYS)):
+        for i, item in enumerate(t.tables(name)):
+            check_keys(f"{t.where}.{name}[{i}]", item, allowed)
+    programme = Programme.from_config(t.raw, key=t.where)
+    for (_, prev), (i, cur) in itertools.pairwise(enumerate(t.tables("bonus"))):
+        if cur["min_topup"] <= prev["min_topup"]:
+            t.fail(
+                f"bonus[{i}].min_topup",
+                f"{cur['min_topup']} is not above the previous step's {prev['min_topup']};"
+                " list the steps in ascending min_topup",
+            )
+        if cur["bonus"] < prev["bonus"]:
+            t.fail(
+                f"bonus[{i}].bonus",
+                f"{cur['bonus']} is below the previous step's {prev['bonus']};"
+                " a larger top-up must not earn a smaller bonus",
+            )
+    return programme
+
+
+def _with_keys(config: DaemonConfig) -> DaemonConfig:
+    section = config.daemon
+    key = "daemon.keystore_file" if section.keystore_file else "daemon.keystore_credentials"
+    try:
+        keystore = Keystore.load(section.keystore_file)
+    except KeystoreError as exc:  # its messages name the file and mode, never key bytes
+        raise ConfigError(key, exc.message) from None
+    return DaemonConfig(
+        config.source,
+        section,
+        config.readers,
+        config.printers,
+        config.scanners,
+        config.membercard,
+        keystore,
+    )
+
+
+def _pattern(match: str) -> re.Pattern[str]:
+    body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in match)
+    return re.compile(body, re.IGNORECASE | re.DOTALL)
