@@ -66,6 +66,7 @@ from sim.chiprules import (
     NotAuthenticated,
     NotValueBlock,
     SectorBlocked,
+    WeakCells,
     WriteTorn,
     decode_access,
     is_value_format,
@@ -90,6 +91,7 @@ __all__ = [
     "SectorBlocked",
     "SimCard",
     "TearFunction",
+    "WeakCells",
     "WriteTorn",
     "is_value_format",
 ]
@@ -98,8 +100,9 @@ logger = logging.getLogger(__name__)
 
 CardSize = Literal["mini", "1k", "4k"]
 CardVariant = Literal["genuine", "gen2", "gen1a"]
-TearFunction = Callable[[bytes, bytes], bytes]
-"""Maps (old block, intended block) to the 16 bytes the EEPROM really ends up holding."""
+TearFunction = Callable[[bytes, bytes], bytes | WeakCells]
+"""Maps (old block, intended block) to what the EEPROM really ends up holding: 16 bytes, or
+:class:`~sim.chiprules.WeakCells` that read back differently each time."""
 KEY_A = 0x60
 KEY_B = 0x61
 
@@ -150,6 +153,7 @@ class SimCard:
         self._halted = False
         self._buffer: bytes | None = None
         self._active_uid = self.uid
+        self._weak: dict[int, WeakCells] = {}  # blocks left unstable by a torn write
 
     # --- construction ---------------------------------------------------------------------
 
@@ -265,6 +269,7 @@ class SimCard:
         if len(data) != 16:
             raise InvalidArgument("data", f"block {block}: 16 bytes needed, got {len(data)}")
         self._mem[block * 16 : block * 16 + 16] = data
+        self._weak.pop(block, None)
 
     # --- field and selection --------------------------------------------------------------
 
@@ -348,8 +353,15 @@ class SimCard:
             )
         return conds[self._group(block)], key_type
 
+    def _settle(self, block: int) -> None:
+        """A read of weak cells senses them afresh (the EEPROM keeps the last sample)."""
+        weak = self._weak.get(block)
+        if weak is not None:
+            self._mem[block * 16 : block * 16 + 16] = weak.sample()
+
     def read(self, block: int) -> bytes:
         cond, key_type = self._access(block)
+        self._settle(block)
         raw = self.block(block)
         if self.is_trailer(block):
             _, ac_r, _, kb_r, _ = TRAILER_ACCESS[cond]
@@ -386,10 +398,15 @@ class SimCard:
         self._program(block, old, bytes(data), tear)
 
     def _program(self, block: int, old: bytes, new: bytes, tear: TearFunction | None) -> None:
+        self._weak.pop(block, None)
         if tear is None:
             self._mem[block * 16 : block * 16 + 16] = new
             return
-        self._mem[block * 16 : block * 16 + 16] = tear(old, new)
+        torn = tear(old, new)
+        if isinstance(torn, WeakCells):
+            self._weak[block] = torn
+            torn = torn.sample()
+        self._mem[block * 16 : block * 16 + 16] = torn
         self.leave_field()
         raise WriteTorn(f"programming of block {block} torn")
 
@@ -399,6 +416,7 @@ class SimCard:
             raise self._nak(AccessDenied(f"block {block}: {what} on a sector trailer"))
         if not permits(DATA_ACCESS[cond][column], key_type):
             raise self._nak(AccessDenied(f"block {block}: {what} not allowed with this key"))
+        self._settle(block)
         raw = self.block(block)
         if not is_value_format(raw):
             raise self._nak(NotValueBlock(f"block {block}: not in value-block format"))

@@ -7,6 +7,7 @@ refusals (:class:`CardNak` and subclasses), which the reader models turn into st
 
 from __future__ import annotations
 
+import random
 from typing import Literal
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "NotAuthenticated",
     "NotValueBlock",
     "SectorBlocked",
+    "WeakCells",
     "WriteTorn",
     "decode_access",
     "is_value_format",
@@ -94,6 +96,29 @@ class NotValueBlock(CardNak):
 
 class WriteTorn(Exception):
     """A programming cycle was torn by a fault: the card has left the field."""
+
+
+class WeakCells:
+    """EEPROM cells a torn programming cycle left half-charged: every read can differ.
+
+    Where ``old`` and ``new`` disagree, each bit reads back as either, afresh on each READ,
+    until the block is programmed again (tear-off research on NXP EEPROM tags, e.g. Quarkslab
+    and pm3 ``hw tearoff`` notes: a torn cell sits between states and reads unstably). The
+    random source is the fault plan's, so a seed reproduces the sequence.
+    """
+
+    def __init__(self, old: bytes, new: bytes, rng: random.Random) -> None:
+        self.old = bytes(old)
+        self.new = bytes(new)
+        self._rng = rng
+
+    def sample(self) -> bytes:
+        """One read of the block: each differing bit from old or new at random."""
+        out = bytearray(self.old)
+        for i, (a, b) in enumerate(zip(self.old, self.new, strict=True)):
+            pick = self._rng.randrange(256)
+            out[i] = (a & ~pick | b & pick) & 0xFF if a != b else a
+        return bytes(out)
 
 
 def permits(rule: str, key_type: int) -> bool:

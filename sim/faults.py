@@ -6,9 +6,11 @@ fires the faults scheduled for that number, once:
 * ``remove_before(n)`` - the card leaves before APDU n executes: :class:`CardGone`;
 * ``remove_after(n)``  - APDU n executes and is answered, then the card leaves;
 * ``tear(n, outcome)`` - the EEPROM programming of APDU n (UPDATE BINARY, or the TRANSFER of a
-  value command) ends ``"old"`` (nothing written), ``"new"`` (fully written) or ``"garbage"``
-  (random bytes; for a value block a copy mismatch), the card leaves the field and the response
-  is lost: :class:`ResponseDropped`. On an APDU that programs nothing the card simply leaves
+  value command) ends ``"old"`` (nothing written), ``"new"`` (fully written), ``"garbage"``
+  (random bytes; for a value block a copy mismatch) or ``"unstable"`` (half-programmed cells:
+  every later READ returns a different mix of old and new bits until the block is written
+  again, :class:`~sim.chiprules.WeakCells`), the card leaves the field and the response is
+  lost: :class:`ResponseDropped`. On an APDU that programs nothing the card simply leaves
   mid-command (executed, answer lost). Multi-block writes tear one block chosen by the seed:
   blocks before it are new, blocks after it old;
 * ``lose_response(n)`` - APDU n executes, the response is lost, the card stays:
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from daemon.errors import InvalidArgument
-from sim.card import TearFunction, is_value_format
+from sim.card import TearFunction, WeakCells, is_value_format
 
 __all__ = [
     "CardGone",
@@ -43,9 +45,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 FaultKind = Literal["remove_before", "remove_after", "tear", "lose_response"]
-TearOutcome = Literal["old", "new", "garbage"]
+TearOutcome = Literal["old", "new", "garbage", "unstable"]
 
-_OUTCOMES: tuple[TearOutcome, ...] = ("old", "new", "garbage")
+_OUTCOMES: tuple[TearOutcome, ...] = ("old", "new", "garbage", "unstable")
 
 
 class CardGone(Exception):
@@ -111,7 +113,7 @@ class FaultPlan:
 
     def tear(self, n: int, outcome: TearOutcome = "garbage") -> None:
         if outcome not in _OUTCOMES:
-            raise InvalidArgument("outcome", f"{outcome!r} is not one of old, new, garbage")
+            raise InvalidArgument("outcome", f"{outcome!r} is not one of {', '.join(_OUTCOMES)}")
         self._add(Fault("tear", self._check_n(n), outcome))
 
     def lose_response(self, n: int) -> None:
@@ -143,11 +145,15 @@ class FaultPlan:
     def tear_function(self, outcome: TearOutcome) -> TearFunction:
         """What the EEPROM holds after a programming cycle torn with ``outcome``."""
 
-        def program(old: bytes, new: bytes) -> bytes:
+        def program(old: bytes, new: bytes) -> bytes | WeakCells:
             if outcome == "old":
                 return old
             if outcome == "new":
                 return new
+            if outcome == "unstable":
+                with self._lock:
+                    seed = self.rng.randrange(2**32)
+                return WeakCells(old, new, random.Random(seed))  # noqa: S311  (fault script)
             with self._lock:
                 if is_value_format(new):
                     # first copy programmed, the rest still old: V, ~V, V no longer agree

@@ -156,3 +156,58 @@ def test_fault_numbering_and_bad_arguments() -> None:
     assert reader.card is not None
     assert reader.faults.count == 1
     assert reader.apdu_count == 4
+
+
+def _unstable_debit(seed: int) -> tuple[SimReader, list[str]]:
+    reader = _debit_reader(seed)
+    card = reader.card
+    assert card is not None
+    reader.faults.tear(1, "unstable")
+    with pytest.raises(ResponseDropped):
+        tx(reader, DEBIT)  # the TRANSFER of 90 into block 8 is torn half-way
+    reader.insert(card)
+    assert tx(reader, "FF 82 00 00 06 A0 A1 A2 A3 A4 A5") == "90 00"  # LOAD KEY slot 0 key A
+    reads = []
+    for _ in range(6):
+        assert tx(reader, "FF 86 00 00 05 01 00 08 60 00") == "90 00"  # GENERAL AUTH block 8
+        reads.append(tx(reader, "FF B0 00 08 10"))  # READ BINARY block 8
+    return reader, reads
+
+
+# Seed 5: six READ BINARY answers for block 8 torn between 100 (64 00 ..) and 90 (5A 00 ..).
+UNSTABLE_READS = [
+    "6A 00 00 00 83 FF FF FF 74 00 00 00 08 F7 08 F7 90 00",
+    "48 00 00 00 B3 FF FF FF 76 00 00 00 08 F7 08 F7 90 00",
+    "40 00 00 00 9F FF FF FF 60 00 00 00 08 F7 08 F7 90 00",
+    "60 00 00 00 AB FF FF FF 7A 00 00 00 08 F7 08 F7 90 00",
+    "7C 00 00 00 91 FF FF FF 6A 00 00 00 08 F7 08 F7 90 00",
+    "6A 00 00 00 97 FF FF FF 68 00 00 00 08 F7 08 F7 90 00",
+]
+
+
+def test_tear_unstable_block_reads_differently_each_time() -> None:
+    reader, reads = _unstable_debit(seed=5)
+    assert reads == UNSTABLE_READS  # successive reads disagree; the seed reproduces them
+    old, new = value_block(100, 8), value_block(90, 8)
+    for answer in reads:
+        got = bytes.fromhex(answer[:-6])
+        for g, o, n in zip(got, old, new, strict=True):
+            assert g & ~(o | n) == 0  # every 1 bit is a 1 of old or of new...
+            assert (o & n) & ~g == 0  # ...and bits both agree on are kept
+    # the top-up station rewrites the block with key B: programmed again, it reads stably
+    assert tx(reader, "FF 82 00 01 06 B0 B1 B2 B3 B4 B5") == "90 00"  # LOAD KEY slot 1 key B
+    assert tx(reader, "FF 86 00 00 05 01 00 08 61 01") == "90 00"  # GENERAL AUTH block 8 key B
+    value_90 = value_block(90, 8).hex(" ").upper()
+    assert tx(reader, "FF D6 00 08 10 " + value_90) == "90 00"  # UPDATE BINARY block 8: 90
+    for _ in range(3):
+        assert tx(reader, "FF B1 00 08 04") == "00 00 00 5A 90 00"  # VALUE READ block 8: 90
+
+
+def test_tear_unstable_value_block_is_not_a_value_block_to_the_chip() -> None:
+    reader, _reads = _unstable_debit(seed=11)
+    card = reader.card
+    assert card is not None
+    assert tx(reader, "FF 86 00 00 05 01 00 08 60 00") == "90 00"  # GENERAL AUTH block 8
+    # the chip senses a mix that fails V/~V/V: DECREMENT is NAKed and the card halts
+    assert tx(reader, "FF D7 00 08 05 02 00 00 00 01") == "63 00"  # VALUE decrement 8 by 1
+    assert card.halted
