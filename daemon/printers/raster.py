@@ -61,16 +61,17 @@ def text_to_raster(
 
     cell = cell_dots * scale
     height = 2 * cell_dots * scale
-    font = _font(height)
+    font = _font(height * 11 // 12)  # a little smaller and lifted: descenders stay inside
+    lift = -(height // 12)
     img = PILImage.new("L", (dots_per_line, height), 255)
     draw = ImageDraw.Draw(img)
     x = 0
     for ch in text:
         w = char_width(ch, kanji_mode=False)
         if w and ch != " ":
-            draw.text((x, 0), ch, font=font, fill=0)
+            draw.text((x, lift), ch, font=font, fill=0)
             if bold:  # emphasised: the glyph struck twice, one dot apart (as ESC E does)
-                draw.text((x + 1, 0), ch, font=font, fill=0)
+                draw.text((x + 1, lift), ch, font=font, fill=0)
         x += w * cell
     return image_to_raster(img)
 

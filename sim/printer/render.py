@@ -36,6 +36,7 @@ FONT_CANDIDATES: tuple[tuple[str, int], ...] = (
     ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc", 2),
 )
 CELL_W, CELL_H, LINE_GAP, MARGIN = 12, 24, 6, 16
+GLYPH_PX = 22
 
 
 def _aligned(line_text: str, cells: int, align: str, width: int) -> str:
@@ -126,7 +127,7 @@ def _barcode(el: Barcode) -> Image.Image:
             draw.rectangle((10 * w + i * w, 0, 10 * w + i * w + w - 1, el.height - 1), fill=0)
     if el.hri:
         x = (img.width - len(text) * CELL_W) // 2
-        draw.text((x, el.height + 2), text, font=_font(CELL_H), fill=0)
+        draw.text((x, el.height + 2), text, font=_font(GLYPH_PX), fill=0)
     return img
 
 
@@ -142,9 +143,10 @@ def _draw_line(
         for ch in run.text:
             glyph = Image.new("L", (cell, CELL_H), 255)
             gd = ImageDraw.Draw(glyph)
-            gd.text((0, 0), ch, font=_font(CELL_H), fill=0)
+            # 22 px glyphs lifted 2 px fit a 24-dot cell with descenders (g, y) and Hanzi
+            gd.text((0, -2), ch, font=_font(GLYPH_PX), fill=0)
             if run.bold:
-                gd.text((1, 0), ch, font=_font(CELL_H), fill=0)
+                gd.text((1, -2), ch, font=_font(GLYPH_PX), fill=0)
             glyph = glyph.resize((cell * run.width, CELL_H * run.height))
             canvas.paste(glyph, (x, y + CELL_H * (el.height - run.height)))
             if run.underline:
