@@ -440,3 +440,26 @@ def test_firmware_probe_recognises_an_acs_reader_behind_a_generic_name() -> None
         reader.insert(SimCard.blank())
         with StorageCard(reader.connect()) as storage:
             assert storage.probe_firmware() is None  # 6D 00: instruction not supported
+
+
+def test_a_trailer_that_would_brick_the_sector_is_refused_before_any_apdu() -> None:
+    from daemon.errors import UnsafeAccessBits
+    from daemon.readers.storage import StorageCard
+    from sim.reader import SimReader
+    from sim.store import transport_card
+
+    reader = SimReader(model="acr1252u")
+    reader.insert(transport_card())
+    with StorageCard(reader.connect()) as card:
+        card.load_key(b"\xff" * 6)
+        card.authenticate(4)
+        sent = card.trace.count
+        bad = b"\xff" * 6 + bytes.fromhex("FF0781") + b"\x69" + b"\xff" * 6  # 81: copy broken
+        with pytest.raises(UnsafeAccessBits, match="block 7"):
+            card.write_block(7, bad)
+        assert card.trace.count == sent  # nothing reached the card
+        card.write_block(7, bad[:6] + bytes.fromhex("FF0780") + bad[9:])  # a sound trailer is fine
+        card.write_block(7, bad, force=True)  # the technician path can still force it
+    card_now = reader.card
+    assert card_now is not None
+    assert card_now.sector_blocked(1)

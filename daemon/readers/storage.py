@@ -35,6 +35,7 @@ from daemon.errors import (
     ReaderError,
     ReaderUnsupported,
     ResponseLost,
+    UnsafeAccessBits,
     WriteUnconfirmed,
 )
 from daemon.readers import status
@@ -255,11 +256,21 @@ class StorageCard:
             block += n
         return blocks
 
-    def write_block(self, block: int, data: bytes) -> None:
-        """UPDATE BINARY one block; a failure with unknown outcome is ``WriteUnconfirmed``."""
+    def write_block(self, block: int, data: bytes, *, force: bool = False) -> None:
+        """UPDATE BINARY one block; a failure with unknown outcome is ``WriteUnconfirmed``.
+
+        A sector trailer whose access bytes fail the chip's inverted-copy check would block the
+        sector forever, so it is refused here, below every caller; only a technician path may
+        pass ``force=True``.
+        """
         command = self.dialect.write(block, data)
         if len(data) != BLOCK_SIZE:
             raise InvalidArgument("data", f"block {block}: one block is {BLOCK_SIZE} bytes")
+        if is_trailer(block) and not force and not _access_bytes_consistent(data[6:9]):
+            raise UnsafeAccessBits(
+                f"block {block}: access bytes {data[6:9].hex(' ').upper()} fail the"
+                " inverted-copy check; writing them would block the sector forever"
+            )
         self._run(command)
 
     # -- value blocks ------------------------------------------------------------------------
@@ -346,3 +357,13 @@ class StorageCard:
                 response, command, self.reader, self.dialect.status_table
             )
             raise self._fail(error)
+
+
+def _access_bytes_consistent(access: bytes) -> bool:
+    """Bytes 6-8 of a trailer carry C1..C3 and their inverses; the chip checks exactly this."""
+    b6, b7, b8 = access
+    return (
+        (b7 >> 4) == (~b6 & 0x0F)
+        and (b8 & 0x0F) == ((~b6 >> 4) & 0x0F)
+        and (b8 >> 4) == (~b7 & 0x0F)
+    )
