@@ -325,3 +325,23 @@ def test_no_key_bytes_in_logs_or_audit(term: Terminal, caplog: pytest.LogCapture
     assert uses
     assert uses[-1]["detail"]["uses"][0] == {"purpose": "card_a", "version": 1, "group": 1}
     assert logging.getLogger("daemon.membercard.service").name.endswith("service")
+
+
+@pytest.mark.parametrize("model", ["acr122u", "omnikey5x21", "generic"])
+def test_every_reader_model_runs_the_protocol(tmp_path: Path, model: str) -> None:
+    """Single-block readers and readers without ACS value commands (purse written with B)."""
+    with terminal(Keystore.generate(), tmp_path / "j.db", model=model) as t:
+        card = issue(t, UID, balance=10_000, points=0)
+        with t.storage() as sc:
+            t.service.debit(sc, request_id="d", amount=1_234)
+            t.service.credit(sc, request_id="c", amount=100_000)
+            info = t.service.read(sc)
+        assert (info.balance, info.points) == (10_000 - 1_234 + 105_000, 0)
+        assert decode_value_block(card.memory[13 * 16 : 14 * 16]).value == info.balance
+        t.reader.faults.arm()
+        t.reader.faults.tear(t.reader.faults.count + 13, "garbage")  # somewhere in the purse
+        with pytest.raises(WriteUnconfirmed), t.storage() as sc:
+            t.service.debit(sc, request_id="d2", amount=1)
+        t.reader.insert(card)
+        with t.storage() as sc:
+            assert t.service.read(sc).balance in (info.balance, info.balance - 1)
