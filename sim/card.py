@@ -21,26 +21,9 @@ What the chip enforces (and the simulator with it):
   memory access forever (authentication itself still compares keys). Writing such a trailer is
   not prevented: the chip does not protect you.
 
-Every NAK halts the card, exactly like a failed authentication: a memory command the chip
-refuses (not authenticated for that sector, access denied, block 0 read-only, malformed access
-bits, not a value block, no such block, TRANSFER with an empty buffer) is answered with a 4-bit
-NAK (MF1S50yyX Table 10, "invalid operation") and the chip falls back to IDLE, dropping its
-Crypto1 session; it answers nothing but REQA/WUPA until it is re-selected. Emulators written
-from the datasheet do the same (Flipper Zero ``mf_classic_listener``: NAK, reset state, sleep).
-No PC/SC reader is documented to re-activate the card by itself: the PN532 in an ACR122U needs a
-new InListPassiveTarget (Seeed-Studio/PN532#74), MCT offers "auto reconnect" for this, and
-docs/reference/mifare.md §1.4 tells the daemon to ``SCardReconnect`` after a failure. So the
-simulated readers answer every later card command with their failure SW until
-:meth:`SimCard.select` (``SimConnection.reconnect``). GET DATA UID still answers: the reader
-keeps the UID from anticollision.
-
-Simulator choices beyond the datasheet text, marked [D]: the transfer buffer survives
-re-authentication of another sector (pm3 ``hf mf value --res --transfer`` with ``--tkey``
-transfers across sectors this way) but not a re-select (a PC/SC reconnect resets the field);
-increment/decrement wrap modulo 2**32 - no source found states what the chip does on overflow
-(emulators written from the datasheet, Flipper Zero and ChameleonMini, add in 32 bits and
-wrap; some reader firmware, e.g. Elatec, refuses a "sign overflow" itself), so the daemon must
-range-check a value before it sends it; the simulator shows a missing check as a wrong balance.
+Every NAK halts the card like a failed authentication, and the [D] choices (transfer buffer
+across re-authentication, 32-bit wrap on overflow) are explained with their sources in
+:mod:`sim.chiprules`.
 
 Chip refusals are raised as :class:`CardNak` subclasses; the reader model turns them into status
 words. :meth:`SimCard.program` is the factory/test path that writes EEPROM bypassing the chip.
@@ -68,10 +51,15 @@ from sim.chiprules import (
     SectorBlocked,
     WeakCells,
     WriteTorn,
+    blank_image,
     decode_access,
+    first_block,
+    group_of_block,
     is_value_format,
     manufacturer_block,
     permits,
+    sector_of_block,
+    trailer_of_block,
     value_image,
 )
 
@@ -132,15 +120,9 @@ class SimCard:
         self._size: CardSize = size
         self._variant: CardVariant = variant
         self._uid_len = len(uid)
-        if vendor is not None and (vendor not in ("nxp", "fudan") or variant != "genuine"):
-            raise InvalidArgument(
-                "vendor", f"{vendor!r}: nxp or fudan, and only for a genuine card"
-            )
+        block0 = manufacturer_block(uid, size, variant != "genuine", vendor)
         if memory is None:
-            block0 = manufacturer_block(uid, size, variant != "genuine", vendor or "nxp")
-            if block0 is None:
-                raise InvalidArgument("vendor", f"{vendor!r} makes no {size} MIFARE Classic")
-            self._mem = bytearray(self._blank_image(block0, size))
+            self._mem = bytearray(blank_image(block0, _BLOCKS[size]))
         else:
             if len(memory) != _BLOCKS[size] * 16:
                 raise InvalidArgument(
@@ -173,52 +155,20 @@ class SimCard:
         """
         return cls(uid, size=size, variant=variant, vendor=vendor)
 
-    @staticmethod
-    def _blank_image(block0: bytes, size: CardSize) -> bytes:
-        blocks = _BLOCKS[size]
-        mem = bytearray(blocks * 16)
-        mem[0:16] = block0
-        trailer = b"\xff" * 6 + bytes.fromhex("ff078069") + b"\xff" * 6
-        for b in range(blocks):
-            if SimCard._trailer_of_block(b) == b:
-                mem[b * 16 : b * 16 + 16] = trailer
-        return bytes(mem)
-
-    # --- geometry -------------------------------------------------------------------------
-
-    @staticmethod
-    def _sector_of_block(block: int) -> int:
-        return block // 4 if block < 128 else 32 + (block - 128) // 16
-
-    @staticmethod
-    def _first_block(sector: int) -> int:
-        return sector * 4 if sector < 32 else 128 + (sector - 32) * 16
-
-    @staticmethod
-    def _trailer_of_block(block: int) -> int:
-        return block | 3 if block < 128 else block | 15
-
     @property
     def block_count(self) -> int:
         return _BLOCKS[self._size]
 
     def sector_of(self, block: int) -> int:
         self._check_block(block)
-        return self._sector_of_block(block)
+        return sector_of_block(block)
 
     def is_trailer(self, block: int) -> bool:
-        return self._trailer_of_block(block) == block
+        return trailer_of_block(block) == block
 
     def _check_block(self, block: int) -> None:
         if not 0 <= block < self.block_count:
             raise NoSuchBlock(f"block {block} does not exist on a {self._size} card")
-
-    def _group(self, block: int) -> int:
-        """Which access-bit group (0-3) governs the block (4K big sectors: groups of 5)."""
-        if block < 128:
-            return block % 4
-        i = (block - 128) % 16
-        return 3 if i == 15 else i // 5
 
     # --- plain properties -----------------------------------------------------------------
 
@@ -295,7 +245,7 @@ class SimCard:
 
     def access_conditions(self, sector: int) -> tuple[int, int, int, int] | None:
         """C1C2C3 per group (blocks..., trailer) of a sector, or None if the bits are malformed."""
-        t = self._trailer_of_block(self._first_block(sector)) * 16
+        t = trailer_of_block(first_block(sector)) * 16
         return decode_access(self._mem[t + 6], self._mem[t + 7], self._mem[t + 8])
 
     def sector_blocked(self, sector: int) -> bool:
@@ -327,8 +277,8 @@ class SimCard:
         if key_type not in (KEY_A, KEY_B):
             raise InvalidArgument("key_type", f"0x{key_type:02X} is not 0x60 or 0x61")
         self._auth = None
-        sector = self._sector_of_block(block)
-        t = self._trailer_of_block(block) * 16
+        sector = sector_of_block(block)
+        t = trailer_of_block(block) * 16
         stored = self._mem[t : t + 6] if key_type == KEY_A else self._mem[t + 10 : t + 16]
         if bytes(key) != bytes(stored):
             self._halted = True
@@ -340,7 +290,7 @@ class SimCard:
         """Check authentication for the block; return (access condition, key type)."""
         self._responsive()
         self._require_block(block)
-        sector = self._sector_of_block(block)
+        sector = sector_of_block(block)
         if self._auth is None or self._auth[0] != sector:
             raise self._nak(NotAuthenticated(f"block {block}: sector {sector} not authenticated"))
         key_type = self._auth[1]
@@ -351,7 +301,7 @@ class SimCard:
             raise self._nak(
                 AccessDenied(f"sector {sector}: key B is readable, so it cannot be used")
             )
-        return conds[self._group(block)], key_type
+        return conds[group_of_block(block)], key_type
 
     def _settle(self, block: int) -> None:
         """A read of weak cells senses them afresh (the EEPROM keeps the last sample)."""

@@ -3,12 +3,35 @@
 Literal tables, not derived from ``daemon.mifare``: the simulator must not share the daemon's
 codecs, or a bug there would be mirrored here and every test would still pass. Also the chip's
 refusals (:class:`CardNak` and subclasses), which the reader models turn into status words.
+
+Every NAK halts the card, exactly like a failed authentication: a memory command the chip
+refuses (not authenticated for that sector, access denied, block 0 read-only, malformed access
+bits, not a value block, no such block, TRANSFER with an empty buffer) is answered with a 4-bit
+NAK (MF1S50yyX Table 10, "invalid operation") and the chip falls back to IDLE, dropping its
+Crypto1 session; it answers nothing but REQA/WUPA until it is re-selected. Emulators written
+from the datasheet do the same (Flipper Zero ``mf_classic_listener``: NAK, reset state, sleep).
+No PC/SC reader is documented to re-activate the card by itself: the PN532 in an ACR122U needs a
+new InListPassiveTarget (Seeed-Studio/PN532#74), MCT offers "auto reconnect" for this, and
+docs/reference/mifare.md §1.4 tells the daemon to ``SCardReconnect`` after a failure. So the
+simulated readers answer every later card command with their failure SW until
+:meth:`SimCard.select` (``SimConnection.reconnect``). GET DATA UID still answers: the reader
+keeps the UID from anticollision.
+
+Simulator choices beyond the datasheet text, marked [D]: the transfer buffer survives
+re-authentication of another sector (pm3 ``hf mf value --res --transfer`` with ``--tkey``
+transfers across sectors this way) but not a re-select (a PC/SC reconnect resets the field);
+increment/decrement wrap modulo 2**32 - no source found states what the chip does on overflow
+(emulators written from the datasheet, Flipper Zero and ChameleonMini, add in 32 bits and
+wrap; some reader firmware, e.g. Elatec, refuses a "sign overflow" itself), so the daemon must
+range-check a value before it sends it; the simulator shows a missing check as a wrong balance.
 """
 
 from __future__ import annotations
 
 import random
 from typing import Literal
+
+from daemon.errors import InvalidArgument
 
 __all__ = [
     "CLONE_DATA",
@@ -26,10 +49,15 @@ __all__ = [
     "SectorBlocked",
     "WeakCells",
     "WriteTorn",
+    "blank_image",
     "decode_access",
+    "first_block",
+    "group_of_block",
     "is_value_format",
     "manufacturer_block",
     "permits",
+    "sector_of_block",
+    "trailer_of_block",
     "value_image",
 ]
 
@@ -176,8 +204,11 @@ _FUDAN_4B: dict[str, bytes] = {
 _SAK = {"mini": 0x09, "1k": 0x08, "4k": 0x18}
 
 
-def manufacturer_block(uid: bytes, size: str, clone: bool, vendor: CardVendor) -> bytes | None:
-    """Block 0 as the factory wrote it, or None if ``vendor`` makes no chip of that size."""
+def manufacturer_block(uid: bytes, size: str, clone: bool, vendor: CardVendor | None) -> bytes:
+    """Block 0 as the factory wrote it; ``vendor`` (default nxp) only for genuine chips."""
+    if vendor is not None and (vendor not in ("nxp", "fudan") or clone):
+        raise InvalidArgument("vendor", f"{vendor!r}: nxp or fudan, and only for a genuine card")
+    vendor = vendor or "nxp"
     if len(uid) == 7:
         atqa = b"\x42\x00" if size == "4k" else b"\x44\x00"
         tail = b"\x00" * 5 + (b"\x1d" if vendor == "fudan" and not clone else b"\x00")
@@ -187,4 +218,40 @@ def manufacturer_block(uid: bytes, size: str, clone: bool, vendor: CardVendor) -
         atqa = b"\x02\x00" if size == "4k" else b"\x04\x00"
         return uid + bytes((bcc, _SAK[size])) + atqa + CLONE_DATA
     rest = (_NXP_4B if vendor == "nxp" else _FUDAN_4B).get(size)
-    return None if rest is None else uid + bytes((bcc,)) + rest
+    if rest is None:
+        raise InvalidArgument("vendor", f"{vendor!r} makes no {size} MIFARE Classic")
+    return uid + bytes((bcc,)) + rest
+
+
+# --- geometry (Mini/1K: 4-block sectors; 4K: sectors 32-39 hold 16 blocks) -----------------
+
+
+def sector_of_block(block: int) -> int:
+    return block // 4 if block < 128 else 32 + (block - 128) // 16
+
+
+def first_block(sector: int) -> int:
+    return sector * 4 if sector < 32 else 128 + (sector - 32) * 16
+
+
+def trailer_of_block(block: int) -> int:
+    return block | 3 if block < 128 else block | 15
+
+
+def group_of_block(block: int) -> int:
+    """Which access-bit group (0-3) governs the block (4K big sectors: groups of 5)."""
+    if block < 128:
+        return block % 4
+    i = (block - 128) % 16
+    return 3 if i == 15 else i // 5
+
+
+def blank_image(block0: bytes, blocks: int) -> bytes:
+    """Delivery state: block 0, zeros, every trailer FF..FF FF 07 80 69 FF..FF."""
+    mem = bytearray(blocks * 16)
+    mem[0:16] = block0
+    trailer = b"\xff" * 6 + bytes.fromhex("ff078069") + b"\xff" * 6
+    for b in range(blocks):
+        if trailer_of_block(b) == b:
+            mem[b * 16 : b * 16 + 16] = trailer
+    return bytes(mem)
