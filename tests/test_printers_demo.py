@@ -56,3 +56,36 @@ def test_render_sample_cli_writes_the_png(tmp_path: Path) -> None:
     assert render_sample([str(out), "--profile", "zh-58"]) == 0
     with Image.open(out) as img:
         assert img.width == 32 * 12 + 32
+
+
+def test_standalone_sim_printer_saves_what_it_is_sent(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from daemon.printers import PrinterConfig, PrinterService
+    from sim.printer.sample import sample_receipt
+
+    root = Path(__file__).resolve().parent.parent
+    child = subprocess.Popen(
+        [sys.executable, "-m", "sim.printer", "--port=0", "--count=1", f"--out={tmp_path}/out"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        first = child.stdout.readline()
+        port = int(first.rsplit(":", 1)[1])
+        cfg = PrinterConfig(id="manual", port=port, poll_interval_s=0.05)
+        with PrinterService(cfg, tmp_path / "spool.db") as service:
+            job = service.submit(sample_receipt())
+            assert service.wait_job(job.id, 10).state.value == "PRINTED"
+        rest = child.stdout.read()
+        assert child.wait(10) == 0
+    finally:
+        child.kill()
+        child.wait()
+        if child.stdout:
+            child.stdout.close()
+    assert "康师傅红烧牛肉面（桶装）" in rest
+    assert (tmp_path / "out" / "receipt-0001.png").stat().st_size > 10_000
