@@ -71,9 +71,13 @@ def with_value(exc: ConfigError, doc: Mapping[str, Any]) -> ConfigError:
     last = exc.key.rsplit(".", 1)[-1].lower()
     if any(word in last for word in _SECRET_WORDS):
         return exc
-    if repr(value) in exc.message or (not isinstance(value, str) and str(value) in exc.message):
+    prefix = f"{exc.key}: "
+    text = exc.message.removeprefix(prefix)  # ConfigError puts the key in front of the text
+    if text.startswith("unknown key"):
         return exc
-    return ConfigError(exc.key, f"{exc.message} (got {_describe(value)})")
+    if repr(value) in text or (not isinstance(value, str) and str(value) in text):
+        return exc
+    return ConfigError(exc.key, f"{text} (got {_describe(value)})")
 
 
 class Table:

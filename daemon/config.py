@@ -27,7 +27,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -38,6 +38,7 @@ from daemon.errors import ConfigError, KeystoreError
 from daemon.keystore import Keystore
 from daemon.membercard.rules import Programme
 from daemon.printers.backend import PrinterConfig
+from daemon.printers.profiles import PROFILES
 from daemon.readers.backends import BACKENDS
 from daemon.readers.dialects import Dialect, select_dialect
 from daemon.readers.workers import DEFAULT_MAX_QUEUE
@@ -202,20 +203,14 @@ def parse_config(
 
 def _build(doc: Mapping[str, Any], source: str, base_dir: Path | None) -> DaemonConfig:
     check_keys("", doc, _SECTIONS)
+    sec = {name: Table.section(doc, name) for name in _SECTIONS}
     return DaemonConfig(
         source=source,
-        daemon=_daemon(Table.section(doc, "daemon"), base_dir),
-        readers=_readers(Table.section(doc, "readers")),
-        printers=MappingProxyType(
-            {
-                pid: PrinterConfig.from_mapping(pid, t.raw)
-                for pid, t in Table.section(doc, "printers").devices()
-            }
-        ),
-        scanners=MappingProxyType(
-            {sid: _scanner(sid, t) for sid, t in Table.section(doc, "scanners").devices()}
-        ),
-        membercard=_membercard(Table.section(doc, "membercard")),
+        daemon=_daemon(sec["daemon"], base_dir),
+        readers=_readers(sec["readers"]),
+        printers=MappingProxyType({pid: _printer(pid, t) for pid, t in sec["printers"].devices()}),
+        scanners=MappingProxyType({sid: _scanner(sid, t) for sid, t in sec["scanners"].devices()}),
+        membercard=_membercard(sec["membercard"]),
     )
 
 
@@ -263,6 +258,16 @@ def _readers(t: Table) -> ReadersConfig:
             )
         )
     return ReadersConfig(backend, tuple(readers))
+
+
+def _printer(pid: str, t: Table) -> PrinterConfig:
+    """The printer area checks the table; unknown keys and profile names are refused here
+    first only so that the error can list what is valid."""
+    t.only([f.name for f in fields(PrinterConfig) if f.name != "id"])
+    profile = t.raw.get("profile")
+    if isinstance(profile, str) and profile not in PROFILES:
+        t.fail("profile", f"unknown printer profile {profile!r} (valid: {', '.join(PROFILES)})")
+    return PrinterConfig.from_mapping(pid, t.raw)
 
 
 class _CheckSink:
