@@ -23,6 +23,7 @@ from sim.printer import PtyPrinterServer, TcpPrinterServer, VirtualPrinter
 from sim.printer.sample import sample_receipt
 
 __all__ = [
+    "link_service",
     "pty_service",
     "sample_receipt",
     "simple_receipt",
@@ -71,7 +72,10 @@ def tcp_service(
 
 @contextlib.contextmanager
 def pty_service(
-    tmp_path: Path, baudrate: int = 115200, printer: VirtualPrinter | None = None
+    tmp_path: Path,
+    baudrate: int = 115200,
+    printer: VirtualPrinter | None = None,
+    **config: Any,
 ) -> Iterator[tuple[PrinterService, VirtualPrinter, PtyPrinterServer]]:
     sim = printer if printer is not None else VirtualPrinter()
     with PtyPrinterServer(sim, baudrate=baudrate) as server:
@@ -80,11 +84,21 @@ def pty_service(
             backend="serial",
             device=server.path,
             baudrate=baudrate,
-            poll_interval_s=0.05,
-            confirm_timeout_s=5.0,
+            poll_interval_s=config.pop("poll_interval_s", 0.05),
+            confirm_timeout_s=config.pop("confirm_timeout_s", 5.0),
+            **config,
         )
         with PrinterService(cfg, tmp_path / "spool.db") as service:
             yield service, sim, server
+
+
+def link_service(
+    link: str, tmp_path: Path, printer: VirtualPrinter | None = None, **config: Any
+) -> contextlib.AbstractContextManager[tuple[PrinterService, VirtualPrinter, Any]]:
+    """The same service over either simulated link, for tests that must hold on both."""
+    if link == "tcp":
+        return tcp_service(tmp_path, printer=printer, **config)
+    return pty_service(tmp_path, printer=printer, **config)
 
 
 def _child_main(argv: list[str]) -> None:

@@ -19,7 +19,13 @@ from daemon.printers import (
     get_profile,
 )
 from sim.printer import TcpPrinterServer, VirtualPrinter
-from tests.fixtures_printers import pty_service, sample_receipt, simple_receipt, tcp_service
+from tests.fixtures_printers import (
+    link_service,
+    pty_service,
+    sample_receipt,
+    simple_receipt,
+    tcp_service,
+)
 
 
 def _numbers(sim: VirtualPrinter) -> list[str]:
@@ -73,10 +79,13 @@ def test_cover_open_holds_the_queue(tmp_path: Path) -> None:
         assert service.wait_job(job.id, 5).state is JobState.PRINTED
 
 
-def test_paper_out_mid_receipt_finishes_after_reload_exactly_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("link", ["tcp", "pty"])
+def test_paper_out_mid_receipt_finishes_after_reload_exactly_once(
+    tmp_path: Path, link: str
+) -> None:
     sim = VirtualPrinter(paper_lines=12)
     with (
-        tcp_service(tmp_path, printer=sim) as (service, _sim, _server),
+        link_service(link, tmp_path, printer=sim) as (service, _sim, _server),
         service.subscribe() as sub,
     ):
         job = service.submit(sample_receipt())
@@ -94,8 +103,9 @@ def test_paper_out_mid_receipt_finishes_after_reload_exactly_once(tmp_path: Path
     assert sum("合计" in t for t in texts) == 1
 
 
-def test_reprint_last_is_marked_on_paper(tmp_path: Path) -> None:
-    with tcp_service(tmp_path) as (service, sim, _server):
+@pytest.mark.parametrize("link", ["tcp", "pty"])
+def test_reprint_last_is_marked_on_paper(tmp_path: Path, link: str) -> None:
+    with link_service(link, tmp_path) as (service, sim, _server):
         with pytest.raises(InvalidArgument):
             service.reprint_last()
         first = service.submit(simple_receipt("R-7"))

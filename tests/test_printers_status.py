@@ -9,7 +9,7 @@ import pytest
 from daemon.errors import OperationTimeout, PrinterError
 from daemon.printers import PrinterStatus, parse_status
 from sim.printer import VirtualPrinter
-from tests.fixtures_printers import tcp_service
+from tests.fixtures_printers import link_service, tcp_service
 
 
 def h(text: str) -> bytes:
@@ -65,8 +65,9 @@ def test_sim_answers_dle_eot_even_while_stopped() -> None:
     assert not status.online
 
 
-def test_status_call_and_changes_pushed_to_subscribers(tmp_path: Path) -> None:
-    with tcp_service(tmp_path) as (service, sim, _server):
+@pytest.mark.parametrize("link", ["tcp", "pty"])
+def test_status_call_and_changes_pushed_to_subscribers(tmp_path: Path, link: str) -> None:
+    with link_service(link, tmp_path) as (service, sim, _server):
         assert service.status(refresh=True).ready
         with service.subscribe() as sub:
             assert sub.get(2).ready  # first item: the current state
@@ -96,8 +97,9 @@ def test_slow_subscriber_drops_and_counts_instead_of_blocking(tmp_path: Path) ->
         assert service.status(refresh=True).ready
 
 
-def test_drawer_kick_and_drawer_open_status(tmp_path: Path) -> None:
-    with tcp_service(tmp_path, drawer_pin=5, drawer_pulse_ms=60) as (service, sim, _server):
+@pytest.mark.parametrize("link", ["tcp", "pty"])
+def test_drawer_kick_and_drawer_open_status(tmp_path: Path, link: str) -> None:
+    with link_service(link, tmp_path, drawer_pin=5, drawer_pulse_ms=60) as (service, sim, _):
         assert not service.status(refresh=True).drawer_open
         service.kick_drawer()
         assert sim.wait_for(lambda p: len(p.drawer_kicks) == 1)
@@ -105,7 +107,7 @@ def test_drawer_kick_and_drawer_open_status(tmp_path: Path) -> None:
         assert service.status(refresh=True).drawer_open
         sim.close_drawer()
         assert not service.status(refresh=True).drawer_open
-        assert service.spool.jobs("front") == []  # a drawer kick is never spooled/replayed
+        assert service.spool.jobs(service.config.id) == []  # never spooled, never replayed
 
 
 def test_unplugged_printer_reports_unreachable(tmp_path: Path) -> None:
