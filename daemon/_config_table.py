@@ -75,9 +75,14 @@ def with_value(exc: ConfigError, doc: Mapping[str, Any]) -> ConfigError:
     text = exc.message.removeprefix(prefix)  # ConfigError puts the key in front of the text
     if text.startswith("unknown key"):
         return exc
-    if repr(value) in text or (not isinstance(value, str) and str(value) in text):
+    if any(_shows(text, shown) for shown in (repr(value), str(value))):
         return exc
     return ConfigError(exc.key, f"{text} (got {_describe(value)})")
+
+
+def _shows(text: str, value: str) -> bool:
+    """Whether ``value`` appears in ``text`` as a whole token (0 is not shown by "10000")."""
+    return re.search(rf"(?<![\w.]){re.escape(value)}(?![\w]|\.\.)", text) is not None
 
 
 class Table:

@@ -15,6 +15,9 @@ its owner's parser:
 
 Every failure is a :class:`~daemon.errors.ConfigError` whose ``key`` is the full dotted path
 (``membercard.tiers[2].discount``); file problems name the file (and line, for TOML syntax).
+Sections and devices are checked independently and one error reports them all (the first
+one's key is the key, the others follow on their own lines), so one failed start shows every
+mistake.
 See ``docs/operations.md`` and ``docs/carddaemon.example.toml``.
 """
 
@@ -26,11 +29,12 @@ import logging
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon._config_table import Table, check_keys, with_value
 from daemon.diagnostics.probe import STATIONS
@@ -59,6 +63,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 DEFAULT_CONFIG_PATH = Path("/etc/carddaemon/carddaemon.toml")
 #: A hardware call gets at most ~2 s (reference: every hardware RPC has a deadline <= 2 s).
@@ -181,12 +187,7 @@ def parse_config(
         found = _TOML_POSITION.search(str(exc))
         where = f"{source}:{found.group(1)}" if found else source
         raise ConfigError(where, f"TOML syntax error: {exc}") from None
-    try:
-        config = _build(doc, source, base_dir)
-        if load_keys:
-            config = _with_keys(config)
-    except ConfigError as exc:
-        raise with_value(exc, doc) from None
+    config = _build(doc, source, base_dir, load_keys)
     logger.info(
         "config %s: station %s, %d reader(s), %d printer(s), %d scanner(s)",
         source,
@@ -195,23 +196,78 @@ def parse_config(
         len(config.printers),
         len(config.scanners),
     )
+    if config.readers.backend == "sim":
+        logger.warning("config %s: readers use the simulator, not real readers", source)
     return config
 
 
 # --- sections -----------------------------------------------------------------------------------
 
 
-def _build(doc: Mapping[str, Any], source: str, base_dir: Path | None) -> DaemonConfig:
-    check_keys("", doc, _SECTIONS)
-    sec = {name: Table.section(doc, name) for name in _SECTIONS}
+class _Problems:
+    """One error per independent part (a section, a device), so store IT sees every mistake
+    of a file in one failed start instead of fixing them one restart at a time."""
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        self._doc = doc
+        self.found: list[ConfigError] = []
+
+    def check(self, build: Callable[[], T]) -> T | None:
+        try:
+            return build()
+        except ConfigError as exc:
+            self.found.append(with_value(exc, self._doc))
+            return None
+
+    def raise_if_any(self) -> None:
+        """The first error, its key as the key; the others follow on their own lines."""
+        if not self.found:
+            return
+        first = self.found[0]
+        text = first.message.removeprefix(f"{first.key}: ")
+        text += "".join(f"\n  and {other.message}" for other in self.found[1:])
+        raise ConfigError(first.key, text)
+
+
+def _build(
+    doc: Mapping[str, Any], source: str, base_dir: Path | None, load_keys: bool
+) -> DaemonConfig:
+    problems = _Problems(doc)
+    problems.check(partial(check_keys, "", doc, _SECTIONS))
+    sec = {n: problems.check(partial(Table.section, doc, n)) or Table(n, {}) for n in _SECTIONS}
+    daemon = problems.check(partial(_daemon, sec["daemon"], base_dir))
+    readers = problems.check(partial(_readers, sec["readers"]))
+    printers: dict[str, PrinterConfig] = {}
+    for pid, t in problems.check(partial(_devices, sec["printers"])) or []:
+        printer = problems.check(partial(_printer, pid, t))
+        if printer is not None:
+            printers[pid] = printer
+    scanners: dict[str, ScannerConfig] = {}
+    for sid, t in problems.check(partial(_devices, sec["scanners"])) or []:
+        scanner = problems.check(partial(_scanner, sid, t))
+        if scanner is not None:
+            scanners[sid] = scanner
+    programme = problems.check(partial(_membercard, sec["membercard"]))
+    keystore = None
+    if load_keys and daemon is not None:
+        keystore = problems.check(partial(_load_keys, daemon))
+    problems.raise_if_any()
+    assert daemon is not None  # each is None only when an error was found above
+    assert readers is not None
+    assert programme is not None
     return DaemonConfig(
-        source=source,
-        daemon=_daemon(sec["daemon"], base_dir),
-        readers=_readers(sec["readers"]),
-        printers=MappingProxyType({pid: _printer(pid, t) for pid, t in sec["printers"].devices()}),
-        scanners=MappingProxyType({sid: _scanner(sid, t) for sid, t in sec["scanners"].devices()}),
-        membercard=_membercard(sec["membercard"]),
+        source,
+        daemon,
+        readers,
+        MappingProxyType(printers),
+        MappingProxyType(scanners),
+        programme,
+        keystore,
     )
+
+
+def _devices(t: Table) -> list[tuple[str, Table]]:
+    return list(t.devices())
 
 
 def _daemon(t: Table, base_dir: Path | None) -> DaemonSection:
@@ -313,22 +369,12 @@ def _membercard(t: Table) -> Programme:
     return programme
 
 
-def _with_keys(config: DaemonConfig) -> DaemonConfig:
-    section = config.daemon
+def _load_keys(section: DaemonSection) -> Keystore:
     key = "daemon.keystore_file" if section.keystore_file else "daemon.keystore_credentials"
     try:
-        keystore = Keystore.load(section.keystore_file)
+        return Keystore.load(section.keystore_file)
     except KeystoreError as exc:  # its messages name the file and mode, never key bytes
         raise ConfigError(key, exc.message) from None
-    return DaemonConfig(
-        config.source,
-        section,
-        config.readers,
-        config.printers,
-        config.scanners,
-        config.membercard,
-        keystore,
-    )
 
 
 def _pattern(match: str) -> re.Pattern[str]:

@@ -285,6 +285,19 @@ def test_bad_config_is_refused_naming_the_dotted_key(
         assert text in str(err), f"{text!r} not in {err}"
 
 
+def test_every_mistake_of_the_file_is_reported_in_one_start() -> None:
+    text = _edit("port = 9100", "port = 70000")
+    text = _edit("discount = 8500", "discount = 8.5", text)
+    text = _edit('dialect = "acr1252u"', 'dialect = "acr1255"', text)
+    err = _refused(text)
+    assert err.key == "readers.front.dialect"  # sections in order: daemon, readers, printers, ...
+    lines = str(err).splitlines()
+    assert len(lines) == 3
+    assert lines[1].strip().startswith("and printers.receipt.port: ")
+    assert lines[2].strip().startswith("and membercard.tiers[2].discount: ")
+    assert "8.5" in lines[2]
+
+
 def test_two_readers_with_the_same_pattern_are_ambiguous() -> None:
     text = EXAMPLE_TEXT + '\n[readers.rear]\nmatch = "acs acr1252*picc*"\n'
     err = _refused(text)
