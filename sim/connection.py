@@ -67,7 +67,8 @@ class SimConnection:
         return Response.from_bytes(raw)
 
     def reconnect(self, reset: bool = False) -> None:
-        """Re-select the card (drops authentication and the transfer buffer).
+        """Re-select the card: drops authentication and the transfer buffer, and wakes a card
+        that a NAK (failed authentication, refused access...) left halted - the only way to.
 
         Raises ``CardAbsent`` when no card is on the reader, ``ReaderUnavailable`` when the
         reader is unplugged or this connection is closed.

@@ -154,7 +154,8 @@ class SimReader:
             self._generation += 1
 
     def reselect(self) -> int:
-        """Re-select the card (PC/SC reconnect): clears its auth state; returns the generation."""
+        """Re-select the card (PC/SC reconnect): clears its auth state and wakes it from the
+        halt a NAK left it in; returns the generation."""
         with self._lock:
             self._check_plugged()
             if self._card is None:
