@@ -221,3 +221,34 @@ def test_long_receipt_over_9600_baud_is_one_write_and_prints(tmp_path: Path) -> 
         assert service.wait_job(job.id, 15).state is JobState.PRINTED
         assert service.printer.backend.writes - service.printer.status_writes - before == 1
         assert len(sim.completed[0].lines()) > 80
+
+
+def test_spool_refuses_to_send_a_cancelled_job(tmp_path: Path) -> None:
+    from daemon.printers import Spool
+
+    with Spool(tmp_path / "s.db") as spool:
+        job = spool.add("front", b"\x1b@x\n")
+        spool.cancel(job.id)
+        with pytest.raises(InvalidArgument):
+            spool.mark_sending(job.id)  # the worker's race with cancel ends here
+
+
+def test_worker_survives_an_unexpected_driver_error(tmp_path: Path) -> None:
+    from daemon.printers.connectors import NetworkBackend
+
+    class GlitchOnce(NetworkBackend):
+        """A driver that raises something nobody planned for, once."""
+
+        glitched = False
+
+        def read(self, size: int, timeout: float) -> bytes:
+            if not self.glitched:
+                self.glitched = True
+                raise RuntimeError("driver bug")
+            return super().read(size, timeout)
+
+    with TcpPrinterServer(VirtualPrinter()) as server:
+        cfg = PrinterConfig(id="glitch", port=server.port, poll_interval_s=0.05)
+        with PrinterService(cfg, tmp_path / "g.db", backend=GlitchOnce(cfg)) as service:
+            job = service.submit(simple_receipt())
+            assert service.wait_job(job.id, 5).state is JobState.PRINTED

@@ -241,6 +241,16 @@ class PrinterService:
                 fut.set_exception(exc)
 
     def _run(self) -> None:
+        """The worker: never dies of one bad cycle (a technician would see a silent printer)."""
+        while not self._stop.is_set():
+            try:
+                self._cycle_forever()
+            except Exception:
+                logger.exception("printer %s: worker cycle failed; retrying", self.config.id)
+                self._stop.wait(self.config.poll_interval_s)
+        self._run_calls()
+
+    def _cycle_forever(self) -> None:
         poll = self.config.poll_interval_s
         next_poll = 0.0
         while not self._stop.is_set():
@@ -259,7 +269,6 @@ class PrinterService:
                     next_poll = time.monotonic() + poll
                     continue
             self._wake.wait(max(0.0, next_poll - time.monotonic()))
-        self._run_calls()
 
     def _uncertain(self, job: Job, detail: str) -> None:
         """Mark UNCERTAIN and log the last bytes exchanged, for the technician."""
@@ -283,7 +292,11 @@ class PrinterService:
         except PrinterOffline:
             self._publish(PrinterStatus.unreachable())
             return
-        self.spool.mark_sending(job.id)
+        try:
+            self.spool.mark_sending(job.id)
+        except InvalidArgument:  # cancelled between being picked and being sent
+            logger.info("printer %s: job %s cancelled before sending", self.config.id, job.id)
+            return
         try:
             self.printer.send_job(job.data)
         except PrinterOffline as exc:
