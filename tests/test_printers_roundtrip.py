@@ -177,3 +177,22 @@ def test_item_names_wrap_at_spaces_not_inside_latin_words() -> None:
     ]
     assert wrap("苹果汁苹果汁苹果汁苹果汁苹果汁", 24) == ["苹果汁苹果汁苹果汁苹果汁", "苹果汁"]
     assert wrap("ABCDEFGHIJKLMNOPQRSTUVWXYZ", 24) == ["ABCDEFGHIJKLMNOPQRSTUVWX", "YZ"]
+
+
+@pytest.mark.parametrize("profile", ["zh-80", "zh-58", "western-80"])
+def test_technician_test_page_shows_rulers_and_aligned_chinese(
+    tmp_path: Path, profile: str
+) -> None:
+    cpl = get_profile(profile).chars_per_line
+    with tcp_service(tmp_path, printer=VirtualPrinter(cpl), profile=profile) as (svc, sim, _):
+        job = svc.test_print()
+        assert svc.wait_job(job.id, 5).state is JobState.PRINTED
+    page = sim.completed[0] if sim.completed else sim.current
+    texts = page.texts()
+    assert "".join(str(i % 10) for i in range(1, cpl + 1)) in texts
+    if profile != "western-80":
+        assert any(profile in t for t in texts)
+        assert page.line_with("中文对齐").cells == cpl
+        assert page.line_with("ASCII align").cells == cpl
+    else:
+        assert page.of_type(RasterImage)  # the Chinese lines were rasterised

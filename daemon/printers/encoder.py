@@ -219,6 +219,31 @@ class ReceiptEncoder:
     def footer(self, lines: tuple[str, ...]) -> bytes:
         return b"".join(self.text_line(line, align="center") for line in lines)
 
+    def test_page(self, printer_id: str, status: str) -> bytes:
+        """What a technician prints to check a printer: every column and the Chinese font."""
+        p = self.profile
+        ruler = "".join(str(i % 10) for i in range(1, self.cpl + 1))
+        rows = [
+            ("打印机", printer_id),
+            ("配置 profile", p.name),
+            ("纸宽 paper", f"{p.paper_mm} mm / {p.dots_per_line} dots"),
+            ("每行 columns", str(self.cpl)),
+            ("代码页 ESC t", f"{p.code_page} ({p.codec})"),
+            ("中文 Chinese", p.chinese),
+            ("状态 status", status),
+        ]
+        out = bytearray(cmd.INIT + cmd.code_page(p.code_page))
+        out += self.text_line("打印测试 PRINT TEST", bold=True, align="center", width=2, height=2)
+        out += b"".join(self._pair(label, value) for label, value in rows)
+        out += self.text_line(ruler)
+        out += self.text_line(fit("中文对齐", "¥12.34", self.cpl, self.kanji))
+        out += self.text_line(fit("ASCII align", "¥12.34", self.cpl, self.kanji))
+        out += self.text_line("全角标点：（），。！？【】")
+        if p.qr_native:
+            out += self.qr("carddaemon test page " + printer_id)
+        out += self.finish(True)
+        return bytes(out)
+
     def wrap_name(self, name: str) -> list[str]:
         """How an item name is broken on this profile (for previews and tests)."""
         return wrap(name, item_layout(self.profile)[0] or self.cpl, self.kanji)

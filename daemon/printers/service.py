@@ -130,9 +130,10 @@ class PrinterService:
         self._wake.set()
         return job
 
-    def submit_bytes(self, data: bytes, summary: str = "") -> Job:
-        """Queue pre-encoded ESC/POS (test prints, technician tools)."""
-        job = self.spool.add(self.config.id, data, summary=summary)
+    def test_print(self) -> Job:
+        """Queue the technician's test page (profile, status, column rulers, Chinese, QR)."""
+        data = self.encoder.test_page(self.config.id, self._status.problem or "READY")
+        job = self.spool.add(self.config.id, data, summary="TEST PAGE")
         self._wake.set()
         return job
 
