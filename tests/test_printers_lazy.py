@@ -35,3 +35,21 @@ def test_backend_module_is_imported_on_first_use() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.split() == ["NetworkBackend", "True"]
+
+
+def test_simulated_printer_core_is_independent_of_the_daemon() -> None:
+    """The decoder must not share code with the encoder it checks, or a bug would be mirrored.
+    Only the drivers (sample, demo, render_sample) use the daemon's printing layer."""
+    import ast
+
+    core = ["tokenizer", "decoder", "device", "model", "transports", "render", "__main__"]
+    for name in core:
+        tree = ast.parse((ROOT / "sim" / "printer" / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            assert not any(m.split(".")[0] == "daemon" for m in modules), f"{name}: {modules}"
