@@ -6,6 +6,8 @@ way store IT would get it wrong, and checks the error names the full dotted key 
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import secrets
 import subprocess
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import DaemonConfig, load_config, parse_config
+from daemon.config import DaemonConfig, DaemonSection, ReaderConfig, load_config, parse_config
 from daemon.errors import ConfigError
 from daemon.keystore import KeyPurpose
 from daemon.scanners.base import RawScan, ScannerState
@@ -363,3 +365,39 @@ def test_importing_config_loads_no_hardware_library() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- the operations doc stays true ----------------------------------------------------------------
+
+OPERATIONS = EXAMPLE.parent / "operations.md"
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[str]:
+    found: list[str] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found.extend(action.choices)
+    return found
+
+
+def test_operations_doc_lists_every_cli_command_that_exists() -> None:
+    from daemon.cli import build_parser as daemon_parser
+    from sim.cli import build_parser as sim_parser
+
+    text = OPERATIONS.read_text(encoding="utf-8")
+    for prog, parser in (("carddaemon", daemon_parser()), ("carddaemon-sim", sim_parser())):
+        commands = _subcommands(parser)
+        assert commands
+        for command in commands:
+            assert f"`{prog} {command}" in text, f"{prog} {command} is not in operations.md"
+
+
+def test_operations_doc_describes_every_config_key() -> None:
+    text = OPERATIONS.read_text(encoding="utf-8")
+    keys = [f"`{f.name}`" for f in dataclasses.fields(DaemonSection)]
+    keys += [f"`readers.<id>.{f.name}`" for f in dataclasses.fields(ReaderConfig) if f.name != "id"]
+    keys += ["`readers.backend`", "`balance_cap`", "`hotlist_on_fraud`"]
+    keys += ["`[[membercard.tiers]]`", "`[[membercard.bonus]]`"]
+    for key in keys:
+        assert key in text, f"{key} is not described in operations.md"
+    assert "vsmartcard-vpcd" in text
