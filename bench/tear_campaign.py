@@ -7,7 +7,8 @@ garbage; its response lost; card removed after it), runs the operation, then pre
 at the same terminal (same journal) and, as a copy, at a fresh terminal with no journal. A
 violation is any state other than exactly the old or the new (balance, points), a fraud alarm,
 a journal that disagrees with the card, or a same-request_id retry that does not end in the
-new state exactly once.
+new state exactly once. A quarter of the trials also tear the same terminal's first re-read
+(the recovery itself), which must then resolve on the next read.
 
 Last line: ``tear_campaign: trials=… violations=… resolved_same=… resolved_fresh=…`` where
 ``resolved_*`` counts trials that terminal settled to a definite allowed state.
@@ -29,6 +30,7 @@ from daemon.keystore import Keystore
 from tests.fixtures_membercard import FAULTS, OPS, Scenario, TearLab
 
 SCENARIOS_PER_OP = 6
+SECOND = 0.25  # share of trials whose recovery (the same terminal's re-read) is torn as well
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         scenario, apdus = rng.choice(pool)
         k = rng.randint(1, apdus)
         fault = rng.choice(FAULTS)
+        second = (rng.randint(1, 14), rng.choice(FAULTS)) if rng.random() < SECOND else None
         try:
-            bad, same, fresh = lab.trial(scenario, k, fault)
+            bad, same, fresh = lab.trial(scenario, k, fault, second)
         except Exception as exc:
             bad, same, fresh = [f"{scenario.op} k={k} {fault}: crashed: {exc!r}"], "?", "?"
         trials += 1

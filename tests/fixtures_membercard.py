@@ -194,8 +194,12 @@ class TearLab:
                 sc.run(t, st, "dry-run")
                 return t.reader.apdu_count - before
 
-    def trial(self, sc: Scenario, k: int, fault: str) -> tuple[list[str], str, str]:
-        """Returns (violations, how the same terminal resolved, how a fresh one did)."""
+    def trial(
+        self, sc: Scenario, k: int, fault: str, second: tuple[int, str] | None = None
+    ) -> tuple[list[str], str, str]:
+        """Returns (violations, how the same terminal resolved, how a fresh one did).
+
+        ``second`` tears the same terminal's first re-read too (recovery interrupted)."""
         bad: list[str] = []
         rid = f"{sc.op}-{k}-{fault}"
         card = SimCard(sc.uid, memory=sc.memory)
@@ -216,6 +220,13 @@ class TearLab:
             with self.terminal() as fresh:
                 fresh.reader.insert(SimCard(sc.uid, memory=torn))
                 seen_fresh = view(fresh)
+            if second is not None:
+                plan.arm()
+                _schedule(plan, *second)
+                view(t)  # recovery interrupted: may be refused as "card removed"
+                plan.clear()
+                if t.reader.card is None:
+                    t.reader.insert(card)
             seen_same = view(t)
             for who, seen in (("fresh", seen_fresh), ("same", seen_same)):
                 if seen not in (sc.old, sc.new):

@@ -68,3 +68,20 @@ def test_harness_catches_a_wrong_write_order(tmp_path: Path, monkeypatch) -> Non
         v for k in range(1, lab.apdus(scenario) + 1) for v in lab.trial(scenario, k, "tear_new")[0]
     ]
     assert any("VALUE_BLOCK_MISMATCH" in v for v in violations)
+
+
+def test_recovery_itself_can_be_torn(tmp_path: Path) -> None:
+    """A debit torn after its commit leaves the purse behind; the next read finishes it. Tear
+    that recovery at every APDU too: the read after it must still see exactly the new state."""
+    lab = TearLab(Keystore.generate(), tmp_path)
+    scenario = lab.scenario("credit", 9)
+    n = lab.apdus(scenario)
+    violations: list[str] = []
+    for k in (n - 2, n - 1):  # the purse writes: INCREMENT, RESTORE+TRANSFER
+        for first in ("tear_garbage", "tear_old"):
+            for second_k in range(1, 15):
+                for fault in FAULTS:
+                    bad, same, fresh = lab.trial(scenario, k, first, (second_k, fault))
+                    violations += bad
+                    assert (same, fresh) == ("new", "new"), bad
+    assert violations == []

@@ -201,6 +201,7 @@ class Personaliser:
             try:
                 self._write_issue(card, uid, header, spec, tag)
                 state = self._member_state(card)
+                mad_ok = self._mad_reads_back(card)
             except UnknownCardFormat as exc:
                 self.journal.finish(request_id, RequestState.ABORTED, {"error": exc.reason})
                 self.journal.unbind_member(spec.member_id, uid_hex)
@@ -213,7 +214,9 @@ class Personaliser:
                 if isinstance(exc, WriteUnconfirmed):
                     raise
                 raise WriteUnconfirmed(f"card {uid_hex}: issue unconfirmed ({exc.reason})") from exc
-            if state is None or state.current.tag != tag:
+            finally:
+                self._audit_keys(uid_hex, request_id)
+            if state is None or state.current.tag != tag or not mad_ok:
                 raise WriteUnconfirmed(f"card {uid_hex}: issued record does not read back")
             return self._finish(state, request_id, result)
 
@@ -274,6 +277,28 @@ class Personaliser:
                 card.write_block(trailer_block(sector), trailers[sector])
             card.reconnect()
 
+    def _mad_reads_back(self, card: StorageCard) -> bool:
+        """Sector 0 as any tool sees it: readable with the public MAD key, our AID listed."""
+        card.load_key(MAD_KEY_A, _FACTORY_SLOT, KeyType.A)
+        card.authenticate(1, KeyType.A, _FACTORY_SLOT)
+        mad = Mad1.from_bytes(b"".join(card.read_blocks(1, 2)))
+        card.reconnect()
+        return all(mad.aid_for_sector(s) == APP_AID for s in (1, 2, 3))
+
+    def _audit_keys(self, uid_hex: str, request_id: str) -> None:
+        """Which key versions this personalisation used (never the keys)."""
+        uses = [
+            {"purpose": KeyPurpose.CARD_A.value, "group": KEY_GROUP_APP,
+             "version": self.keystore.current_version(KeyPurpose.CARD_A)},
+            {"purpose": KeyPurpose.CARD_B.value, "group": KEY_GROUP_APP,
+             "version": self.keystore.current_version(KeyPurpose.CARD_B)},
+            {"purpose": KeyPurpose.CARD_B.value, "group": KEY_GROUP_MAD,
+             "version": self.keystore.current_version(KeyPurpose.CARD_B)},
+            {"purpose": KeyPurpose.MAC.value, "group": None,
+             "version": self.keystore.current_version(KeyPurpose.MAC)},
+        ]  # fmt: skip
+        self.journal.audit("key_use", uid=uid_hex, request_id=request_id, detail={"uses": uses})
+
     # --- erase ------------------------------------------------------------------------------
 
     def erase(self, card: StorageCard, *, request_id: str, force: bool = False) -> str:
@@ -293,7 +318,10 @@ class Personaliser:
             if claim.record.state is not RequestState.PENDING:
                 before = {"state": state.current.as_dict() if state else None}
                 self.journal.record_intent(request_id, uid_hex, before, {"state": "transport"})
-            self._write_erase(card, uid, state)
+            try:
+                self._write_erase(card, uid, state)
+            finally:
+                self._audit_keys(uid_hex, request_id)
             member = state.header.member_id if state else None
             if member and self.journal.bound_uid(member) == uid_hex:
                 self.journal.unbind_member(member, uid_hex)
