@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
+import re
 import secrets
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.config import DaemonConfig, DaemonSection, ReaderConfig, load_config, parse_config
 from daemon.errors import ConfigError
@@ -401,3 +405,40 @@ def test_operations_doc_describes_every_config_key() -> None:
     for key in keys:
         assert key in text, f"{key} is not described in operations.md"
     assert "vsmartcard-vpcd" in text
+
+
+# --- anything store IT can type gives a ConfigError, never a crash --------------------------------
+
+_VALUE_LINE = re.compile(r"^(\w+) = (.*?)(\s+#.*)?$", re.MULTILINE)
+_LINES = [m.start() for m in _VALUE_LINE.finditer(EXAMPLE_TEXT)]
+_TOML_VALUES = st.one_of(
+    st.integers(-(2**63), 2**63 - 1).map(str),
+    st.sampled_from(["0.5", "-1.5", "8.5", "1e3", "inf", "nan"]),
+    st.sampled_from(["true", "false", "1979-05-27", "07:32:00", "{}", "{ a = 1 }"]),
+    st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12).map(
+        lambda t: json.dumps(t, ensure_ascii=False)
+    ),
+    st.lists(st.integers(-5, 300), max_size=3).map(lambda xs: "[" + ", ".join(map(str, xs)) + "]"),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(range(len(_LINES))), _TOML_VALUES), min_size=1, max_size=4)
+)
+def test_any_value_in_any_key_is_accepted_or_a_config_error(
+    edits: list[tuple[int, str]],
+) -> None:
+    lines = EXAMPLE_TEXT.splitlines()
+    numbers = [EXAMPLE_TEXT.count("\n", 0, start) for start in _LINES]
+    for index, value in edits:
+        n = numbers[index]
+        key = lines[n].split(" = ", 1)[0]
+        lines[n] = f"{key} = {value}"
+    key = "daemon"
+    try:
+        parse_config("\n".join(lines) + "\n")
+    except ConfigError as exc:
+        key = exc.key
+    section = key.split(".", 1)[0].split("[", 1)[0]
+    assert section in {"daemon", "readers", "printers", "scanners", "membercard"}, key
