@@ -24,6 +24,7 @@ See ``docs/operations.md`` and ``docs/carddaemon.example.toml``.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import logging
 import os
@@ -31,7 +32,6 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -233,24 +233,27 @@ def _build(
     doc: Mapping[str, Any], source: str, base_dir: Path | None, load_keys: bool
 ) -> DaemonConfig:
     problems = _Problems(doc)
-    problems.check(partial(check_keys, "", doc, _SECTIONS))
-    sec = {n: problems.check(partial(Table.section, doc, n)) or Table(n, {}) for n in _SECTIONS}
-    daemon = problems.check(partial(_daemon, sec["daemon"], base_dir))
-    readers = problems.check(partial(_readers, sec["readers"]))
+    problems.check(functools.partial(check_keys, "", doc, _SECTIONS))
+    sec = {
+        n: problems.check(functools.partial(Table.section, doc, n)) or Table(n, {})
+        for n in _SECTIONS
+    }
+    daemon = problems.check(functools.partial(_daemon, sec["daemon"], base_dir))
+    readers = problems.check(functools.partial(_readers, sec["readers"]))
     printers: dict[str, PrinterConfig] = {}
-    for pid, t in problems.check(partial(_devices, sec["printers"])) or []:
-        printer = problems.check(partial(_printer, pid, t))
+    for pid, t in problems.check(functools.partial(_devices, sec["printers"])) or []:
+        printer = problems.check(functools.partial(_printer, pid, t))
         if printer is not None:
             printers[pid] = printer
     scanners: dict[str, ScannerConfig] = {}
-    for sid, t in problems.check(partial(_devices, sec["scanners"])) or []:
-        scanner = problems.check(partial(_scanner, sid, t))
+    for sid, t in problems.check(functools.partial(_devices, sec["scanners"])) or []:
+        scanner = problems.check(functools.partial(_scanner, sid, t))
         if scanner is not None:
             scanners[sid] = scanner
-    programme = problems.check(partial(_membercard, sec["membercard"]))
+    programme = problems.check(functools.partial(_membercard, sec["membercard"]))
     keystore = None
     if load_keys and daemon is not None:
-        keystore = problems.check(partial(_load_keys, daemon))
+        keystore = problems.check(functools.partial(_load_keys, daemon))
     problems.raise_if_any()
     assert daemon is not None  # each is None only when an error was found above
     assert readers is not None
@@ -377,6 +380,7 @@ def _load_keys(section: DaemonSection) -> Keystore:
         raise ConfigError(key, exc.message) from None
 
 
+@functools.lru_cache(maxsize=64)
 def _pattern(match: str) -> re.Pattern[str]:
     body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in match)
     return re.compile(body, re.IGNORECASE | re.DOTALL)
