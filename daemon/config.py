@@ -234,23 +234,26 @@ def _build(
 ) -> DaemonConfig:
     problems = _Problems(doc)
     problems.check(functools.partial(check_keys, "", doc, _SECTIONS))
-    sec = {
-        n: problems.check(functools.partial(Table.section, doc, n)) or Table(n, {})
-        for n in _SECTIONS
-    }
-    daemon = problems.check(functools.partial(_daemon, sec["daemon"], base_dir))
-    readers = problems.check(functools.partial(_readers, sec["readers"]))
+    # a section that is not a table was reported just now; it is not checked any further
+    sec = {n: problems.check(functools.partial(Table.section, doc, n)) for n in _SECTIONS}
+
+    def unit(name: str, build: Callable[[Table], T]) -> T | None:
+        section = sec[name]
+        return None if section is None else problems.check(functools.partial(build, section))
+
+    daemon = unit("daemon", functools.partial(_daemon, base_dir=base_dir))
+    readers = unit("readers", _readers)
     printers: dict[str, PrinterConfig] = {}
-    for pid, t in problems.check(functools.partial(_devices, sec["printers"])) or []:
+    for pid, t in unit("printers", _devices) or []:
         printer = problems.check(functools.partial(_printer, pid, t))
         if printer is not None:
             printers[pid] = printer
     scanners: dict[str, ScannerConfig] = {}
-    for sid, t in problems.check(functools.partial(_devices, sec["scanners"])) or []:
+    for sid, t in unit("scanners", _devices) or []:
         scanner = problems.check(functools.partial(_scanner, sid, t))
         if scanner is not None:
             scanners[sid] = scanner
-    programme = problems.check(functools.partial(_membercard, sec["membercard"]))
+    programme = unit("membercard", _membercard)
     keystore = None
     if load_keys and daemon is not None:
         keystore = problems.check(functools.partial(_load_keys, daemon))

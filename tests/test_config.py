@@ -318,8 +318,10 @@ def test_a_scalar_where_a_device_table_belongs_is_refused() -> None:
 
 
 def test_a_section_that_is_not_a_table_is_refused() -> None:
-    err = _refused('readers = "pcsc"\n')
-    assert err.key == "readers"
+    err = _refused('readers = "pcsc"\n[daemon]\nkeystore_credentials = true\n[old_readers]\n')
+    assert err.key == "old_readers"  # the unknown section first, then ...
+    assert str(err).count("\n") == 1  # ... only the section itself, not its keys
+    assert "and readers: must be a table [readers], got 'pcsc' (str)" in str(err)
 
 
 def test_reader_patterns_take_brackets_literally_and_ignore_case() -> None:
