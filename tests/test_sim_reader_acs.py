@@ -97,7 +97,7 @@ def test_update_binary_lengths() -> None:
 def test_key_slots_belong_to_the_reader_not_the_card() -> None:
     # ACS: volatile slots 00-01 live in the reader: a card swap keeps them, unplugging does not
     for model in ("acr1252u", "acr122u"):
-        reader = SimReader(model=model)  # type: ignore[arg-type]
+        reader = SimReader(model=model)
         reader.insert(transport_card())
         assert tx(reader, "FF 82 00 01 06 FF FF FF FF FF FF") == "90 00"  # LOAD KEY slot 1
         reader.remove()
