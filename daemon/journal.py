@@ -282,15 +282,17 @@ class Journal:
             ]
         return [r for r in (self.get(i) for i in ids) if r is not None]
 
-    def pending(self) -> list[RequestRecord]:
-        """Every unresolved request (for reconciliation and alerts)."""
+    def pending(self, older_than_s: float = 0.0) -> list[RequestRecord]:
+        """Unresolved requests whose intent is at least ``older_than_s`` old (alerts and
+        reconciliation: a card that never comes back leaves one here)."""
+        cutoff = self._clock() - older_than_s
         with self._lock:
             assert self._db is not None
             ids = [
                 r[0]
                 for r in self._db.execute(
-                    "SELECT request_id FROM requests WHERE state=? ORDER BY created",
-                    (RequestState.PENDING,),
+                    "SELECT request_id FROM requests WHERE state=? AND updated<=? ORDER BY created",
+                    (RequestState.PENDING, cutoff),
                 )
             ]
         return [r for r in (self.get(i) for i in ids) if r is not None]

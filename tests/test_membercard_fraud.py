@@ -92,10 +92,15 @@ def test_restore_trick_without_dropping_the_record_gains_nothing(tmp_path: Path)
         assert t.journal.audit_events("mirror_repair")
 
 
-def test_committed_dumps_match_what_the_attacks_produce(tmp_path: Path) -> None:
-    """The dumps are reproducible evidence: rebuilding them gives cards with the same verdicts
-    (their bytes differ only by random write tags and MACs)."""
+def test_rebuilt_attacks_get_the_same_verdicts(tmp_path: Path) -> None:
+    """The dumps are reproducible evidence: replaying the attacks now gives cards with the same
+    verdicts (their bytes differ only by random write tags and MACs)."""
     rebuilt = build(fixed_test_keystore(), tmp_path)
     assert set(rebuilt) == set(CONTEXT)
     for name, card in rebuilt.items():
         assert card.uid == load(name).uid
+        with terminal(fixed_test_keystore(), tmp_path / f"{name}.db") as t:
+            _prepare(t, name, card)
+            with pytest.raises(FraudDetected) as info, t.storage() as sc:
+                t.service.read(sc)
+            assert info.value.reason == CONTEXT[name]["reason"]

@@ -127,3 +127,15 @@ def test_closed_journal_refuses(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         j.hotlist("U", "x")
     assert isinstance(sqlite3.sqlite_version, str)
+
+
+def test_old_pending_requests_are_listed_for_alerts(tmp_path: Path) -> None:
+    now = [1000.0]
+    with Journal(tmp_path / "j.db", clock=lambda: now[0]) as j:
+        with j.claim("r1", "debit", {}):
+            j.record_intent("r1", "U", {}, {})
+        now[0] += 3600
+        with j.claim("r2", "debit", {}):
+            j.record_intent("r2", "U", {}, {})
+        assert [r.request_id for r in j.pending(older_than_s=600)] == ["r1"]
+        assert len(j.pending()) == 2

@@ -72,7 +72,6 @@ class Programme:
     bonus_steps: tuple[BonusStep, ...] = ()
     balance_cap: int = 10_000_000
     hotlist_on_fraud: bool = True
-    points_cap: int = MAX_AMOUNT
 
     def tier(self, index: int) -> Tier:
         if not 0 <= index < len(self.tiers):

@@ -57,6 +57,7 @@ class CardInfo:
     member_id: str
     tier: int
     tier_name: str
+    discount: int  # per 10000 of the price, from the tier table (the POS prices the sale)
     valid_until: dt.date | None
     balance: int
     points: int
@@ -118,17 +119,15 @@ class MemberCardService:
         with self.guard.tap(card) as tap:
             state = tap.state
             self._check_uid(state, expected_uid)
-            tier = (
-                self.programme.tiers[state.header.tier].name
-                if state.header.tier < len(self.programme.tiers)
-                else f"tier {state.header.tier}"
-            )
+            known = state.header.tier < len(self.programme.tiers)
+            tier = self.programme.tiers[state.header.tier] if known else None
             expired = self._expired(state)
             return CardInfo(
                 uid=state.uid_hex,
                 member_id=state.header.member_id,
                 tier=state.header.tier,
-                tier_name=tier,
+                tier_name=tier.name if tier else f"tier {state.header.tier}",
+                discount=tier.discount if tier else 10000,
                 valid_until=state.header.valid_until,
                 balance=state.current.balance,
                 points=state.current.points,
