@@ -22,8 +22,12 @@ re-authentication of another sector (pm3 ``hf mf value --res --transfer`` with `
 transfers across sectors this way) but not a re-select (a PC/SC reconnect resets the field);
 increment/decrement wrap modulo 2**32 - no source found states what the chip does on overflow
 (emulators written from the datasheet, Flipper Zero and ChameleonMini, add in 32 bits and
-wrap; some reader firmware, e.g. Elatec, refuses a "sign overflow" itself), so the daemon must
-range-check a value before it sends it; the simulator shows a missing check as a wrong balance.
+wrap; some reader firmware refuses it itself: Elatec "sign overflow", metraTec "result
+smaller/bigger than +-2,147,483,647"), so the daemon must range-check a value before it sends
+it; the simulator shows a missing check as a wrong balance. The operand is "4 byte signed
+integer" (MF1S50yyX Table 23), so it is taken as two's complement: a DECREMENT by -5 adds 5
+with nothing but the decrement right [?: tools such as the Chameleon Ultra CLI only offer
+0..2**31-1; the daemon must never send a negative operand].
 """
 
 from __future__ import annotations

@@ -102,3 +102,24 @@ def test_omnikey_increment_decrement_little_endian() -> None:
     reader.reselect()  # the NAK halted the card
     assert tx(reader, "FF D4 00 40 04 01 00 00 00") == "6A 82"  # INCREMENT block 64: no such block
     assert tx(reader, "FF D4 00 08 03 01 00 00") == "67 00"  # INCREMENT with 3-byte value
+
+
+def test_operand_is_a_signed_integer_and_the_sum_wraps() -> None:
+    # MF1S50yyX Table 23: "Operand (4 byte signed integer)"; overflow unspecified: 32-bit wrap
+    card = value_sector_card(value=100)
+    card.select()
+    card.authenticate(8, AUTH_A, KEY_A)  # 08 77 8F: key A may decrement, not increment
+    card.decrement(8, -5)
+    assert card.transfer_buffer == value_block(105, 8)  # a negative DECREMENT adds
+    card.decrement(8, 2**31)  # operand bytes 00 00 00 80 = -2**31
+    card.transfer(8)
+    assert card.block(8) == value_block(100 + 2**31 - 2**32, 8)  # 100 - (-2**31) wraps
+
+
+def test_acs_value_operand_is_signed_msb_first() -> None:
+    reader = SimReader()
+    reader.insert(value_sector_card(value=100))
+    assert tx(reader, "FF 82 00 00 06 A0 A1 A2 A3 A4 A5") == "90 00"  # LOAD KEY slot 0 key A
+    assert tx(reader, "FF 86 00 00 05 01 00 08 60 00") == "90 00"  # GENERAL AUTHENTICATE 8 A
+    assert tx(reader, "FF D7 00 08 05 02 FF FF FF FB") == "90 00"  # VALUE decrement by -5
+    assert tx(reader, "FF B1 00 08 04") == "00 00 00 69 90 00"  # VALUE READ block 8: 105
