@@ -45,6 +45,15 @@ def _cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config file the way the daemon does at start (keys included)."""
+    from daemon.config import load_config
+
+    load_config(args.file)
+    print(f"{args.file}: ok")
+    return 0
+
+
 def _cmd_readers(args: argparse.Namespace) -> int:
     from daemon.readers.backends import create_backend
 
@@ -100,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.add_argument("--uid-length", type=int, choices=(4, 7), default=4)
     p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("check-config", help="validate a config file as the daemon would")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser("readers", help="list the attached card readers")
     p.add_argument("--backend", default="pcsc", help="reader backend: pcsc (default) or sim")

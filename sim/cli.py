@@ -28,7 +28,8 @@ VPCD_DEFAULT_PORT = 35963
 def _cmd_demo(args: argparse.Namespace) -> int:
     from sim.demo import main as demo_main
 
-    return demo_main(list(args.rest))
+    argv = ["--out", str(args.out)] if args.out else []
+    return demo_main([*argv, "--realtime"] if args.realtime else argv)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carddaemon-sim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="run the simulated store demo")
-    p.add_argument("rest", nargs=argparse.REMAINDER, help="options for the demo")
+    p.add_argument("--out", type=Path, default=None, help="where to write the receipt PNG")
+    p.add_argument("--realtime", action="store_true", help="really wait out reader latency")
     p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("serve", help="present a simulated card to pcscd through vpcd")
     p.add_argument("--dump", type=Path, default=None, help="card dump (.mfd or .json)")

@@ -100,3 +100,43 @@ def test_probe_a_card_served_by_carddaemon_sim_through_real_pcscd(
     finally:
         server.terminate()
         server.communicate(timeout=10)
+
+
+def test_check_config_accepts_the_example_and_names_the_bad_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    example = Path(__file__).parent.parent / "docs" / "carddaemon.example.toml"
+    keys = tmp_path / "keys.toml"
+    keys.write_text(
+        "".join(f'[{p}]\ncurrent = 1\n1 = "{"ab" * 32}"\n' for p in ("card_a", "card_b", "mac")),
+        encoding="utf-8",
+    )
+    keys.chmod(0o600)
+    text = example.read_text(encoding="utf-8").replace("/etc/carddaemon/keys.toml", str(keys))
+    good = tmp_path / "good.toml"
+    good.write_text(text, encoding="utf-8")
+    assert carddaemon(["check-config", str(good)]) == 0
+    assert capsys.readouterr().out.strip() == f"{good}: ok"
+    keys.chmod(0o644)
+    assert carddaemon(["check-config", str(good)]) == 2
+    err = capsys.readouterr().err
+    assert str(keys) in err
+    assert "ab" * 32 not in err
+    keys.chmod(0o600)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace('backend = "pcsc"', 'backend = "pcsx"', 1), encoding="utf-8")
+    assert carddaemon(["check-config", str(bad)]) == 2
+    assert "readers.backend" in capsys.readouterr().err
+
+
+def test_sim_demo_passes_its_options_on(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [str(BIN / "carddaemon-sim"), "demo", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "receipt.png").is_file()
+    assert str(tmp_path / "receipt.png") in done.stdout
