@@ -2,8 +2,9 @@
 
 Each trial takes a prepared card + journal just before one operation (debit, credit, points,
 issue, replace, erase; varied history, amounts and slot parity), picks a random APDU index of
-that operation and a random fault (card removed before it; its write torn leaving old / new /
-garbage; its response lost; card removed after it), runs the operation, then presents the card
+that operation (reader models ACR1252U, ACR122U, OMNIKEY, generic) and a random fault (card
+removed before it; its write torn leaving old / new / garbage; its response lost; card
+removed after it), runs the operation, then presents the card
 at the same terminal (same journal) and, as a copy, at a fresh terminal with no journal. A
 violation is any state other than exactly the old or the new (balance, points), a fraud alarm,
 a journal that disagrees with the card, or a same-request_id retry that does not end in the
@@ -29,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from daemon.keystore import Keystore
 from tests.fixtures_membercard import FAULTS, OPS, Scenario, TearLab
 
-SCENARIOS_PER_OP = 6
+SCENARIOS_PER_OP = 8
+MODELS = ("acr1252u", "acr1252u", "acr122u", "omnikey5x21", "generic")
 SECOND = 0.25  # share of trials whose recovery (the same terminal's re-read) is torn as well
 
 
@@ -40,20 +42,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.disable(logging.CRITICAL)  # torn cards make the storage layer dump APDU traces
     rng = random.Random(args.seed)
-    lab = TearLab(Keystore.generate())  # in-memory journals: WAL+FULL on files is tested elsewhere
+    keystore = Keystore.generate()
+    # in-memory journals (WAL+FULL on files is covered by the tests); every reader model
+    labs = {model: TearLab(keystore, model=model) for model in MODELS}
     started = time.monotonic()
-    pool: list[tuple[Scenario, int]] = []
+    pool: list[tuple[TearLab, Scenario, int]] = []
     n = 1
     for op in OPS:
         for i in range(SCENARIOS_PER_OP):
+            lab = labs[MODELS[i % len(MODELS)]]
             scenario = lab.scenario(op, n, amount=rng.randint(1, 150_000), history=i % 4)
-            pool.append((scenario, lab.apdus(scenario)))
+            pool.append((lab, scenario, lab.apdus(scenario)))
             n += 1
     trials = violations = same_ok = fresh_ok = 0
     per_op: dict[str, collections.Counter[str]] = {op: collections.Counter() for op in OPS}
     examples: list[str] = []
     while trials < args.trials:
-        scenario, apdus = rng.choice(pool)
+        lab, scenario, apdus = rng.choice(pool)
         k = rng.randint(1, apdus)
         fault = rng.choice(FAULTS)
         second = (rng.randint(1, 14), rng.choice(FAULTS)) if rng.random() < SECOND else None

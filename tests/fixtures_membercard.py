@@ -116,20 +116,27 @@ class Scenario:
 class TearLab:
     """Runs one operation with one fault at one APDU, then checks what any terminal sees."""
 
-    def __init__(self, keystore: Keystore, workdir: Path | None = None) -> None:
+    def __init__(
+        self, keystore: Keystore, workdir: Path | None = None, model: str = "acr1252u"
+    ) -> None:
         self.keystore = keystore
         self.workdir = workdir
+        self.model = model
         self._n = 0
 
-    def _path(self) -> Path:
+    def _path(self, in_memory: bool = False) -> Path:
         self._n += 1
-        return Path(":memory:") if self.workdir is None else self.workdir / f"j{self._n}.db"
+        if self.workdir is None or in_memory:
+            return Path(":memory:")
+        return self.workdir / f"j{self._n}.db"
 
     @contextmanager
     def terminal(
-        self, seed: list[tuple[str, str, int, dict[str, object]]] | None = None
+        self,
+        seed: list[tuple[str, str, int, dict[str, object]]] | None = None,
+        in_memory: bool = False,
     ) -> Iterator[Terminal]:
-        with terminal(self.keystore, self._path()) as term:
+        with terminal(self.keystore, self._path(in_memory), model=self.model) as term:
             for uid, member, counter, snap in seed or []:
                 term.journal.observe(uid, member, counter, snap)
                 term.journal.bind_member(member, uid)
@@ -141,7 +148,7 @@ class TearLab:
         """Pre-state for ``op`` on card number ``n``; ``history`` ops already on the card."""
         uid = uid_for(n)
         member = f"{880000000 + n}"
-        with self.terminal() as t:
+        with self.terminal(in_memory=True) as t:
             if op in ("issue", "replace"):
                 old_uid = uid_for(n + 500_000)
                 if op == "replace":
@@ -217,7 +224,7 @@ class TearLab:
             if t.reader.card is None:
                 t.reader.insert(card)
             torn = card.memory
-            with self.terminal() as fresh:
+            with self.terminal(in_memory=True) as fresh:  # a PC that never saw the card
                 fresh.reader.insert(SimCard(sc.uid, memory=torn))
                 seen_fresh = view(fresh)
             if second is not None:

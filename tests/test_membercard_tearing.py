@@ -21,19 +21,23 @@ from tests.fixtures_membercard import FAULTS, TearLab
 
 
 @pytest.mark.parametrize(
-    ("op", "history"),
+    ("op", "history", "model"),
     [
-        ("debit", 0),  # first write into the empty slot 1
-        ("debit", 1),  # steady state: both slots hold records
-        ("credit", 1),
-        ("points", 2),
-        ("issue", 0),
-        ("replace", 0),
-        ("erase", 1),
+        ("debit", 0, "acr1252u"),  # first write into the empty slot 1
+        ("debit", 1, "acr1252u"),  # steady state: both slots hold records
+        ("credit", 1, "acr1252u"),
+        ("points", 2, "acr1252u"),
+        ("issue", 0, "acr1252u"),
+        ("replace", 0, "acr1252u"),
+        ("erase", 1, "acr1252u"),
+        ("debit", 1, "generic"),  # no vendor value commands: the purse is written with key B
+        ("credit", 2, "acr122u"),  # single-block reads
     ],
 )
-def test_every_tear_point_resolves_to_old_or_new(tmp_path: Path, op: str, history: int) -> None:
-    lab = TearLab(Keystore.generate(), tmp_path)
+def test_every_tear_point_resolves_to_old_or_new(
+    tmp_path: Path, op: str, history: int, model: str
+) -> None:
+    lab = TearLab(Keystore.generate(), tmp_path, model)
     scenario = lab.scenario(op, 7, history=history)
     n = lab.apdus(scenario)
     assert n > 5
