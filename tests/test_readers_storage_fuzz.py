@@ -15,6 +15,7 @@ from daemon.errors import (
     CardAccessDenied,
     CardDaemonError,
     CardDataCorrupt,
+    CardRemoved,
     InvalidArgument,
     ReaderUnsupported,
     WriteUnconfirmed,
@@ -79,7 +80,9 @@ def test_any_answer_gives_a_typed_error_or_a_result(
     dialect = DIALECTS[dialect_name]
     ops = READS + WRITES + (ACS_ONLY if dialect.name.startswith("acr") else [])
     op = ops[index % len(ops)]
-    conn = ScriptedConnection(answers, name="Fuzz Reader 00 00")
+    # when the script runs out, the card has left the field (a realistic end to any sequence)
+    gone = CardRemoved("card left the field")
+    conn = ScriptedConnection([*answers, gone], name="Fuzz Reader 00 00")
     card = StorageCard(conn, dialect, codec=CODEC)
     try:
         op(card)

@@ -225,6 +225,7 @@ def test_status_words_of_the_standard_readers_map_precisely() -> None:
         storage.load_key(FF6, 0)
         with pytest.raises(CardAccessDenied, match="READ BINARY block 4"):
             storage.read_block(4)  # not authenticated
+        storage.reconnect()  # a refused command halts the card until it is re-selected
         with pytest.raises(BlockNotFound, match="block 64"):
             storage.authenticate(64, KeyType.A, 0)  # a 1K card has blocks 0..63
         storage.authenticate(4, KeyType.A, 0)
