@@ -180,12 +180,19 @@ class Keystore:
         creds = os.environ.get("CREDENTIALS_DIRECTORY")
         if not creds:
             raise KeystoreError("no key file configured and $CREDENTIALS_DIRECTORY is not set")
-        return cls.from_file(Path(creds) / CREDENTIAL_NAME)
+        return cls.from_file(Path(creds) / CREDENTIAL_NAME, systemd_credential=True)
 
     @classmethod
     def from_file(
-        cls, path: str | os.PathLike[str], *, weak_keys: Iterable[bytes] | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        weak_keys: Iterable[bytes] | None = None,
+        systemd_credential: bool = False,
     ) -> Keystore:
+        """Load a key file; ``systemd_credential``: systemd placed it in the service's private
+        credentials directory and grants access by ownership *or ACL*, so only group/other
+        write bits are refused there."""
         p = Path(path)
         try:
             fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
@@ -196,12 +203,15 @@ class Keystore:
             mode = stat.S_IMODE(st.st_mode)
             if not stat.S_ISREG(st.st_mode):
                 raise KeystoreError(f"key file {p} is not a regular file")
-            if st.st_uid != os.geteuid():
+            if systemd_credential:
+                if mode & 0o022:
+                    raise KeystoreError(f"credential {p} has mode {mode:04o}; writable by others")
+            elif st.st_uid != os.geteuid():
                 raise KeystoreError(
                     f"key file {p} is owned by uid {st.st_uid}, not by the daemon's "
                     f"uid {os.geteuid()} (mode {mode:04o})"
                 )
-            if mode & 0o077:
+            elif mode & 0o077:
                 raise KeystoreError(f"key file {p} has mode {mode:04o}; it must be 0600 or 0400")
             with os.fdopen(fd, "rb") as fh:
                 fd = -1

@@ -125,6 +125,13 @@ def test_systemd_credentials_directory(tmp_path: Path, masters, monkeypatch) -> 
     _write(tmp_path / "carddaemon-keys", _key_toml(masters, dict.fromkeys(masters, 1)), 0o400)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     assert Keystore.load().source.endswith("carddaemon-keys")
+    cred = tmp_path / "carddaemon-keys"
+    os.chown(cred, 0, 4242)  # systemd may grant the service user access by ACL
+    os.chmod(cred, 0o440)
+    assert Keystore.load().current_version(KeyPurpose.MAC) == 1
+    os.chmod(cred, 0o462)
+    with pytest.raises(KeystoreError, match="writable by others"):
+        Keystore.load()
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
     with pytest.raises(KeystoreError, match="CREDENTIALS_DIRECTORY"):
         Keystore.load()
