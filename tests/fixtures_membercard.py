@@ -214,7 +214,7 @@ class TearLab:
             t.reader.insert(card)
             plan = t.reader.faults
             plan.arm()
-            _schedule(plan, k, fault)
+            schedule_fault(plan, k, fault)
             try:
                 with t.storage() as st:
                     sc.run(t, st, rid)
@@ -229,7 +229,7 @@ class TearLab:
                 seen_fresh = view(fresh)
             if second is not None:
                 plan.arm()
-                _schedule(plan, *second)
+                schedule_fault(plan, *second)
                 view(t)  # recovery interrupted: may be refused as "card removed"
                 plan.clear()
                 if t.reader.card is None:
@@ -264,7 +264,7 @@ def _label(seen: CardView | str, sc: Scenario) -> str:
     return "new" if seen == sc.new else "old"
 
 
-def _schedule(plan: FaultPlan, k: int, fault: str) -> None:
+def schedule_fault(plan: FaultPlan, k: int, fault: str) -> None:
     if fault == "remove_before":
         plan.remove_before(k)
     elif fault == "remove_after":
