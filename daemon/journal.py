@@ -84,6 +84,8 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL
 );
 """
+_PENDING_BY_UID = "SELECT request_id FROM requests WHERE state=? AND uid=? ORDER BY created"
+_PENDING_BY_AGE = "SELECT request_id FROM requests WHERE state=? AND updated<=? ORDER BY created"
 
 
 class RequestState(enum.StrEnum):
@@ -270,32 +272,20 @@ class Journal:
                 (state, _canon(outcome), self._clock(), request_id),
             )
 
-    def pending_for_uid(self, uid: str) -> list[RequestRecord]:
+    def _pending(self, query: str, args: tuple[object, ...]) -> list[RequestRecord]:
         with self._lock:
             assert self._db is not None
-            ids = [
-                r[0]
-                for r in self._db.execute(
-                    "SELECT request_id FROM requests WHERE uid=? AND state=? ORDER BY created",
-                    (uid, RequestState.PENDING),
-                )
-            ]
+            ids = [r[0] for r in self._db.execute(query, (RequestState.PENDING, *args))]
         return [r for r in (self.get(i) for i in ids) if r is not None]
+
+    def pending_for_uid(self, uid: str) -> list[RequestRecord]:
+        """Unresolved requests on this card, oldest first (resolved when it is read)."""
+        return self._pending(_PENDING_BY_UID, (uid,))
 
     def pending(self, older_than_s: float = 0.0) -> list[RequestRecord]:
         """Unresolved requests whose intent is at least ``older_than_s`` old (alerts and
         reconciliation: a card that never comes back leaves one here)."""
-        cutoff = self._clock() - older_than_s
-        with self._lock:
-            assert self._db is not None
-            ids = [
-                r[0]
-                for r in self._db.execute(
-                    "SELECT request_id FROM requests WHERE state=? AND updated<=? ORDER BY created",
-                    (RequestState.PENDING, cutoff),
-                )
-            ]
-        return [r for r in (self.get(i) for i in ids) if r is not None]
+        return self._pending(_PENDING_BY_AGE, (self._clock() - older_than_s,))
 
     # --- cards: last seen counter, member binding, hotlist --------------------------------------
 
