@@ -345,3 +345,20 @@ def test_every_reader_model_runs_the_protocol(tmp_path: Path, model: str) -> Non
         t.reader.insert(card)
         with t.storage() as sc:
             assert t.service.read(sc).balance in (info.balance, info.balance - 1)
+
+
+def test_single_key_slot_reader_reloads_between_key_types(tmp_path: Path) -> None:
+    """A reader with one volatile key slot: key B replaces key A and A is loaded again."""
+    import dataclasses
+
+    from daemon.readers.dialects import GENERIC
+
+    one_slot = dataclasses.replace(GENERIC, name="one-slot", key_slots=(0,))
+    with terminal(Keystore.generate(), tmp_path / "j.db", model="generic") as t:
+        card = issue(t, UID, balance=1_000)
+        for rid in ("c1", "c2"):
+            with StorageCard(t.reader.connect(), one_slot) as sc:
+                t.service.credit(sc, request_id=rid, amount=100)
+        with StorageCard(t.reader.connect(), one_slot) as sc:
+            assert t.service.read(sc).balance == 1_200
+        assert decode_value_block(card.memory[12 * 16 : 13 * 16]).value == 1_200

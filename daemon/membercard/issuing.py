@@ -46,7 +46,7 @@ from daemon.membercard.layout import (
     mac_slot,
 )
 from daemon.membercard.rules import Programme, check_amount
-from daemon.membercard.session import CardSession
+from daemon.membercard.session import CardSession, key_slot
 from daemon.membercard.state import CardState, evaluate
 from daemon.mifare.geometry import first_block, trailer_block
 from daemon.mifare.mad import GPB_MAD_V1, MAD_KEY_A, Mad1
@@ -61,8 +61,6 @@ logger = logging.getLogger(__name__)
 
 ISSUE_ORDER = (2, 3, 0, 1)
 _ZERO = bytes(16)
-_FACTORY_SLOT = 0
-_OURS_SLOT = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,17 +108,19 @@ class Personaliser:
 
     def _open(self, card: StorageCard, uid: bytes, sector: int) -> bool:
         """Authenticate ``sector`` with our key B (True) or the factory key A (False)."""
-        for slot, key, key_type in (
-            (_OURS_SLOT, self._ours(uid, sector), KeyType.B),
-            (_FACTORY_SLOT, self.factory_key, KeyType.A),
+        for ours, key, key_type in (
+            (True, self._ours(uid, sector), "B"),
+            (False, self.factory_key, "A"),
         ):
-            card.load_key(key, slot, key_type)
+            slot = key_slot(card.dialect, key_type)
+            kt = KeyType.B if key_type == "B" else KeyType.A
+            card.load_key(key, slot, kt)
             try:
-                card.authenticate(first_block(sector), key_type, slot)
+                card.authenticate(first_block(sector), kt, slot)
             except (CardAuthFailed, CardCommandFailed):
                 card.reconnect()
                 continue
-            return slot == _OURS_SLOT
+            return ours
         raise UnknownCardFormat(
             f"card {uid.hex().upper()}: sector {sector} opens with neither our key nor the "
             "factory key (foreign card, or a sector bricked by a torn trailer write); "
@@ -279,8 +279,9 @@ class Personaliser:
 
     def _mad_reads_back(self, card: StorageCard) -> bool:
         """Sector 0 as any tool sees it: readable with the public MAD key, our AID listed."""
-        card.load_key(MAD_KEY_A, _FACTORY_SLOT, KeyType.A)
-        card.authenticate(1, KeyType.A, _FACTORY_SLOT)
+        slot = key_slot(card.dialect, "A")
+        card.load_key(MAD_KEY_A, slot, KeyType.A)
+        card.authenticate(1, KeyType.A, slot)
         mad = Mad1.from_bytes(b"".join(card.read_blocks(1, 2)))
         card.reconnect()
         return all(mad.aid_for_sector(s) == APP_AID for s in (1, 2, 3))

@@ -25,17 +25,24 @@ from daemon.membercard.layout import (
 )
 from daemon.mifare.geometry import first_block
 from daemon.readers.apdu import KeyType
+from daemon.readers.dialects import Dialect
 from daemon.readers.storage import StorageCard
 
-__all__ = ["CardSession", "RawImage"]
+__all__ = ["CardSession", "RawImage", "key_slot"]
 
 logger = logging.getLogger(__name__)
 
 KeyUse = Callable[[str, int, int], None]
 """Audit hook: (purpose, version, key group) - never the key itself."""
 
-_SLOT_OF = {"A": 0, "B": 1}
 _TYPE_OF = {"A": KeyType.A, "B": KeyType.B}
+
+
+def key_slot(dialect: Dialect, key_type: str) -> int:
+    """Reader key slot for key A (first slot) or B (second slot, else the first again: on
+    Identiv the slot is the key type, elsewhere B then replaces A and is reloaded as needed)."""
+    slots = dialect.key_slots
+    return slots[1] if key_type == "B" and len(slots) > 1 else slots[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +72,7 @@ class CardSession:
         self._key_use = key_use
         self._group = key_group
         self._uid: bytes | None = None
-        self._loaded: dict[str, CardKey] = {}
+        self._loaded: dict[tuple[int, str], CardKey] = {}
         self._authed: tuple[int, str] | None = None
         self.key_version: int | None = None
 
@@ -78,14 +85,17 @@ class CardSession:
     # --- keys and authentication ------------------------------------------------------------
 
     def _load(self, key_type: str, version: int) -> None:
-        held = self._loaded.get(key_type)
-        if held is not None and held.version == version:
+        slot = key_slot(self.card.dialect, key_type)
+        # a slot holds one key, except where the slot *is* the key type (Identiv)
+        cache = (slot, key_type if self.card.dialect.slot_is_key_type else "")
+        held = self._loaded.get(cache)
+        if held is not None and held.version == version and held.key_type == key_type:
             return
         key = self.keystore.card_key(
             self.uid, sector_group=self._group, key_type=key_type, version=version
         )
-        self.card.load_key(key.reveal(), _SLOT_OF[key_type], _TYPE_OF[key_type])
-        self._loaded[key_type] = key
+        self.card.load_key(key.reveal(), slot, _TYPE_OF[key_type])
+        self._loaded[cache] = key
         if self._key_use is not None:
             purpose = KeyPurpose.CARD_A if key_type == "A" else KeyPurpose.CARD_B
             self._key_use(purpose.value, version, self._group)
@@ -101,7 +111,9 @@ class CardSession:
         for i, version in enumerate(versions):
             self._load(key_type, version)
             try:
-                self.card.authenticate(first_block(sector), _TYPE_OF[key_type], _SLOT_OF[key_type])
+                self.card.authenticate(
+                    first_block(sector), _TYPE_OF[key_type], key_slot(self.card.dialect, key_type)
+                )
             except (CardAuthFailed, CardCommandFailed) as exc:
                 self._authed = None
                 self.card.reconnect()  # a failed authentication blocks the next one
