@@ -261,3 +261,32 @@ def test_batch_module_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[
                  "--results", str(tmp_path / "r.csv"), "--sim", "3"]) == 2  # fmt: skip
     assert "0644" in capsys.readouterr().err
     assert TODAY.year == 2026
+
+
+def _rewrite_header(term: Terminal, card: SimCard, magic: int, version: int) -> None:
+    from daemon.membercard.layout import HEADER_BLOCK
+    from daemon.readers.apdu import KeyType
+
+    header = bytearray(card.memory[HEADER_BLOCK * 16 : HEADER_BLOCK * 16 + 16])
+    header[0:2] = bytes((magic, version))
+    with term.storage() as sc:
+        key = term.keystore.card_key(UID, sector_group=1, key_type="B").reveal()
+        sc.load_key(key, 0, KeyType.B)
+        sc.authenticate(HEADER_BLOCK, KeyType.B, 0)
+        sc.write_block(HEADER_BLOCK, bytes(header))
+
+
+@pytest.mark.parametrize(
+    ("magic", "version", "match"), [(0xCD, 2, "format version 2"), (0x42, 1, "magic 42")]
+)
+def test_cards_not_understood_are_neither_issued_over_nor_erased(
+    term: Terminal, magic: int, version: int, match: str
+) -> None:
+    card = issue(term, UID, member_id="61", balance=0, points=0)
+    _rewrite_header(term, card, magic, version)
+    before = card.memory
+    with pytest.raises(UnknownCardFormat, match=match), term.storage() as sc:
+        term.issuer.issue(sc, IssueSpec("62"), request_id="over")
+    with pytest.raises(UnknownCardFormat, match=match), term.storage() as sc:
+        term.issuer.erase(sc, request_id="wipe")
+    assert card.memory == before

@@ -37,8 +37,10 @@ from daemon.membercard.layout import (
     ACCESS_PURSE,
     ACCESS_SLOT,
     APP_AID,
+    FORMAT_VERSION,
     KEY_GROUP_APP,
     KEY_GROUP_MAD,
+    MAGIC,
     PURSE_ADR,
     Header,
     SlotState,
@@ -127,16 +129,31 @@ class Personaliser:
             "nothing written"
         )
 
-    def _member_state(self, card: StorageCard) -> CardState | None:
-        """The card's valid record, if it has one (never raises for 'not a member card')."""
+    def _member_state(self, card: StorageCard, *, ours: bool = True) -> CardState | None:
+        """The card's valid record; ``None`` if it has none (transport state, or half issued
+        or half erased). Data in our sectors that this daemon does not understand (another
+        format version, or - unless ``ours``, i.e. our own unfinished write - a foreign or
+        corrupt header) raises: nothing is written over it."""
         card.reconnect()
         session = CardSession(card, self.keystore)
         try:
-            return evaluate(self.keystore, session.read_image())
-        except (UnknownCardFormat, CardDataCorrupt):
-            return None
+            image = session.read_image()
+        except UnknownCardFormat:
+            return None  # a sector does not open with our keys: not (fully) issued
         finally:
             card.reconnect()
+        try:
+            return evaluate(self.keystore, image)
+        except UnknownCardFormat:
+            if image.header[0] == MAGIC and image.header[1] != FORMAT_VERSION:
+                raise
+            if image.header[0] == MAGIC or ours or not any(image.header):
+                return None  # no valid record left: half issued / half erased
+            raise
+        except CardDataCorrupt:
+            if ours:
+                return None
+            raise
 
     # --- issue ------------------------------------------------------------------------------
 
@@ -186,7 +203,7 @@ class Personaliser:
             if record.after:
                 header = Header(spec.member_id, spec.tier, spec.valid_until,
                                 dt.date.fromisoformat(record.after["issued"]))  # fmt: skip
-            existing = self._member_state(card)
+            existing = self._member_state(card, ours=record.state is RequestState.PENDING)
             if existing is not None:
                 return self._already(existing, request_id, spec, tag, uid_hex)
             result = IssueResult(request_id, uid_hex, spec.member_id, spec.balance, spec.points)
@@ -309,7 +326,9 @@ class Personaliser:
                 return str(claim.record.uid)
             uid = card.uid()
             uid_hex = uid.hex().upper()
-            state = self._member_state(card)
+            state = self._member_state(
+                card, ours=force or claim.record.state is RequestState.PENDING
+            )
             if state is not None and (state.current.balance or state.current.points) and not force:
                 raise InvalidArgument(
                     "force",
