@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from daemon.errors import PcscUnavailable
 from daemon.readers.backends import ReaderBackend, ReaderState
+from daemon.readers.monitor import EventKind, ReaderEvent
 from daemon.readers.pcsc import PcscBackend
 from sim.backend import SimBackend
 from sim.card import SimCard
@@ -28,7 +29,7 @@ from sim.pcscd import CSOCK_ENV, PrivatePcscd
 from sim.reader import SimReader
 from sim.vpcd import VpcdBridge
 
-__all__ = ["READERS", "ScriptableReader", "Stack", "private_pcscd", "stack"]
+__all__ = ["READERS", "ScriptableReader", "Stack", "is_event", "private_pcscd", "stack"]
 
 # (pcscd FRIENDLYNAME, simulated model); the PC/SC name is FRIENDLYNAME + " 00 00".
 READERS: tuple[tuple[str, ModelName], ...] = (
@@ -36,6 +37,15 @@ READERS: tuple[tuple[str, ModelName], ...] = (
     ("HID Global OMNIKEY 5x21 Smart Card Reader", "omnikey5x21"),
 )
 WAIT_S = 10.0
+
+
+def is_event(kind: EventKind, reader: str | None = None) -> Callable[[ReaderEvent], bool]:
+    """A ``Subscription.wait_for`` predicate: an event of ``kind`` (on ``reader``, if given)."""
+
+    def match(event: ReaderEvent) -> bool:
+        return event.kind is kind and (reader is None or event.reader == reader)
+
+    return match
 
 
 class ScriptableReader(SimReader):

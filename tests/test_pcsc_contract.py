@@ -22,12 +22,12 @@ from daemon.errors import (
     WriteUnconfirmed,
 )
 from daemon.readers.apdu import KeyType
-from daemon.readers.monitor import EventKind, ReaderEvent, ReaderMonitor
+from daemon.readers.monitor import EventKind, ReaderMonitor
 from daemon.readers.storage import StorageCard
 from sim.card import SimCard
 from sim.store import transport_card
 from tests import fixtures_pcscd
-from tests.fixtures_pcscd import Stack
+from tests.fixtures_pcscd import Stack, is_event
 
 private_pcscd = fixtures_pcscd.private_pcscd
 stack = fixtures_pcscd.stack
@@ -60,13 +60,6 @@ def _card(uid: bytes = UID_A) -> SimCard:
     return transport_card(uid)
 
 
-def _is(kind: EventKind, reader: str | None = None) -> object:
-    def match(event: ReaderEvent) -> bool:
-        return event.kind is kind and (reader is None or event.reader == reader)
-
-    return match
-
-
 # --- events ---------------------------------------------------------------------------------
 
 
@@ -74,15 +67,15 @@ def test_insert_and_remove_are_reported_with_atr_uid_and_type(stack: Stack) -> N
     monitor = ReaderMonitor(stack.backend)
     sub = monitor.subscription()
     with monitor:
-        sub.wait_for(_is(EventKind.READER_ATTACHED, stack.name(0)))
+        sub.wait_for(is_event(EventKind.READER_ATTACHED, stack.name(0)))
         stack.readers[0].insert(_card())
-        present = sub.wait_for(_is(EventKind.CARD_PRESENT, stack.name(0)))
+        present = sub.wait_for(is_event(EventKind.CARD_PRESENT, stack.name(0)))
         assert present.uid == UID_A
         assert present.card_type == "MIFARE Classic 1K"
         assert present.atr == bytes.fromhex("3B8F8001804F0CA000000306030001000000006A")
         assert monitor.snapshot()[stack.name(0)] == present
         stack.readers[0].remove()
-        removed = sub.wait_for(_is(EventKind.CARD_REMOVED, stack.name(0)))
+        removed = sub.wait_for(is_event(EventKind.CARD_REMOVED, stack.name(0)))
         assert removed.seq > present.seq
         assert monitor.snapshot()[stack.name(0)] is None
 
@@ -93,9 +86,9 @@ def test_two_readers_at_once(stack: Stack) -> None:
     with monitor:
         stack.readers[0].insert(_card(UID_A))
         stack.readers[1].insert(_card(UID_B))
-        uids = {}
+        uids: dict[str | None, bytes | None] = {}
         while len(uids) < 2:
-            event = sub.wait_for(_is(EventKind.CARD_PRESENT))
+            event = sub.wait_for(is_event(EventKind.CARD_PRESENT))
             uids[event.reader] = event.uid
         assert uids == {stack.name(0): UID_A, stack.name(1): UID_B}
         with (
@@ -106,7 +99,7 @@ def test_two_readers_at_once(stack: Stack) -> None:
                 assert a.transmit(GET_UID).data == UID_A
                 assert b.transmit(GET_UID).data == UID_B
             stack.readers[1].remove()
-            sub.wait_for(_is(EventKind.CARD_REMOVED, stack.name(1)))
+            sub.wait_for(is_event(EventKind.CARD_REMOVED, stack.name(1)))
             assert a.transmit(GET_UID).data == UID_A
             with pytest.raises(CardRemoved):
                 b.transmit(GET_UID)
@@ -120,14 +113,14 @@ def test_service_restart_is_survived_without_restarting_anything(stack: Stack) -
     sub = monitor.subscription()
     with monitor:
         stack.readers[0].insert(_card())
-        first = sub.wait_for(_is(EventKind.CARD_PRESENT, stack.name(0)))
+        first = sub.wait_for(is_event(EventKind.CARD_PRESENT, stack.name(0)))
         conn = stack.backend.connect(stack.name(0))
         try:
             assert conn.transmit(GET_UID).data == UID_A
             stack.restart_service()
-            sub.wait_for(_is(EventKind.SERVICE_LOST))
-            sub.wait_for(_is(EventKind.SERVICE_RESTORED))
-            again = sub.wait_for(_is(EventKind.CARD_PRESENT, stack.name(0)))
+            sub.wait_for(is_event(EventKind.SERVICE_LOST))
+            sub.wait_for(is_event(EventKind.SERVICE_RESTORED))
+            again = sub.wait_for(is_event(EventKind.CARD_PRESENT, stack.name(0)))
             assert again.seq > first.seq
             assert again.uid == UID_A
             with pytest.raises(PcscUnavailable):
@@ -155,7 +148,7 @@ def test_reader_unplugged_mid_sequence_fails_clearly(stack: Stack) -> None:
             assert stack.name(0) in str(err.value)
             with pytest.raises(ReaderUnavailable, match="ACR1252"):
                 conn.reconnect()
-        sub.wait_for(_is(EventKind.READER_DETACHED, stack.name(0)))
+        sub.wait_for(is_event(EventKind.READER_DETACHED, stack.name(0)))
         assert stack.name(0) not in stack.backend.list_readers()
         with pytest.raises(ReaderUnavailable):
             stack.backend.connect(stack.name(0))

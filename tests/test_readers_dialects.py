@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from daemon.errors import ConfigError, InvalidArgument, ReaderBadResponse, ReaderUnsupported
 from daemon.readers import dialects
-from daemon.readers.apdu import KeyType, to_hex
+from daemon.readers.apdu import Command, KeyType, to_hex
 from daemon.readers.connection import Response
 from daemon.readers.dialects import (
     ACR122U,
@@ -94,7 +96,12 @@ def test_omnikey_commands() -> None:
         "FF D8 00 05 04 64 00 00 00",  # DECREMENT block 5 by 100 (LSB first)
     ]
     assert d.native_value_ops() == {ValueOp.INCREMENT, ValueOp.DECREMENT}
-    for build in (lambda: d.value_read(5), lambda: d.value_store(5, 1), lambda: d.firmware()):
+    builds: tuple[Callable[[], Command], ...] = (
+        lambda: d.value_read(5),
+        lambda: d.value_store(5, 1),
+        lambda: d.firmware(),
+    )
+    for build in builds:
         with pytest.raises(ReaderUnsupported, match="OMNIKEY"):
             build()
     with pytest.raises(ReaderUnsupported, match="value restore"):

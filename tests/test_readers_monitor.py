@@ -11,6 +11,7 @@ from daemon.readers.monitor import EventKind, ReaderEvent, ReaderMonitor, Subscr
 from sim.backend import SimBackend
 from sim.reader import SimReader
 from sim.store import transport_card
+from tests.fixtures_pcscd import is_event
 
 
 class FlakyBackend(SimBackend):
@@ -28,19 +29,15 @@ class FlakyBackend(SimBackend):
         return super().wait_for_change(known, timeout_s)
 
 
-def _is(kind: EventKind) -> object:
-    return lambda event: event.kind is kind
-
-
 def test_monitor_survives_unexpected_errors_and_service_loss() -> None:
     reader = SimReader("R 00 00")
     reader.insert(transport_card(bytes.fromhex("0A0B0C0D")))
     monitor = ReaderMonitor(FlakyBackend(reader), backoff_s=(0.001, 0.01))
     sub = monitor.subscription()
     with monitor:
-        sub.wait_for(_is(EventKind.SERVICE_LOST))
-        restored = sub.wait_for(_is(EventKind.SERVICE_RESTORED))
-        present = sub.wait_for(_is(EventKind.CARD_PRESENT))
+        sub.wait_for(is_event(EventKind.SERVICE_LOST))
+        restored = sub.wait_for(is_event(EventKind.SERVICE_RESTORED))
+        present = sub.wait_for(is_event(EventKind.CARD_PRESENT))
         assert present.seq > restored.seq
         assert present.uid == bytes.fromhex("0A0B0C0D")
     assert monitor.service_up is True
@@ -65,7 +62,7 @@ def test_failing_callback_and_full_queue_do_not_stop_events() -> None:
     monitor.subscribe(good)
     with monitor:
         reader.insert(transport_card())
-        tiny.wait_for(_is(EventKind.CARD_PRESENT))
+        tiny.wait_for(is_event(EventKind.CARD_PRESENT))
         reader.remove()
         assert got_removal.wait(10)
     kinds = [e.kind for e in seen]
@@ -90,7 +87,7 @@ def test_uid_failure_is_reported_not_raised() -> None:
     monitor = ReaderMonitor(SimBackend([reader]))
     sub = monitor.subscription()
     with monitor:
-        event = sub.wait_for(_is(EventKind.CARD_PRESENT))
+        event = sub.wait_for(is_event(EventKind.CARD_PRESENT))
     assert event.uid is None
     assert event.error == "CARD_RESPONSE_LOST"
     assert event.card_type == "MIFARE Classic 1K"
