@@ -9,19 +9,26 @@ the keys a technician would try, decoded, and a member receipt is printed on a s
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from daemon.errors import CardDaemonError
+from daemon.errors import CardDaemonError, WriteUnconfirmed
+from daemon.journal import Journal
+from daemon.keystore import Keystore
+from daemon.membercard import IssueSpec, MemberCardService, Personaliser, Programme
 from daemon.mifare import decode_dump, encode_value_block, probe_order
 from daemon.mifare.access import AccessConditions
 from daemon.mifare.geometry import CardSize, block_count, first_block, sector_count, trailer_block
 from daemon.mifare.trailer import build_trailer
 from daemon.readers.storage import StorageCard
+from sim.printer.demo import print_demo_receipt
+from sim.printer.sample import DemoMember
 from sim.reader import SimReader
+from sim.scanners.demo import run_scanner_demo
 from sim.store import transport_card
 
 __all__ = ["main", "read_card_image"]
@@ -29,6 +36,7 @@ __all__ = ["main", "read_card_image"]
 logger = logging.getLogger(__name__)
 
 DEMO_UID = bytes.fromhex("5A3C9E12")
+MEMBER_UID = bytes.fromhex("04A7E3C2")
 DEMO_KEY_B = bytes.fromhex("B0B1B2B3B4B5")  # a public dictionary key: fine for a demo card
 
 
@@ -89,35 +97,109 @@ def _personalise_demo_sector(card: StorageCard) -> None:
     card.write_block(7, build_trailer(b"\xff" * 6, conditions, DEMO_KEY_B))
 
 
+def _yuan(fen: int) -> str:
+    return f"¥{fen / 100:,.2f}"
+
+
+def _member_story(reader: SimReader) -> DemoMember:
+    """Issue a member card, pay with it, pull it away mid-payment, and settle that."""
+    card = transport_card(MEMBER_UID)
+    reader.insert(card)
+    keystore = Keystore.generate()  # demo keys: in memory only, gone when the demo ends
+    today = dt.date.today()
+    with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "journal.sqlite3") as journal:
+        programme = Programme()
+        service = MemberCardService(keystore, journal, programme)
+        issuer = Personaliser(keystore, journal, programme)
+        spec = IssueSpec(
+            "8860123403721",
+            tier=2,
+            valid_until=today.replace(year=today.year + 2),
+            balance=50000,
+            points=2345,
+        )
+        with StorageCard(reader.connect()) as sc:
+            issuer.issue(sc, spec, request_id="demo-issue-1")
+        print(
+            f"issued member card {spec.member_id} on UID {MEMBER_UID.hex(' ').upper()}: "
+            f"{programme.tiers[spec.tier].name}, opening balance {_yuan(spec.balance)}"
+        )
+
+        with StorageCard(reader.connect()) as sc:
+            info = service.read(sc)
+            paid = service.debit(sc, request_id="demo-sale-0042", amount=11165)
+        print(
+            f"sale 0042: paid {_yuan(paid.amount)} from stored value, "
+            f"+{paid.points_delta} points -> balance {_yuan(paid.balance)}, "
+            f"{paid.points} points ({info.tier_name}, {info.discount / 100:g}% of price)"
+        )
+
+        reader.faults.arm()
+        reader.faults.tear(11, outcome="garbage")  # the customer pulls the card mid-write
+        try:
+            with StorageCard(reader.connect()) as sc:
+                service.debit(sc, request_id="demo-sale-0043", amount=2000)
+            print("sale 0043: completed before the card left")
+        except WriteUnconfirmed as exc:
+            print(
+                f"sale 0043: card pulled mid-write -> {exc.reason}: the cashier is asked "
+                "to present the card again"
+            )
+        reader.faults.clear()
+        reader.insert(card)
+        with StorageCard(reader.connect()) as sc:
+            after = service.read(sc)
+            retry = service.debit(sc, request_id="demo-sale-0043", amount=2000)
+        how = "replayed the recorded outcome" if retry.replayed else "applied it once"
+        print(
+            f"card presented again: balance {_yuan(after.balance)} read from the card alone; "
+            f"retrying sale 0043 with the same request id {how} -> {_yuan(retry.balance)}"
+        )
+    reader.remove()
+    masked = spec.member_id[:4] + "*" * (len(spec.member_id) - 8) + spec.member_id[-4:]
+    return DemoMember(
+        masked, info.tier_name, paid.balance_before, paid.balance, paid.points_delta, paid.points
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sim.demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=None, help="where to write the receipt PNG")
     parser.add_argument("--realtime", action="store_true", help="really wait out reader latency")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="carddaemon-demo-"))
     out_dir.mkdir(parents=True, exist_ok=True)
-    reader = SimReader(model="acr1252u", realtime=args.realtime)
-    print(f"simulated store: reader '{reader.name}'")
-    reader.insert(transport_card(DEMO_UID))
-    print(f"card presented: UID {DEMO_UID.hex(' ').upper()}")
-    with StorageCard(reader.connect()) as card:
-        _personalise_demo_sector(card)
-        card.reconnect()
-        before = reader.clock.now_ms
-        seen = read_card_image(card, sector_count(CardSize.CLASSIC_1K))
-        elapsed = reader.clock.now_ms - before
-    print(
-        f"read {16 - len(seen.unread) // 4} of 16 sectors in {seen.apdus} APDUs, "
-        f"{elapsed:.1f} ms simulated in-field time\n"
-    )
-    print(decode_dump(seen.image, unread=seen.unread).format_text())
+    with SimReader(model="acr1252u", realtime=args.realtime) as reader:
+        print(f"simulated store: reader '{reader.name}'\n")
+        print("== a technician looks at a card ==")
+        reader.insert(transport_card(DEMO_UID))
+        with StorageCard(reader.connect()) as card:
+            _personalise_demo_sector(card)
+            card.reconnect()
+            before = reader.clock.now_ms
+            seen = read_card_image(card, sector_count(CardSize.CLASSIC_1K))
+            elapsed = reader.clock.now_ms - before
+        reader.remove()
+        readable = 16 - len(seen.unread) // 4
+        print(
+            f"read {readable} of 16 sectors in {seen.apdus} APDUs, "
+            f"{elapsed:.1f} ms simulated in-field time\n"
+        )
+        chunks = decode_dump(seen.image, unread=seen.unread).format_text().split("\n\n")
+        print("\n\n".join(chunks[:3]))  # the header, sector 0 and the value sector
+        print(f"\n(sectors 2-15 are in factory state; {len(chunks) - 3} more sections omitted)")
 
-    from sim.printer.demo import print_demo_receipt
+        print("\n== a member pays at the till ==")
+        member = _member_story(reader)
 
-    png = print_demo_receipt(out_dir, {})
+    png = print_demo_receipt(out_dir, member)
     print(f"\nreceipt printed on the simulated printer; preview: {png}")
+
+    print("\n== the scanner gun ==")
+    for line in run_scanner_demo():
+        print(line)
     return 0
 
 
