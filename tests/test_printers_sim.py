@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from daemon.printers import Header, ReceiptEncoder, get_profile
@@ -73,7 +76,7 @@ def test_euro_prints_on_western_profile_via_code_table() -> None:
     assert "Prices in € incl. VAT" in sim.completed[0].texts()
 
 
-def test_stored_logo_prints_as_image_and_renders(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_stored_logo_prints_as_image_and_renders(tmp_path: Path) -> None:
     img = Image.new("L", (64, 32), 255)
     img.paste(0, (8, 8, 56, 24))
     buf = io.BytesIO()
@@ -87,3 +90,48 @@ def test_stored_logo_prints_as_image_and_renders(tmp_path) -> None:  # type: ign
     png = render_png(sim.completed[0], tmp_path / "r.png")
     with Image.open(png) as out:
         assert out.width == 48 * 12 + 32
+
+
+# Command prefixes and parameter bytes the tokenizer and decoder branch on, mixed with any byte.
+_PIECES = st.sampled_from(
+    [b"\x1d(k", b"\x1dv0", b"\x1dk", b"\x1dV", b"\x1dr", b"\x1d!", b"\x1b@", b"\x1bt",
+     b"\x1bp", b"\x1b*", b"\x1b!", b"\x1c&", b"\x1c.", b"\x10\x04", b"\x10\x05",
+     b"\x10\x14", b"\x10", b"\n", b"\x81", b"\x31C", b"\x31P"]
+)  # fmt: skip
+_GARBAGE = st.lists(st.one_of(_PIECES, st.binary(min_size=1, max_size=3)), max_size=16).map(
+    b"".join
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(garbage=_GARBAGE)
+def test_garbage_bytes_never_crash_the_simulated_printer(garbage: bytes) -> None:
+    """A transport thread calls receive(): an exception there would silently kill the printer.
+    Whatever arrives, the sim keeps answering status and reports what it could not print."""
+    sim = VirtualPrinter()
+    answers: list[bytes] = []
+    sim.attach(answers.append)
+    sim.receive(garbage)
+    sim.receive(b"\n\x1dV\x42\x00")  # a line end and a cut, to flush whatever is pending
+    assert sim.bytes_received == len(garbage) + 5
+    assert sim.status_byte(1) & 0x93 == 0x12  # still a well-formed DLE EOT answer
+
+
+def test_undefined_code_table_byte_and_short_qr_function_are_reported() -> None:
+    sim = VirtualPrinter()
+    sim.receive(
+        h("""
+        1b 74 10                 # ESC t 16  WPC1252
+        41 81 0a                 # "A", 0x81 (undefined in cp1252), LF
+        1d 28 6b 02 00 31 43     # GS ( k fn167 module size, parameter missing
+        10 ff                    # DLE followed by no real-time command
+        1d 56 42 00              # GS V 66 0 partial cut
+        """)
+    )
+    [receipt] = sim.completed
+    assert receipt.texts()[0] == "A\ufffd"
+    assert receipt.errors == [
+        "byte 81 undefined in code table 16",
+        "GS ( k function 0x43 without its parameter",
+        "ignored control byte 10",
+    ]

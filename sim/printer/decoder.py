@@ -75,7 +75,7 @@ class Decoder:
     def _text(self, raw: bytes) -> None:
         for byte in raw:
             if not self.kanji:
-                self._add(bytes([byte]).decode(CODE_TABLES.get(self.code_table, "cp437")), False)
+                self._add(self._single_byte(byte), False)
                 continue
             if not self._mb and byte < 0x80:
                 self._add(chr(byte), False)
@@ -90,6 +90,15 @@ class Decoder:
                     self.errors.append(f"invalid GB18030 bytes {bytes(self._mb).hex(' ')}")
                     self._add("\ufffd", True)
                 self._mb.clear()
+
+    def _single_byte(self, byte: int) -> str:
+        """One character of the current code table; a byte the table leaves undefined prints
+        as U+FFFD and is reported (a real printer prints a blank or a box there)."""
+        try:
+            return bytes([byte]).decode(CODE_TABLES.get(self.code_table, "cp437"))
+        except UnicodeDecodeError:
+            self.errors.append(f"byte {byte:02x} undefined in code table {self.code_table}")
+            return "\ufffd"
 
     def flush_line(self, blank_ok: bool = True) -> None:
         """LF: print the line buffer (an empty buffer feeds one blank line)."""
@@ -191,6 +200,9 @@ class Decoder:
             self.errors.append(f"unsupported GS ( {chr(raw[2])} function")
             return
         fn, params = raw[6], raw[7:]
+        if fn in (0x43, 0x45, 0x50) and not params:
+            self.errors.append(f"GS ( k function {fn:#04x} without its parameter")
+            return
         if fn == 0x43:  # 167: module size
             self.qr_size = params[0]
         elif fn == 0x45:  # 169: error correction

@@ -73,9 +73,9 @@ class Tokenizer:
         first = raw[0]
         if first >= 0x20 and first != 0x7F:
             return Token("text", raw)
-        if first in (ESC, GS, FS, DLE):
+        if first in (ESC, GS, FS, DLE) and len(raw) >= 2:
             return Token("cmd", raw)
-        return Token("ctl", raw)
+        return Token("ctl", raw)  # includes a lone prefix byte skipped as an unknown command
 
     def _length(self, b: bytearray) -> int | None:
         """Bytes in the first token of ``b``; None if more bytes are needed."""
