@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from daemon.errors import PcscUnavailable
 from daemon.readers.backends import ReaderState
 from daemon.readers.monitor import EventKind, ReaderEvent, ReaderMonitor, Subscription
-from sim.backend import SimBackend
+from sim.backend import CheckedSimConnection, SimBackend
 from sim.reader import SimReader
 from sim.store import transport_card
 from tests.fixtures_pcscd import is_event
@@ -101,3 +101,33 @@ def test_close_is_idempotent_and_restartable() -> None:
     monitor.close()
     monitor.close()
     assert monitor.snapshot() == {"R 00 00": None}
+
+
+class BrokenConnect(SimBackend):
+    """``connect`` fails once like a driver bug (pyscard raises TypeError on a stale handle)."""
+
+    def __init__(self, reader: SimReader) -> None:
+        super().__init__([reader])
+        self.failures = 1
+
+    def connect(self, reader: str, *, exclusive: bool = False) -> CheckedSimConnection:
+        if self.failures:
+            self.failures -= 1
+            raise TypeError("driver bug")
+        return super().connect(reader, exclusive=exclusive)
+
+
+def test_a_driver_bug_while_reading_the_uid_costs_that_uid_not_the_monitor() -> None:
+    reader = SimReader("R 00 00")
+    reader.insert(transport_card(bytes.fromhex("0A0B0C0D")))
+    monitor = ReaderMonitor(BrokenConnect(reader))
+    sub = monitor.subscription()
+    with monitor:
+        first = sub.wait_for(is_event(EventKind.CARD_PRESENT))
+        assert (first.uid, first.error) == (None, "TypeError")
+        assert first.card_type == "MIFARE Classic 1K"
+        reader.remove()
+        sub.wait_for(is_event(EventKind.CARD_REMOVED))
+        reader.insert(transport_card(bytes.fromhex("01020304")))
+        second = sub.wait_for(is_event(EventKind.CARD_PRESENT))
+        assert second.uid == bytes.fromhex("01020304")

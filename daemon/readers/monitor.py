@@ -147,7 +147,9 @@ class ReaderMonitor:
         if self._thread is not None:
             return
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="reader-monitor", daemon=True)
+        # not a daemon thread: close() joins it, and a monitor nobody closed must show up as
+        # a process that does not exit rather than vanish silently
+        self._thread = threading.Thread(target=self._run, name="reader-monitor")
         self._thread.start()
 
     def close(self) -> None:
@@ -176,32 +178,31 @@ class ReaderMonitor:
     # --- the loop ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        """Wait, apply, repeat; any failure (service gone, driver or subscriber bug) is logged
+        and retried with backoff, so the thread only ends when :meth:`close` asks it to."""
         backoff = self._backoff_min
         in_sync = False
         while not self._stop.is_set():
             try:
                 states = self._backend.wait_for_change(self._known if in_sync else None, self._poll)
+                if self._stop.is_set():
+                    break
+                if self.service_up is False:
+                    logger.info("reader monitor: PC/SC service is back")
+                    self._emit(EventKind.SERVICE_RESTORED)
+                self.service_up = True
+                self._apply(states)
             except PcscUnavailable as exc:
                 self._service_lost(exc)
-                in_sync = False
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self._backoff_max)
-                continue
             except Exception:
-                logger.exception("reader monitor: status wait failed; retrying")
-                in_sync = False
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, self._backoff_max)
+                logger.exception("reader monitor: status loop failed; retrying")
+            else:
+                backoff = self._backoff_min
+                in_sync = True
                 continue
-            if self._stop.is_set():
-                break
-            backoff = self._backoff_min
-            if self.service_up is False:
-                logger.info("reader monitor: PC/SC service is back")
-                self._emit(EventKind.SERVICE_RESTORED)
-            self.service_up = True
-            in_sync = True
-            self._apply(states)
+            in_sync = False
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self._backoff_max)
 
     def _service_lost(self, exc: CardDaemonError) -> None:
         if self.service_up is False:
@@ -255,6 +256,9 @@ class ReaderMonitor:
         except CardDaemonError as exc:
             logger.info("reader monitor: no UID from %r: %s", reader, exc)
             return None, exc.reason
+        except Exception as exc:  # a driver bug costs the UID of this event, not the monitor
+            logger.exception("reader monitor: reading the UID from %r failed", reader)
+            return None, type(exc).__name__
         if not response.ok or not response.data:
             return None, f"GET DATA answered {response.sw:04X}"
         return response.data, None
