@@ -104,9 +104,8 @@ class VpcdSlotServer:
         self._card: tuple[object, int] | None = None
         self.apdus = 0
         self.connects = 0
-        self._thread = threading.Thread(
-            target=self._run, name=f"vpcd-{reader.name}-{port}", daemon=True
-        )
+        # not a daemon thread: close() joins it (the loop wakes every poll interval)
+        self._thread = threading.Thread(target=self._run, name=f"vpcd-{reader.name}-{port}")
         self._thread.start()
 
     @property
@@ -124,8 +123,10 @@ class VpcdSlotServer:
     def close(self) -> None:
         """Stop the thread and close the socket (pcscd sees the card removed). Idempotent."""
         self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5.0)
+        if self._thread is not threading.current_thread():
+            self._thread.join(timeout=_IO_TIMEOUT_S * 2)
+            if self._thread.is_alive():
+                logger.error("vpcd %s: slot thread still running after close", self.reader.name)
         self._drop("bridge closed")
 
     # --- the slot thread -----------------------------------------------------------------

@@ -113,9 +113,8 @@ class ReaderWorker:
         self._closed = False
         self._connection: CardConnection | None = None
         self._drop_connection = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"reader-worker[{name}]", daemon=True
-        )
+        # not a daemon thread: interpreter exit must never cut a card write in half
+        self._thread = threading.Thread(target=self._run, name=f"reader-worker[{name}]")
         self._thread.start()
 
     # --- caller side ------------------------------------------------------------------------
