@@ -252,3 +252,35 @@ def test_worker_survives_an_unexpected_driver_error(tmp_path: Path) -> None:
         with PrinterService(cfg, tmp_path / "g.db", backend=GlitchOnce(cfg)) as service:
             job = service.submit(simple_receipt())
             assert service.wait_job(job.id, 5).state is JobState.PRINTED
+
+
+def test_unexpected_driver_error_after_sending_makes_the_job_uncertain_not_stuck(
+    tmp_path: Path,
+) -> None:
+    """A bug after SENDING must not leave the job SENDING (nothing would ever resolve it)."""
+    from daemon.printers.connectors import NetworkBackend
+
+    class GlitchAfterJob(NetworkBackend):
+        sent_job = glitched = False
+
+        def _write(self, data: bytes) -> None:
+            super()._write(data)
+            self.sent_job = self.sent_job or data.startswith(b"\x1b@")
+
+        def read(self, size: int, timeout: float) -> bytes:
+            if self.sent_job and not self.glitched:
+                self.glitched = True
+                raise RuntimeError("driver bug")
+            return super().read(size, timeout)
+
+    with TcpPrinterServer(VirtualPrinter()) as server:
+        cfg = PrinterConfig(id="glitch", port=server.port, poll_interval_s=0.05)
+        with PrinterService(cfg, tmp_path / "g.db", backend=GlitchAfterJob(cfg)) as service:
+            first = service.submit(simple_receipt("R-1"))
+            done = service.wait_job(first.id, 5)
+            assert (done.state, done.detail) == (
+                JobState.UNCERTAIN,
+                "unexpected RuntimeError while sending",
+            )
+            second = service.submit(simple_receipt("R-2"))  # the worker is still alive
+            assert service.wait_job(second.id, 5).state is JobState.PRINTED

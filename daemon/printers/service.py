@@ -299,6 +299,18 @@ class PrinterService:
             logger.info("printer %s: job %s cancelled before sending", self.config.id, job.id)
             return
         try:
+            self._send_and_confirm(job)
+        except Exception as exc:
+            # A driver bug after SENDING: the bytes may be on paper. The worker only picks
+            # QUEUED jobs, so a job left SENDING would wait for a daemon restart to be resolved.
+            if self.spool.get(job.id).state is JobState.SENDING:
+                self.printer.close()
+                self._uncertain(job, f"unexpected {type(exc).__name__} while sending")
+            raise
+
+    def _send_and_confirm(self, job: Job) -> None:
+        """Send the SENDING job in one write and wait for the printer's confirmation."""
+        try:
             self.printer.send_job(job.data)
         except PrinterOffline as exc:
             self._uncertain(job, f"link lost while sending: {exc.message}")
