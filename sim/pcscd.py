@@ -14,6 +14,11 @@ anything in the process talks to PC/SC (``tests/conftest.py`` does so at import 
 per-run path; :func:`client_socket_path` returns it). Subprocesses get :meth:`client_env`.
 
 Needs root (mount namespace, pcscd). vpcd listens on all interfaces: never on store PCs.
+
+pcscd's log goes to ``pcscd.log`` in a private (0700) temporary directory that :meth:`close`
+deletes. ``--apdu`` (every APDU in clear, LOAD KEY's key bytes included) is off unless
+``log_apdus=True`` is asked for by hand; :meth:`PrivatePcscd.log_tail`, which error messages
+quote, shows APDUs and responses through :func:`redact_apdu_log` (headers and status words only).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -42,6 +48,7 @@ __all__ = [
     "VpcdSlot",
     "client_socket_path",
     "free_port_pair",
+    "redact_apdu_log",
 ]
 
 logger = logging.getLogger(__name__)
@@ -50,6 +57,17 @@ CSOCK_ENV = "PCSCLITE_CSOCK_NAME"
 VPCD_DRIVER = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
 _SOCKET_NAME = "pcscd.comm"
 _START_TIMEOUT_S = 10.0
+
+
+_APDU_LINE = re.compile(r"(APDU: (?:[0-9A-Fa-f]{2} ){4})[0-9A-Fa-f ]*")
+_SW_LINE = re.compile(r"(SW: )((?:[0-9A-Fa-f]{2} )*)([0-9A-Fa-f]{2} [0-9A-Fa-f]{2} ?)$", re.M)
+
+
+def redact_apdu_log(text: str) -> str:
+    """pcscd ``--apdu`` lines with only the command header (CLA INS P1 P2) and the status word
+    left: LOAD KEY data, trailer writes and trailer reads carry key bytes."""
+    text = _APDU_LINE.sub(lambda m: m.group(1) + "..", text)
+    return _SW_LINE.sub(lambda m: m.group(1) + (".. " if m.group(2) else "") + m.group(3), text)
 
 
 def client_socket_path() -> str | None:
@@ -116,6 +134,7 @@ class PrivatePcscd:
         *,
         run_dir: str | os.PathLike[str] | None = None,
         debug: bool = True,
+        log_apdus: bool = False,
     ) -> None:
         if not readers:
             raise ConfigError("readers", "a private pcscd needs at least one reader")
@@ -124,15 +143,16 @@ class PrivatePcscd:
                 raise ConfigError("readers", f"bad reader friendly name {name!r}")
         if len(set(readers)) != len(readers):
             raise ConfigError("readers", "reader friendly names must be distinct")
-        self._base = Path(tempfile.mkdtemp(prefix="carddaemon-pcscd-"))
+        self._slots: dict[str, VpcdSlot] = {}
+        for name in readers:
+            self._slots[name] = VpcdSlot(name, free_port_pair(self._used_ports()))
+        self._base = Path(tempfile.mkdtemp(prefix="carddaemon-pcscd-"))  # 0700
         self._own_run_dir = run_dir is None
         self.run_dir = Path(run_dir) if run_dir is not None else self._base / "run"
         self.conf_dir = self._base / "reader.conf.d"
         self.log_path = self._base / "pcscd.log"
         self.debug = debug
-        self._slots: dict[str, VpcdSlot] = {}
-        for name in readers:
-            self._slots[name] = VpcdSlot(name, free_port_pair(self._used_ports()))
+        self.log_apdus = log_apdus
         self._active: tuple[str, ...] = tuple(readers)
         self._proc: subprocess.Popen[bytes] | None = None
         self._closed = False
@@ -167,8 +187,9 @@ class PrivatePcscd:
         return {**os.environ, CSOCK_ENV: self.socket_path}
 
     def log_tail(self, chars: int = 4000) -> str:
+        """The end of pcscd's log, APDU data redacted (safe to put in an error message)."""
         try:
-            return self.log_path.read_text(errors="replace")[-chars:]
+            return redact_apdu_log(self.log_path.read_text(errors="replace"))[-chars:]
         except OSError:
             return ""
 
@@ -189,14 +210,16 @@ class PrivatePcscd:
         for stale in (_SOCKET_NAME, "pcscd.pid"):
             with contextlib.suppress(FileNotFoundError):
                 (self.run_dir / stale).unlink()
-        flags = "--foreground --debug --apdu" if self.debug else "--foreground"
+        flags = "--foreground" + (" --debug" if self.debug else "")
+        flags += " --apdu" if self.log_apdus else ""
         script = (
             "set -e; mount -t tmpfs tmpfs /run; mkdir /run/pcscd; "
             f"mount --bind {shlex.quote(str(self.run_dir))} /run/pcscd; "
             f"exec pcscd {flags} -c {shlex.quote(str(self.conf_dir))}"
         )
         cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
-        with open(self.log_path, "ab") as log:
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(fd, "ab") as log:
             self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own paths
                 cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )

@@ -13,6 +13,7 @@ import pytest
 
 from daemon.errors import (
     CardAbsent,
+    CardCommandFailed,
     CardDaemonError,
     CardRemoved,
     PcscUnavailable,
@@ -301,3 +302,26 @@ def test_storage_card_semantics_are_the_same_on_both_paths(
         with pytest.raises(expected) as err:
             _read_or_write(card, op)
         assert stack.name(0) in str(err.value)
+
+
+# --- key bytes ---------------------------------------------------------------------------------
+
+
+def test_key_bytes_reach_no_log_error_or_trace_on_either_path(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every logger (vpcd bridge, pyscard backend, trace at TRACE level) and pcscd's own log."""
+    key = bytes.fromhex("5A1B2C3D4E6F")
+    caplog.set_level(1)
+    stack.insert(0, _card())
+    with StorageCard(stack.backend.connect(stack.name(0))) as card:
+        card.load_key(key, 1)
+        with pytest.raises(CardCommandFailed) as err:  # wrong key: ACS answers 63 00
+            card.authenticate(4, KeyType.A, 1)
+        texts = [str(err.value), repr(err.value), caplog.text, *card.trace.lines()]
+    assert "FF 82 00 01 06 ** ** ** ** ** **" in caplog.text  # the trace was dumped, masked
+    if stack.pcscd is not None:
+        assert stack.pcscd.log_path.exists()
+        texts.append(stack.pcscd.log_path.read_text(errors="replace"))
+    for text in texts:
+        assert key.hex().upper() not in text.upper().replace(" ", "")

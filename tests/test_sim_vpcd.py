@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from daemon.errors import ConfigError, InvalidArgument, OperationTimeout, ReaderUnavailable
-from sim.pcscd import PrivatePcscd, free_port_pair
+from sim.pcscd import PrivatePcscd, free_port_pair, redact_apdu_log
 from sim.reader import SimReader
 from sim.store import transport_card
 from sim.vpcd import VpcdBridge
@@ -133,8 +133,27 @@ def test_private_pcscd_unknown_slot_is_named() -> None:
         with pytest.raises(ConfigError, match="Nope"):
             pcscd.slot("Nope")
         assert pcscd.slots[0].reader_name == "Only One 00 00"
+        assert pcscd.log_path.exists()
     pcscd.close()
     assert not pcscd.running
+    assert not pcscd.log_path.parent.exists()  # the log (and the whole temp dir) is gone
+
+
+def test_pcscd_apdu_log_is_redacted_where_it_is_quoted() -> None:
+    log = (
+        "00000002 APDU: FF 82 00 00 06 A0 A1 A2 A3 A4 A5 \n"  # LOAD KEY
+        "00000169 SW: 90 00 \n"
+        "00000003 APDU: FF D6 00 07 10 A0 A1 A2 A3 A4 A5 FF 07 80 69 B0 B1 B2 B3 B4 B5 \n"
+        "00000001 APDU: FF B0 00 07 10 \n"  # READ BINARY of a trailer: key B may be readable
+        "00000110 SW: 00 00 00 00 00 00 FF 07 80 69 B0 B1 B2 B3 B4 B5 90 00 \n"
+    )
+    assert redact_apdu_log(log).splitlines() == [
+        "00000002 APDU: FF 82 00 00 ..",
+        "00000169 SW: 90 00 ",
+        "00000003 APDU: FF D6 00 07 ..",
+        "00000001 APDU: FF B0 00 07 ..",
+        "00000110 SW: .. 90 00 ",
+    ]
 
 
 class BuggyReader(SimReader):
