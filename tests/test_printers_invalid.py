@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from daemon.errors import ConfigError, ReceiptInvalid
+from daemon.errors import ConfigError, InvalidArgument, ReceiptInvalid
 from daemon.printers import (
     Header,
     Item,
@@ -58,7 +58,7 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("name over two lines", _items(Item("长" * 25, 1, 100, 100)), "items[0].name"),
     ("float price", _items(Item("a", 1, 1.5, 2)), "items[0].unit_price_fen"),  # type: ignore[arg-type]
     ("negative amount", _items(Item("a", 1, 100, -100)), "items[0].amount_fen"),
-    ("bool amount", _items(Item("a", 1, 100, True)), "items[0].amount_fen"),  # type: ignore[arg-type]
+    ("bool amount", _items(Item("a", 1, 100, True)), "items[0].amount_fen"),
     ("float quantity", _items(Item("a", 0.5, 100, 50)), "items[0].quantity"),  # type: ignore[arg-type]
     (
         "subtotal mismatch",
@@ -66,6 +66,21 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
         "totals.subtotal_fen",
     ),
     ("payments short", {"payments": (Payment("Cash", 1000),)}, "payments"),
+    (
+        "float total",
+        {"totals": Totals(subtotal_fen=1050, total_fen=10.5)},  # type: ignore[arg-type]
+        "totals.total_fen",
+    ),
+    (
+        "negative change",
+        {"totals": Totals(subtotal_fen=1050, total_fen=1050, change_fen=-50)},
+        "totals.change_fen",
+    ),
+    (
+        "float points",
+        {"member": with_changes(MEMBER, points_earned=1.5)},
+        "member.points_earned",
+    ),
     ("float payment", {"payments": (Payment("Cash", 1050.0),)}, "payments[0].amount_fen"),  # type: ignore[arg-type]
     (
         "unmasked member id",
@@ -140,6 +155,33 @@ def test_good_config_and_profile_override() -> None:
 
 def test_spool_rejects_unknown_jobs(tmp_path: Path) -> None:
     with Spool(tmp_path / "s.db") as spool:
-        with pytest.raises(ReceiptInvalid.__mro__[1]) as err:  # InvalidArgument
+        with pytest.raises(InvalidArgument) as err:
             spool.cancel(42)
-        assert "42" in str(err.value)
+        assert err.value.field == "job_id"
+        assert "no print job 42" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read"),
+        (b"GIF89a-nope", "not a readable image"),
+        ("wide", "577x10 dots exceeds 576x512"),
+    ],
+)
+def test_bad_stored_logo_is_a_config_error_at_start(
+    tmp_path: Path, content: bytes | str | None, message: str
+) -> None:
+    from daemon.printers import PrinterService
+
+    logo = tmp_path / "logo.png"
+    if content == "wide":
+        logo.write_bytes(_png(577, 10))
+    elif isinstance(content, bytes):
+        logo.write_bytes(content)
+    cfg = PrinterConfig.from_mapping("p1", {"port": 1, "logo_path": str(logo)})
+    with pytest.raises(ConfigError) as err:
+        PrinterService(cfg, tmp_path / "s.db")
+    assert err.value.key == "printers.p1.logo_path"
+    assert message in str(err.value)
+    assert not (tmp_path / "s.db").exists()  # refused before anything was opened

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.errors import ReceiptInvalid
+from daemon.errors import CardDaemonError, ReceiptInvalid
 from daemon.printers.profiles import PrinterProfile
 from daemon.printers.textwidth import text_width, wrap
 
@@ -24,6 +25,7 @@ __all__ = [
     "Payment",
     "Receipt",
     "Totals",
+    "check_logo",
     "format_fen",
     "item_layout",
     "validate_receipt",
@@ -158,21 +160,27 @@ def _check_count(values: object, name: str, low: int, high: int) -> tuple[object
     return tuple(values)
 
 
-def _check_logo(png: object, profile: PrinterProfile) -> None:
-    name = "header.logo_png"
+def check_logo(
+    png: object,
+    profile: PrinterProfile,
+    name: str = "header.logo_png",
+    error: Callable[[str, str], CardDaemonError] = ReceiptInvalid,
+) -> None:
+    """A logo must be a readable image that fits the paper: checked when a receipt brings one
+    (``ReceiptInvalid``) and when the config names a stored one (``ConfigError``)."""
     if not isinstance(png, bytes):
-        raise ReceiptInvalid(name, "must be PNG bytes")
+        raise error(name, "must be PNG bytes")
     if len(png) > MAX_LOGO_BYTES:
-        raise ReceiptInvalid(name, f"{len(png)} bytes, at most {MAX_LOGO_BYTES}")
+        raise error(name, f"{len(png)} bytes, at most {MAX_LOGO_BYTES}")
     from PIL import Image, UnidentifiedImageError  # Pillow only when a logo is sent
 
     try:
         with Image.open(io.BytesIO(png)) as img:
             width, height = img.size
     except (UnidentifiedImageError, OSError) as exc:
-        raise ReceiptInvalid(name, "not a readable image") from exc
+        raise error(name, "not a readable image") from exc
     if width > profile.dots_per_line or height > MAX_LOGO_HEIGHT:
-        raise ReceiptInvalid(
+        raise error(
             name,
             f"{width}x{height} dots exceeds {profile.dots_per_line}x{MAX_LOGO_HEIGHT}",
         )
@@ -187,7 +195,7 @@ def validate_receipt(receipt: Receipt, profile: PrinterProfile) -> None:
     for i, line in enumerate(_check_count(head.lines, "header.lines", 0, MAX_TEXT_LINES)):
         _check_text(line, f"header.lines[{i}]", cpl, kanji)
     if head.logo_png is not None:
-        _check_logo(head.logo_png, profile)
+        check_logo(head.logo_png, profile)
     _check_text(receipt.receipt_no, "receipt_no", cpl - 6, kanji)
     _check_text(receipt.timestamp, "timestamp", cpl - 6, kanji)
 

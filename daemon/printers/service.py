@@ -19,12 +19,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
 
-from daemon.errors import InvalidArgument, OperationTimeout, PrinterError, PrinterOffline
+from daemon.errors import (
+    ConfigError,
+    InvalidArgument,
+    OperationTimeout,
+    PrinterError,
+    PrinterOffline,
+)
 from daemon.printers.backend import PrinterBackend, PrinterConfig
 from daemon.printers.encoder import ReceiptEncoder
 from daemon.printers.printer import ReceiptPrinter
 from daemon.printers.profiles import PrinterProfile
-from daemon.printers.receipt import Receipt
+from daemon.printers.receipt import Receipt, check_logo
 from daemon.printers.spool import Job, JobState, Spool
 from daemon.printers.status import PrinterStatus
 
@@ -33,6 +39,20 @@ __all__ = ["PrinterService", "StatusSubscription"]
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _stored_logo(config: PrinterConfig, profile: PrinterProfile) -> bytes | None:
+    """The configured logo, checked at start: a bad file is a ConfigError naming the key, not
+    a crash (or an unprintable image) at the first receipt that asks for the logo."""
+    if not config.logo_path:
+        return None
+    key = f"printers.{config.id}.logo_path"
+    try:
+        png = Path(config.logo_path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(key, f"cannot read {config.logo_path}: {exc.strerror}") from exc
+    check_logo(png, profile, key, ConfigError)
+    return png
 
 
 class StatusSubscription:
@@ -78,7 +98,7 @@ class PrinterService:
     ) -> None:
         self.config = config
         self.printer = ReceiptPrinter(config, backend, profile)
-        logo = Path(config.logo_path).read_bytes() if config.logo_path else None
+        logo = _stored_logo(config, self.printer.profile)
         self.encoder = ReceiptEncoder(self.printer.profile, stored_logo=logo)
         self._own_spool = not isinstance(spool, Spool)
         self.spool = spool if isinstance(spool, Spool) else Spool(spool)
