@@ -92,6 +92,17 @@ def _framer(t: _Table, *, prefix: bytes) -> SerialFramer:
     )
 
 
+def _prefix_bytes(t: _Table) -> bytes:
+    """The prefix as the bytes on the wire: one character per byte (``"\u0002"`` is STX)."""
+    text: str = t.get("prefix", str, "")
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{t.where}.prefix", "one byte per character: use \\u0000..\\u00ff escapes"
+        ) from None
+
+
 def build_backend(
     scanner_id: str, table: Mapping[str, Any], *, usb_backend: Any = None
 ) -> ScannerBackend:
@@ -101,7 +112,7 @@ def build_backend(
         from daemon.scanners.serial_port import SerialScanner
 
         t = _Table(scanner_id, table, _SERIAL)
-        framer = _framer(t, prefix=t.get("prefix", str, "").encode("latin-1"))
+        framer = _framer(t, prefix=_prefix_bytes(t))
         return SerialScanner(t.get("url", str, None), framer, baudrate=t.positive("baudrate", 9600))
     if kind == "wedge":
         from daemon.scanners.wedge import KeyboardWedgeScanner, evdev_available
