@@ -148,19 +148,28 @@ class PtyPrinterServer(_Server):
         byte_time = 10.0 / self.baudrate
         chunk = max(1, self.baudrate // 5000)  # ~2 ms of wire time per read
         wire_free = time.monotonic()
+        backlog = False  # bytes were already waiting when the previous ones came off the wire
         try:
             while not self._stop.is_set():
                 ready, _, _ = select.select([self._master], [], [], 0.05)
                 if not ready:
                     continue
+                now = time.monotonic()
+                if not backlog:  # the line was idle: these bytes start on the wire now
+                    wire_free = max(wire_free, now)
+                # Back-to-back bytes keep the UART's pace even when this thread woke late (a
+                # loaded machine): take every byte whose wire time has already passed at once,
+                # instead of stretching the line by each late wake-up.
+                due = int((now - wire_free) / byte_time)
                 try:
-                    data = os.read(self._master, chunk)
+                    data = os.read(self._master, max(chunk, min(due, 4096)))
                 except OSError:
                     return
                 if not data:
                     return
                 # bytes arrive only after their time on the wire (10 bits each)
-                wire_free = max(wire_free, time.monotonic()) + len(data) * byte_time
+                wire_free += len(data) * byte_time
+                backlog = bool(select.select([self._master], [], [], 0)[0])
                 delay = wire_free - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
