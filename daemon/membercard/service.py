@@ -11,8 +11,10 @@ Every value change follows one protocol (docs/card-layout.md, "Transactions"):
 6. update the purse mirror (primary, then backup) and read it back;
 7. journal the outcome.
 
-Any error after step 4 is ``WriteUnconfirmed`` and the intent stays PENDING until the card is
-read again; then the tag tells whether the record made it.
+A ``check`` hook (the reader worker's deadline) runs between steps 3 and 4 only: an operation
+stopped there provably wrote nothing. Any error after step 4 is ``WriteUnconfirmed`` and the
+intent stays PENDING until the card is read again; then the tag tells whether the record made
+it.
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ __all__ = ["CardInfo", "MemberCardService", "OpResult"]
 logger = logging.getLogger(__name__)
 
 Compute = Callable[[CardState], tuple[SlotState, dict[str, int]]]
+Check = Callable[[str], None]
+"""Deadline hook (e.g. ``JobContext.check_deadline``): raises to stop before the journal intent,
+the last point at which nothing of the request has been written; never called after it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,7 @@ class MemberCardService:
         points: int | None = None,
         expected_uid: str | None = None,
         expected_balance: int | None = None,
+        check: Check | None = None,
     ) -> OpResult:
         """Pay ``amount`` fen from stored value; earn points by tier (or ``points`` if given)."""
         check_amount("amount", amount)
@@ -170,7 +176,7 @@ class MemberCardService:
 
         params = {"amount": amount, "earn_points": earn_points, "points": points}
         return self._mutate(card, request_id, "debit", params, compute, expected_uid,
-                            expected_balance)  # fmt: skip
+                            expected_balance, check)  # fmt: skip
 
     def credit(
         self,
@@ -181,6 +187,7 @@ class MemberCardService:
         bonus: int | None = None,
         expected_uid: str | None = None,
         expected_balance: int | None = None,
+        check: Check | None = None,
     ) -> OpResult:
         """Top up ``amount`` fen plus the bonus of the configured step (or ``bonus`` if given)."""
         check_amount("amount", amount)
@@ -204,7 +211,7 @@ class MemberCardService:
 
         params = {"amount": amount, "bonus": bonus}
         return self._mutate(card, request_id, "credit", params, compute, expected_uid,
-                            expected_balance)  # fmt: skip
+                            expected_balance, check)  # fmt: skip
 
     def adjust_points(
         self,
@@ -213,6 +220,7 @@ class MemberCardService:
         request_id: str,
         delta: object,
         expected_uid: str | None = None,
+        check: Check | None = None,
     ) -> OpResult:
         """Add (``delta`` > 0) or redeem (``delta`` < 0) points."""
         if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
@@ -230,7 +238,7 @@ class MemberCardService:
             }  # fmt: skip
 
         return self._mutate(card, request_id, "points", {"delta": delta}, compute,
-                            expected_uid, None)  # fmt: skip
+                            expected_uid, None, check)  # fmt: skip
 
     # --- the protocol -------------------------------------------------------------------------
 
@@ -259,6 +267,7 @@ class MemberCardService:
         compute: Compute,
         expected_uid: str | None,
         expected_balance: int | None,
+        check: Check | None = None,
     ) -> OpResult:
         params = {**params, "expected_uid": expected_uid, "expected_balance": expected_balance}
         with self.journal.claim(request_id, op, params) as claim:
@@ -302,6 +311,8 @@ class MemberCardService:
                         points=new.points, counter=new.counter, amount=figures["amount"],
                         bonus=figures["bonus"], points_delta=figures["points_delta"],
                     )  # fmt: skip
+                    if check is not None:  # last point with nothing of this request written
+                        check(f"{op} {request_id} (card read, nothing written yet)")
                     self.journal.record_intent(
                         request_id,
                         state.uid_hex,
