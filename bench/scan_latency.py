@@ -77,8 +77,8 @@ def run(n: int) -> dict[str, list[float]]:
                 _wait_connected(sub, "pty")
                 results["serial pty (CR)"] = _measure(sub, lambda c: sim.scan(c, aim="]C0"), n)
         dev = SimHidPosDevice()
-        table = {"kind": "hidpos", "vid": dev.vid, "pid": dev.pid}
-        with build_scanner("usb", table, stream, usb_backend=SimUsbBackend(dev)):
+        usb_table: dict[str, object] = {"kind": "hidpos", "vid": dev.vid, "pid": dev.pid}
+        with build_scanner("usb", usb_table, stream, usb_backend=SimUsbBackend(dev)):
             _wait_connected(sub, "usb")
             results["HID-POS (pyusb)"] = _measure(sub, lambda c: dev.scan(c, aim="]C0"), n)
         sub.close()

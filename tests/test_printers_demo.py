@@ -85,7 +85,7 @@ def test_standalone_sim_printer_saves_what_it_is_sent(tmp_path: Path) -> None:
     finally:
         child.kill()
         child.wait()
-        if child.stdout:
+        if child.stdout is not None:
             child.stdout.close()
     assert "康师傅红烧牛肉面（桶装）" in rest
     assert (tmp_path / "out" / "receipt-0001.png").stat().st_size > 10_000

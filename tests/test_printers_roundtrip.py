@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -32,7 +33,7 @@ from tests.fixtures_printers import pty_service, sample_receipt, simple_receipt,
 
 
 def _print_direct(
-    profile: str, receipt_kwargs: dict[str, object] | None = None
+    profile: str, receipt_kwargs: dict[str, Any] | None = None
 ) -> tuple[Receipt, PrintedReceipt]:
     prof = get_profile(profile)
     receipt = sample_receipt() if receipt_kwargs is None else simple_receipt(**receipt_kwargs)

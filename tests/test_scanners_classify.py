@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -245,7 +247,7 @@ def test_custom_member_pattern() -> None:
         ({"key": KEY, "prefix": ""}, "scanners.member_prefix"),
     ],
 )
-def test_member_verifier_config_errors_name_the_key(kwargs: dict, key: str) -> None:
+def test_member_verifier_config_errors_name_the_key(kwargs: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as err:
         MemberTokenVerifier(**kwargs)
     assert err.value.key == key

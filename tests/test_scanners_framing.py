@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from daemon.errors import ConfigError
-from daemon.scanners import MissingSuffix, SerialFramer, Terminator
+from daemon.scanners import MissingSuffix, RawScan, SerialFramer, Terminator
 
 MS = 1_000_000  # ns
 
 
-def _texts(scans: list) -> list[bytes]:
+def _texts(scans: list[RawScan]) -> list[bytes]:
     return [s.data for s in scans]
 
 
@@ -149,7 +151,7 @@ def test_reset_drops_a_partial_code() -> None:
         ({"max_length": 3}, "max_length"),
     ],
 )
-def test_bad_framer_settings_name_the_key(kwargs: dict, key: str) -> None:
+def test_bad_framer_settings_name_the_key(kwargs: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as err:
         SerialFramer(Terminator.CR, **kwargs)
     assert err.value.key == key

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -211,7 +212,7 @@ def test_stream_close_closes_subscriptions() -> None:
         ({"history": -1}, "scanners.replay_history"),
     ],
 )
-def test_stream_config_errors(kwargs: dict, key: str) -> None:
+def test_stream_config_errors(kwargs: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as err:
         ScanStream(**kwargs)
     assert err.value.key == key
