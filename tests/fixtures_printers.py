@@ -14,15 +14,20 @@ from daemon.printers import (
     Item,
     MemberSection,
     Payment,
+    PrinterBackend,
     PrinterConfig,
     PrinterService,
     Receipt,
     Totals,
+    create_backend,
 )
+from daemon.printers.commands import DLE_EOT_ALL, dle_eot
 from sim.printer import PtyPrinterServer, TcpPrinterServer, VirtualPrinter
 from sim.printer.sample import sample_receipt
 
 __all__ = [
+    "RecordingBackend",
+    "job_writes",
     "link_service",
     "pty_service",
     "sample_receipt",
@@ -49,6 +54,51 @@ def with_changes(obj: Any, **changes: Any) -> Any:
     return dataclasses.replace(obj, **changes)
 
 
+class RecordingBackend(PrinterBackend):
+    """The configured real backend, keeping every write in a list.
+
+    Tests read what was sent from here, not from the printer's diagnostic ring (32 entries: the
+    worker's status polls push a job out of it within about a second) nor from two counters the
+    worker updates one after the other (a read in between is off by one).
+    """
+
+    def __init__(self, config: PrinterConfig) -> None:
+        super().__init__()
+        self.inner = create_backend(config)
+        self.sent: list[bytes] = []  # list.append is atomic: safe to read while the worker runs
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def _write(self, data: bytes) -> None:
+        self.inner.write(data)
+        self.sent.append(data)
+
+    def read(self, size: int, timeout: float) -> bytes:
+        return self.inner.read(size, timeout)
+
+    def close(self) -> None:
+        self.inner.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self.inner.is_open
+
+    @property
+    def seconds_per_byte(self) -> float:
+        return self.inner.seconds_per_byte
+
+
+_STATUS_REQUESTS = (DLE_EOT_ALL, dle_eot(1))
+
+
+def job_writes(service: PrinterService) -> list[bytes]:
+    """Every write of ``service`` except its status requests (jobs, drawer kicks)."""
+    backend = service.printer.backend
+    assert isinstance(backend, RecordingBackend), "build the service with a RecordingBackend"
+    return [w for w in list(backend.sent) if w not in _STATUS_REQUESTS]
+
+
 @contextlib.contextmanager
 def tcp_service(
     tmp_path: Path,
@@ -66,7 +116,7 @@ def tcp_service(
             confirm_timeout_s=config.pop("confirm_timeout_s", 5.0),
             **config,
         )
-        with PrinterService(cfg, tmp_path / "spool.db") as service:
+        with PrinterService(cfg, tmp_path / "spool.db", RecordingBackend(cfg)) as service:
             yield service, sim, server
 
 
@@ -88,7 +138,7 @@ def pty_service(
             confirm_timeout_s=config.pop("confirm_timeout_s", 5.0),
             **config,
         )
-        with PrinterService(cfg, tmp_path / "spool.db") as service:
+        with PrinterService(cfg, tmp_path / "spool.db", RecordingBackend(cfg)) as service:
             yield service, sim, server
 
 

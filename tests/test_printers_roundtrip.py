@@ -19,6 +19,7 @@ from daemon.printers import (
     format_fen,
     get_profile,
 )
+from daemon.printers.commands import GS_R_PAPER
 from sim.printer import (
     Barcode,
     Cut,
@@ -29,7 +30,13 @@ from sim.printer import (
     VirtualPrinter,
     render_text,
 )
-from tests.fixtures_printers import pty_service, sample_receipt, simple_receipt, tcp_service
+from tests.fixtures_printers import (
+    job_writes,
+    pty_service,
+    sample_receipt,
+    simple_receipt,
+    tcp_service,
+)
 
 
 def _print_direct(
@@ -127,7 +134,7 @@ def test_service_prints_through_the_real_connector(tmp_path: Path, link: str) ->
         assert done.state is JobState.PRINTED
         assert len(sim.completed) == 1
         assert "康师傅红烧牛肉面（桶装）" in "\n".join(sim.completed[0].texts())
-        assert service.printer.backend.writes >= 2  # status query + exactly one for the job
+        assert job_writes(service) == [job.data + GS_R_PAPER]  # one write for the whole job
 
 
 def test_plain_text_preview_keeps_columns() -> None:

@@ -18,8 +18,11 @@ from daemon.printers import (
     Totals,
     get_profile,
 )
+from daemon.printers.commands import GS_R_PAPER
 from sim.printer import TcpPrinterServer, VirtualPrinter
 from tests.fixtures_printers import (
+    RecordingBackend,
+    job_writes,
     link_service,
     pty_service,
     sample_receipt,
@@ -198,11 +201,13 @@ def test_profile_without_print_confirmation_trusts_a_ready_printer(tmp_path: Pat
     profile = get_profile("zh-80", print_confirm=False)
     with TcpPrinterServer(sim) as server:
         cfg = PrinterConfig(id="nocfm", port=server.port, poll_interval_s=0.05)
-        with PrinterService(cfg, tmp_path / "nocfm.db", profile=profile) as service:
+        backend = RecordingBackend(cfg)
+        with PrinterService(cfg, tmp_path / "nocfm.db", backend, profile) as service:
             job = service.submit(simple_receipt())
             assert service.wait_job(job.id, 5).state is JobState.PRINTED
-            [sent] = [b for d, b in service.printer.trace if b.startswith(b"\x1b@")]
-            assert sent.endswith(b"\x1dV\x42\x03")  # ends with the cut, no GS r 1 after it
+            # the job exactly as encoded: it ends with the cut, no GS r 1 after it
+            assert job_writes(service) == [job.data]
+            assert job.data.endswith(b"\x1dV\x42\x03")
     assert len(sim.completed) == 1
 
 
@@ -214,12 +219,10 @@ def test_long_receipt_over_9600_baud_is_one_write_and_prints(tmp_path: Path) -> 
         payments=(Payment("Cash", 8000),),
     )
     with pty_service(tmp_path, baudrate=9600) as (service, sim, _server):
-        service.status(refresh=True)
-        before = service.printer.backend.writes - service.printer.status_writes
         job = service.submit(receipt)
         assert len(job.data) > 4096  # more than a pty/UART buffer: the write has to wait
         assert service.wait_job(job.id, 15).state is JobState.PRINTED
-        assert service.printer.backend.writes - service.printer.status_writes - before == 1
+        assert job_writes(service) == [job.data + GS_R_PAPER]  # ONE write: job + confirmation
         assert len(sim.completed[0].lines()) > 80
 
 

@@ -9,7 +9,7 @@ import pytest
 from daemon.errors import OperationTimeout, PrinterError
 from daemon.printers import PrinterStatus, parse_status
 from sim.printer import VirtualPrinter
-from tests.fixtures_printers import link_service, tcp_service
+from tests.fixtures_printers import job_writes, link_service, tcp_service
 
 
 def h(text: str) -> bytes:
@@ -108,6 +108,7 @@ def test_drawer_kick_and_drawer_open_status(tmp_path: Path, link: str) -> None:
         sim.close_drawer()
         assert not service.status(refresh=True).drawer_open
         assert service.spool.jobs(service.config.id) == []  # never spooled, never replayed
+        assert job_writes(service) == [h("1b 70 01 1e 1e  # ESC p 1 30 30: pin 5, 60 ms")]
 
 
 def test_unplugged_printer_reports_unreachable(tmp_path: Path) -> None:
