@@ -238,6 +238,15 @@ def test_custom_member_pattern() -> None:
     assert (verdict.member_id, verdict.member_status) == ("VIP7", MemberStatus.VALID)
 
 
+def test_custom_pattern_letting_letters_into_the_expiry_is_malformed_not_a_crash() -> None:
+    verifier = MemberTokenVerifier(
+        KEY, prefix="M:", pattern=r"M:(?P<member_id>\d+):(?P<expiry>\w+):(?P<mac>[0-9a-f]{32})"
+    )
+    verdict = Classifier(verifier).classify("M:7:soon:" + "0" * 32, None)
+    assert (verdict.kind, verdict.valid) == (ScanKind.MEMBER, False)
+    assert verdict.member_status is MemberStatus.MALFORMED
+
+
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [

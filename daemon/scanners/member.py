@@ -85,7 +85,11 @@ class MemberTokenVerifier:
         m = self.pattern.fullmatch(text)
         if m is None:
             return MemberCheck(MemberStatus.MALFORMED)
-        member_id, expiry = m.group("member_id"), int(m.group("expiry"))
+        member_id = m.group("member_id")
+        try:  # a configured pattern may let more than digits into the group
+            expiry = int(m.group("expiry"))
+        except ValueError:
+            return MemberCheck(MemberStatus.MALFORMED)
         signed = text[: m.start("mac")].encode("utf-8")
         want = hmac.new(self._key, signed, hashlib.sha256).digest()[: self.mac_bytes]
         try:
