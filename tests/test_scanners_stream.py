@@ -228,7 +228,7 @@ class FlakySink(ScanStream):
     def on_scan(self, scanner_id: str, raw: RawScan) -> None:
         if self.failures == 0:
             self.failures += 1
-            raise RuntimeError("consumer bug")
+            raise RuntimeError(f"consumer bug on {raw.data.decode()}")  # quotes the scan
         super().on_scan(scanner_id, raw)
 
 
@@ -242,10 +242,12 @@ def test_a_failing_sink_does_not_kill_the_reader_thread(caplog: pytest.LogCaptur
         build_scanner("lane", table, sink, usb_backend=SimUsbBackend(dev)),
     ):
         wait_state(sub, "lane", ScannerState.CONNECTED)
-        dev.scan("lost to the bug")
+        dev.scan(WECHAT)  # lost to the bug
         dev.scan("delivered")
         assert next_scan(sub).text == "delivered"
-    assert "scan sink failed" in caplog.text
+    assert "scan sink failed: RuntimeError" in caplog.text
+    assert "in on_scan" in caplog.text  # where it was raised, for the developer
+    assert WECHAT not in caplog.text
 
 
 def test_importing_the_daemon_imports_no_hardware_library() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
 from typing import Protocol
 
 from daemon.errors import ConfigError, ScannerUnavailable
@@ -134,5 +135,12 @@ class Scanner:
             for raw in scans:
                 try:
                     self.sink.on_scan(self.scanner_id, raw)
-                except Exception:
-                    logger.exception("scanner %s: scan sink failed", self.scanner_id)
+                except Exception as exc:
+                    # A consumer's message may quote the scan (a payment code): log the type
+                    # and where it was raised, never the message.
+                    logger.error(
+                        "scanner %s: scan sink failed: %s\n%s",
+                        self.scanner_id,
+                        type(exc).__name__,
+                        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+                    )
