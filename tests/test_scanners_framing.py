@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.errors import ConfigError
 from daemon.scanners import MissingSuffix, RawScan, SerialFramer, Terminator
@@ -155,3 +157,35 @@ def test_bad_framer_settings_name_the_key(kwargs: dict[str, Any], key: str) -> N
     with pytest.raises(ConfigError) as err:
         SerialFramer(Terminator.CR, **kwargs)
     assert err.value.key == key
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(
+        st.tuples(
+            st.binary(max_size=40) | st.sampled_from([b"\r", b"\n", b"\r\n", b"\x02", b"]Q1"]),
+            st.integers(min_value=0, max_value=3_000),
+        ),
+        max_size=20,
+    ),
+    terminator=st.sampled_from(list(Terminator)),
+)
+def test_any_byte_stream_frames_without_error_and_within_limits(
+    chunks: list[tuple[bytes, int]], terminator: Terminator
+) -> None:
+    """Garbage from a scanner (noise, lone suffixes, runaway codes) never raises and never
+    yields an empty or over-long scan."""
+    f = SerialFramer(terminator, prefix=b"\x02" if terminator is Terminator.CR else b"",
+                     max_length=64, idle_gap_s=0.05, suffix_timeout_s=0.5)  # fmt: skip
+    now = 0
+    scans: list[RawScan] = []
+    for data, gap_ms in chunks:
+        now += gap_ms * MS
+        scans += f.poll(now)
+        scans += f.feed(data, now)
+    scans += f.poll(now + 10_000 * MS)
+    assert f.deadline_ns() is None  # nothing left pending after a long quiet time
+    for scan in scans:
+        assert 0 < len(scan.data) <= 64
+        assert b"\x00" not in scan.data
+        assert b"\xff" not in scan.data

@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.errors import ConfigError
 from daemon.scanners import (
@@ -233,3 +235,25 @@ def test_config_errors_name_the_key(table: dict[str, Any], key: str) -> None:
     with ScanStream() as stream, pytest.raises(ConfigError) as err:
         build_scanner("x", table, stream)
     assert err.value.key == key
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    reports=st.lists(
+        st.binary(max_size=70)
+        | st.builds(
+            report,
+            st.binary(max_size=56),
+            aim=st.sampled_from([b"]Q1", b"\0\0\0", b"]E0", b"xyz"]),
+            more=st.booleans(),
+        ),
+        max_size=12,
+    )
+)
+def test_any_report_sequence_is_survived_within_limits(reports: list[bytes]) -> None:
+    """Garbage reports (any length, any ID, lying length bytes) never raise; every scan that
+    comes out is non-empty and within max_length."""
+    asm = HidPosAssembler(max_length=120)
+    for n, rep in enumerate(reports):
+        scan = asm.feed(rep, n)
+        assert scan is None or 0 < len(scan.data) <= 120
