@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import OperationTimeout, PrinterError
-from daemon.printers import PrinterStatus, parse_status
+from daemon.printers import JobState, PrinterStatus, parse_status
 from sim.printer import VirtualPrinter
-from tests.fixtures_printers import job_writes, link_service, tcp_service
+from tests.fixtures_printers import job_writes, link_service, simple_receipt, tcp_service
 
 
 def h(text: str) -> bytes:
@@ -162,3 +162,21 @@ def test_absent_usb_printer_is_offline() -> None:
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
     assert out.stdout.split() == ["PRINTER_OFFLINE", "True"], out.stderr
+
+
+@pytest.mark.parametrize("link", ["tcp", "pty"])
+def test_garbage_status_answers_mean_unreachable_and_the_worker_recovers(
+    tmp_path: Path, link: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes that are no DLE EOT answer are never read as "paper OK": the printer is reported
+    unreachable (after the status timeout), and once it talks sense again it is ready again."""
+    with link_service(link, tmp_path) as (service, sim, _server):
+        assert service.status(refresh=True).ready
+        sim.set_status_noise(b"\xff\x80")  # neither pattern: bit 7 set
+        assert service.status(refresh=True).problem == "UNREACHABLE"
+        assert "unexpected byte 0xFF" in caplog.text
+        job = service.submit(simple_receipt())
+        assert service.wait_job(job.id, 0.3).state is JobState.QUEUED  # nothing sent blind
+        sim.set_status_noise(None)
+        assert service.wait_job(job.id, 5).state is JobState.PRINTED
+        assert len(sim.completed) == 1

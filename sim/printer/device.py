@@ -62,6 +62,7 @@ class VirtualPrinter:
         self.near_end_at = 20
         self._out: collections.deque[Element] = collections.deque()
         self._sink: Callable[[bytes], None] | None = None
+        self.status_noise: bytes | None = None  # sent instead of each DLE EOT answer
 
     # --- transport side ---------------------------------------------------------------------
 
@@ -90,6 +91,8 @@ class VirtualPrinter:
             self._changed.notify_all()
 
     def _realtime(self, raw: bytes) -> bytes:
+        if self.status_noise is not None and raw[1] == 0x04:
+            return self.status_noise
         if raw[1] != 0x04:  # DLE ENQ / DLE DC4: recovery and pulse requests
             if raw[1] == 0x05 and raw[2] in (1, 2):
                 self.cutter_error = False
@@ -212,6 +215,11 @@ class VirtualPrinter:
     def set_paper(self, lines: int | None) -> None:
         """Lines of paper left (0 = paper out now, None = endless); resumes a stopped job."""
         self._set(paper_lines=lines)
+
+    def set_status_noise(self, noise: bytes | None) -> None:
+        """Answer every ``DLE EOT`` with ``noise`` (a broken cable, a wrong baud rate, firmware
+        talking garbage) until called with None."""
+        self._set(status_noise=noise)
 
     def close_drawer(self) -> None:
         self._set(drawer_open=False)
