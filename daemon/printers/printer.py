@@ -13,7 +13,6 @@ import collections
 import logging
 import time
 from dataclasses import replace
-from types import TracebackType
 from typing import Self
 
 from daemon.errors import PrinterError, PrinterOffline
@@ -59,12 +58,7 @@ class ReceiptPrinter:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _pump(self, timeout: float) -> None:

@@ -14,7 +14,6 @@ import socket
 import threading
 import time
 import tty
-from types import TracebackType
 from typing import Self
 
 from sim.printer.device import VirtualPrinter
@@ -46,12 +45,7 @@ class _Server:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
