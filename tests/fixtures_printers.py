@@ -99,47 +99,38 @@ def job_writes(service: PrinterService) -> list[bytes]:
     return [w for w in list(backend.sent) if w not in _STATUS_REQUESTS]
 
 
+def _service(tmp_path: Path, printer_id: str, **config: Any) -> PrinterService:
+    """A service on a recording backend, polling fast so tests see changes quickly."""
+    config.setdefault("poll_interval_s", 0.05)
+    config.setdefault("confirm_timeout_s", 5.0)
+    cfg = PrinterConfig(id=printer_id, **config)
+    return PrinterService(cfg, tmp_path / "spool.db", RecordingBackend(cfg))
+
+
 @contextlib.contextmanager
 def tcp_service(
-    tmp_path: Path,
-    printer: VirtualPrinter | None = None,
-    profile: str = "zh-80",
-    **config: Any,
+    tmp_path: Path, printer: VirtualPrinter | None = None, **config: Any
 ) -> Iterator[tuple[PrinterService, VirtualPrinter, TcpPrinterServer]]:
     sim = printer if printer is not None else VirtualPrinter()
-    with TcpPrinterServer(sim) as server:
-        cfg = PrinterConfig(
-            id="front",
-            port=server.port,
-            profile=profile,
-            poll_interval_s=config.pop("poll_interval_s", 0.05),
-            confirm_timeout_s=config.pop("confirm_timeout_s", 5.0),
-            **config,
-        )
-        with PrinterService(cfg, tmp_path / "spool.db", RecordingBackend(cfg)) as service:
-            yield service, sim, server
+    with (
+        TcpPrinterServer(sim) as server,
+        _service(tmp_path, "front", port=server.port, **config) as service,
+    ):
+        yield service, sim, server
 
 
 @contextlib.contextmanager
 def pty_service(
-    tmp_path: Path,
-    baudrate: int = 115200,
-    printer: VirtualPrinter | None = None,
-    **config: Any,
+    tmp_path: Path, baudrate: int = 115200, printer: VirtualPrinter | None = None, **config: Any
 ) -> Iterator[tuple[PrinterService, VirtualPrinter, PtyPrinterServer]]:
     sim = printer if printer is not None else VirtualPrinter()
-    with PtyPrinterServer(sim, baudrate=baudrate) as server:
-        cfg = PrinterConfig(
-            id="serial",
-            backend="serial",
-            device=server.path,
-            baudrate=baudrate,
-            poll_interval_s=config.pop("poll_interval_s", 0.05),
-            confirm_timeout_s=config.pop("confirm_timeout_s", 5.0),
-            **config,
-        )
-        with PrinterService(cfg, tmp_path / "spool.db", RecordingBackend(cfg)) as service:
-            yield service, sim, server
+    with (
+        PtyPrinterServer(sim, baudrate=baudrate) as server,
+        _service(
+            tmp_path, "serial", backend="serial", device=server.path, baudrate=baudrate, **config
+        ) as service,
+    ):
+        yield service, sim, server
 
 
 def link_service(
