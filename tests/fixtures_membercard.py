@@ -6,6 +6,7 @@ and the chain-wide keystore. Test keys are generated per test (never fixed maste
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -95,7 +96,17 @@ def issue(
 # --- tearing ----------------------------------------------------------------------------------
 
 OPS = ("debit", "credit", "points", "issue", "replace", "erase")
-FAULTS = ("remove_before", "tear_old", "tear_new", "tear_garbage", "lose_response", "remove_after")
+FAULTS = (
+    "remove_before",
+    "tear_old",
+    "tear_new",
+    "tear_garbage",
+    "tear_unstable",
+    "lose_response",
+    "remove_after",
+)
+"""Every fault of :class:`sim.faults.FaultPlan`; ``tear_unstable`` leaves the torn block reading
+back differently on every READ until it is written again."""
 CardView = tuple[int, int] | None  # (balance, points), or None: not a member card
 Run = Callable[[Terminal, StorageCard, str], object]
 
@@ -202,18 +213,25 @@ class TearLab:
                 return t.reader.apdu_count - before
 
     def trial(
-        self, sc: Scenario, k: int, fault: str, second: tuple[int, str] | None = None
+        self,
+        sc: Scenario,
+        k: int,
+        fault: str,
+        second: tuple[int, str] | None = None,
+        *,
+        seed: int = 0,
     ) -> tuple[list[str], str, str]:
         """Returns (violations, how the same terminal resolved, how a fresh one did).
 
-        ``second`` tears the same terminal's first re-read too (recovery interrupted)."""
+        ``second`` tears the same terminal's first re-read too (recovery interrupted); ``seed``
+        drives the torn bytes (garbage, and what unstable cells read back each time)."""
         bad: list[str] = []
         rid = f"{sc.op}-{k}-{fault}"
         card = SimCard(sc.uid, memory=sc.memory)
         with self.terminal(sc.seed) as t:
             t.reader.insert(card)
             plan = t.reader.faults
-            plan.arm()
+            plan.arm(seed)
             schedule_fault(plan, k, fault)
             try:
                 with t.storage() as st:
@@ -223,9 +241,10 @@ class TearLab:
             plan.clear()
             if t.reader.card is None:
                 t.reader.insert(card)
-            torn = card.memory
-            with self.terminal(in_memory=True) as fresh:  # a PC that never saw the card
-                fresh.reader.insert(SimCard(sc.uid, memory=torn))
+            # the very same torn card at a PC that never saw it: a deep copy keeps its
+            # unstable cells unstable (an image of ``card.memory`` would freeze one sample)
+            with self.terminal(in_memory=True) as fresh:
+                fresh.reader.insert(copy.deepcopy(card))
                 seen_fresh = view(fresh)
             if second is not None:
                 plan.arm()

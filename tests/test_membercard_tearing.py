@@ -1,9 +1,10 @@
 """Exhaustive tearing: every APDU of every operation, every fault, then both terminals.
 
 For each operation (debit, credit, points, issue, replace, erase), each APDU index k of the
-operation and each fault (card removed before k; write at k torn leaving old / new / garbage;
-response to k lost; card removed after k), the card is presented again at the same terminal
-(same journal) and, as a copy, at a fresh terminal with an empty journal. Both must see exactly
+operation and each fault (card removed before k; write at k torn leaving old / new / garbage /
+unstable cells; response to k lost; card removed after k), the card is presented again at the
+same terminal (same journal) and, as a copy (unstable cells stay unstable), at a fresh terminal
+with an empty journal. Both must see exactly
 the old or the new (balance, points) - never both effects, never anything else, never a fraud
 alarm; the journal must agree with the card; a retry with the same request_id must end in the
 new state exactly once.
@@ -45,7 +46,7 @@ def test_every_tear_point_resolves_to_old_or_new(
     violations: list[str] = []
     for k in range(1, n + 1):
         for fault in FAULTS:
-            bad, same, fresh = lab.trial(scenario, k, fault)
+            bad, same, fresh = lab.trial(scenario, k, fault, seed=k)
             violations += bad
             outcomes[(same, fresh)] += 1
     assert violations == []
@@ -53,7 +54,9 @@ def test_every_tear_point_resolves_to_old_or_new(
     assert set(outcomes) == {("old", "old"), ("new", "new")}
 
 
-def test_harness_catches_a_wrong_write_order(tmp_path: Path, monkeypatch) -> None:
+def test_harness_catches_a_wrong_write_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The tear harness itself must fail a design that updates the purse before the record."""
     import daemon.membercard.service as service_mod
     from daemon.membercard.purse import mirror_balance
@@ -82,10 +85,25 @@ def test_recovery_itself_can_be_torn(tmp_path: Path) -> None:
     n = lab.apdus(scenario)
     violations: list[str] = []
     for k in (n - 2, n - 1):  # the purse writes: INCREMENT, RESTORE+TRANSFER
-        for first in ("tear_garbage", "tear_old"):
+        for first in ("tear_garbage", "tear_old", "tear_unstable"):
             for second_k in range(1, 15):
                 for fault in FAULTS:
                     bad, same, fresh = lab.trial(scenario, k, first, (second_k, fault))
                     violations += bad
                     assert (same, fresh) == ("new", "new"), bad
     assert violations == []
+
+
+def test_unstable_purse_block_is_never_trusted_on_one_read(tmp_path: Path) -> None:
+    """A DECREMENT torn into half-programmed cells: the primary may read as the new balance once
+    and as garbage the next time. The repair must rewrite it (not skip it because one read
+    looked right), so every later read at either terminal sees the new state, and stays so."""
+    lab = TearLab(Keystore.generate(), tmp_path)
+    scenario = lab.scenario("debit", 8, amount=1, history=2)
+    assert scenario.old is not None
+    assert scenario.old[0] % 2 == 1  # 497 999 -> 497 998: q and r differ in one bit
+    decrement = lab.apdus(scenario) - 2  # DECREMENT, RESTORE+TRANSFER, READ back
+    for seed in range(40):  # the cells' samples: some read "right" on the first READ
+        bad, same, fresh = lab.trial(scenario, decrement, "tear_unstable", seed=seed)
+        assert bad == []
+        assert (same, fresh) == ("new", "new")

@@ -19,7 +19,7 @@ from daemon.errors import CardDaemonError, CardHotlisted, CardRemoved, FraudDete
 from daemon.journal import Journal, RequestRecord, RequestState
 from daemon.keystore import Keystore
 from daemon.membercard.layout import PURSE_SECTOR, SlotState, slot_for_counter
-from daemon.membercard.purse import finish_mirror, read_purse
+from daemon.membercard.purse import read_purse, store_purse
 from daemon.membercard.rules import Programme
 from daemon.membercard.session import CardSession
 from daemon.membercard.state import CardState, evaluate
@@ -163,7 +163,7 @@ class CardGuard:
                     "counter": state.current.counter},
         )  # fmt: skip
         try:
-            finish_mirror(session, r, state.primary, state.backup)
+            store_purse(session, r)
             echoed = read_purse(session)
         except CardDaemonError as exc:
             raise CardRemoved(

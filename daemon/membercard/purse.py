@@ -16,7 +16,7 @@ from daemon.membercard.state import decode_purse_block
 from daemon.mifare.value import encode_value_block
 from daemon.readers.dialects import ValueOp
 
-__all__ = ["finish_mirror", "mirror_balance", "read_purse", "store_purse"]
+__all__ = ["mirror_balance", "read_purse", "store_purse"]
 
 logger = logging.getLogger(__name__)
 
@@ -27,23 +27,12 @@ def _native(session: CardSession, *ops: ValueOp) -> bool:
 
 
 def store_purse(session: CardSession, value: int) -> None:
-    """Write ``value`` into primary, then backup (key B). Used for repairs and top-ups."""
+    """Write ``value`` into primary, then backup (key B): top-ups on readers without value
+    commands, and repairs. A repair rewrites both blocks even when one already reads right: a
+    block left unstable by a tear can read right once and differently the next time."""
     block = encode_value_block(value, PURSE_ADR)
     session.write(PURSE_SECTOR, PURSE_PRIMARY, block, "B")
     session.write(PURSE_SECTOR, PURSE_BACKUP, block, "B")
-
-
-def finish_mirror(
-    session: CardSession, value: int, primary: int | None, backup: int | None
-) -> None:
-    """Repair an interrupted mirror update: write only the blocks not yet holding ``value``,
-    primary first. Rewriting a primary that is already right could tear it while the backup
-    is torn too - the one state no interruption of our own writes may produce."""
-    block = encode_value_block(value, PURSE_ADR)
-    if primary != value:
-        session.write(PURSE_SECTOR, PURSE_PRIMARY, block, "B")
-    if backup != value:
-        session.write(PURSE_SECTOR, PURSE_BACKUP, block, "B")
 
 
 def mirror_balance(session: CardSession, old: int, new: int) -> None:

@@ -9,10 +9,16 @@ balance and ``X`` a block that is not a value block::
     (r, r)                          consistent
     (q, q) (X, q) (r, q) (r, X)     mirror update interrupted -> finish it (roll forward)
 
-Anything else is a manipulated card: ``MacInvalid`` when a well-formed newer slot fails its MAC
+A torn block may also be *unstable* (half-programmed cells read back differently on every READ
+until rewritten): it can read as ``X``, ``q``, ``r`` or a valid value block mixing the bits of
+``q`` and ``r``; and a torn repair can leave ``X`` where the table above has a value. So each
+block is accepted when it reads ``r``, ``X``, or (with a predecessor) ``q`` or a mix of ``q``
+and ``r`` bits; no single read of a block is trusted as "right" (the repair rewrites both).
+Neither key A (it cannot write the purse sector) nor a tear can produce any other value, so
+anything else is a manipulated card: ``MacInvalid`` when a well-formed newer slot fails its MAC
 (an edited record whose purse still shows the committed balance), else ``ValueBlockMismatch``
-(e.g. the key-A RESTORE/TRANSFER trick, or a purse sector restored from an old dump). A
-suspicious card is never repaired here; callers audit and hotlist.
+(e.g. a key-A DECREMENT, or a purse sector restored from an old dump). A suspicious card is
+never repaired here; callers audit and hotlist.
 """
 
 from __future__ import annotations
@@ -38,7 +44,14 @@ from daemon.membercard.layout import (
 from daemon.membercard.session import RawImage
 from daemon.mifare.value import decode_value_block
 
-__all__ = ["CardState", "SlotStatus", "SlotView", "decode_purse_block", "evaluate"]
+__all__ = [
+    "CardState",
+    "SlotStatus",
+    "SlotView",
+    "decode_purse_block",
+    "evaluate",
+    "tear_residue",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -103,12 +116,17 @@ def _slot_view(keystore: Keystore, image: RawImage, slot: int) -> SlotView:
     return SlotView(slot, SlotStatus.FORMED, state)
 
 
-def _mirror_explained(r: int, q: int | None, p: int | None, b: int | None) -> bool:
-    if p == r and b == r:
+def tear_residue(value: int | None, r: int, q: int | None) -> bool:
+    """Can our own interrupted writes leave a purse block reading ``value``? ``r``, not a value
+    block, or (with a predecessor balance ``q``) any mix of ``q``'s and ``r``'s bits - which
+    includes ``q`` itself and every read of a block left unstable between the two."""
+    if value is None or value == r:
         return True
-    if q is None or q == r:
-        return False
-    return (p, b) in {(q, q), (None, q), (r, q), (r, None)}
+    return q is not None and (value ^ r) & ~(q ^ r) == 0
+
+
+def _mirror_explained(r: int, q: int | None, p: int | None, b: int | None) -> bool:
+    return tear_residue(p, r, q) and tear_residue(b, r, q)
 
 
 def evaluate(keystore: Keystore, image: RawImage) -> CardState:
