@@ -9,7 +9,13 @@ import pytest
 from daemon.errors import OperationTimeout, PrinterError
 from daemon.printers import JobState, PrinterStatus, parse_status
 from sim.printer import VirtualPrinter
-from tests.fixtures_printers import job_writes, link_service, simple_receipt, tcp_service
+from tests.fixtures_printers import (
+    RecordingBackend,
+    job_writes,
+    link_service,
+    simple_receipt,
+    tcp_service,
+)
 
 
 def h(text: str) -> bytes:
@@ -180,3 +186,41 @@ def test_garbage_status_answers_mean_unreachable_and_the_worker_recovers(
         sim.set_status_noise(None)
         assert service.wait_job(job.id, 5).state is JobState.PRINTED
         assert len(sim.completed) == 1
+
+
+def test_printer_without_drawer_port_refuses_kicks_and_reports_no_drawer_state(
+    tmp_path: Path,
+) -> None:
+    from daemon.errors import ReceiptInvalid
+    from daemon.printers import PrinterConfig, PrinterService, get_profile
+    from sim.printer import TcpPrinterServer
+
+    profile = get_profile("zh-58", drawer=False)
+    sim = VirtualPrinter(32)
+    with TcpPrinterServer(sim) as server:
+        cfg = PrinterConfig(id="nodrawer", port=server.port, poll_interval_s=0.05)
+        with PrinterService(cfg, tmp_path / "s.db", RecordingBackend(cfg), profile) as service:
+            with pytest.raises(PrinterError, match="nodrawer: profile has no drawer port"):
+                service.kick_drawer()
+            with pytest.raises(ReceiptInvalid) as err:
+                service.submit(simple_receipt(open_drawer=True))
+            assert err.value.field == "open_drawer"
+            sim.receive(h("1b 70 00 32 32  # a kick from elsewhere: the pin 3 level goes high"))
+            assert sim.drawer_open
+            assert service.status(refresh=True).drawer_open is None  # not reported, not guessed
+            assert job_writes(service) == []
+
+
+def test_drawer_without_sensor_reports_none(tmp_path: Path) -> None:
+    from daemon.printers import PrinterConfig, PrinterService, get_profile
+    from sim.printer import TcpPrinterServer
+
+    profile = get_profile("zh-80", drawer_sensor=False)
+    with TcpPrinterServer(VirtualPrinter()) as server:
+        cfg = PrinterConfig(id="blind", port=server.port, poll_interval_s=0.05)
+        with PrinterService(cfg, tmp_path / "s.db", profile=profile) as service:
+            service.kick_drawer()
+            assert server.printer.wait_for(lambda p: p.drawer_open)
+            status = service.status(refresh=True)
+            assert status.ready
+            assert status.drawer_open is None

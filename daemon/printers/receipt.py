@@ -249,6 +249,8 @@ def validate_receipt(receipt: Receipt, profile: PrinterProfile) -> None:
             raise ReceiptInvalid("barcode", "CODE128 payload must be printable ASCII without '{'")
     for i, line in enumerate(_check_count(receipt.footer, "footer", 0, MAX_TEXT_LINES)):
         _check_text(line, f"footer[{i}]", cpl, kanji)
+    if receipt.open_drawer and not profile.drawer:  # the cashier would wait for a drawer
+        raise ReceiptInvalid("open_drawer", f"profile {profile.name} has no drawer port")
 
 
 def _validate_member(m: MemberSection, cpl: int, kanji: bool) -> None:
