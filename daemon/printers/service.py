@@ -125,6 +125,8 @@ class PrinterService:
         self._stop.set()
         self._wake.set()
         thread.join(timeout=10)
+        if thread.is_alive():  # a driver call stuck in the kernel; closing the device ends it
+            logger.error("printer %s: worker did not stop within 10 s", self.config.id)
         self.printer.close()
         if self._own_spool:
             self.spool.close()
