@@ -21,6 +21,7 @@ import pytest
 
 from daemon.errors import (
     CardDaemonError,
+    CardHotlisted,
     CardRemoved,
     InsufficientBalance,
     InvalidAmount,
@@ -28,6 +29,7 @@ from daemon.errors import (
     OperationTimeout,
     RequestIdReused,
     ResponseLost,
+    UnknownCardFormat,
     WriteUnconfirmed,
 )
 from daemon.journal import Journal, RequestState
@@ -36,8 +38,10 @@ from daemon.membercard.jobs import (
     ReaderProfile,
     credit_job,
     debit_job,
+    erase_job,
     points_job,
     read_job,
+    replace_job,
 )
 from daemon.membercard.layout import SLOT_MAC_BLOCKS
 from daemon.readers.workers import Job, JobContext, ReaderWorker
@@ -99,6 +103,27 @@ def test_bad_input_is_refused_before_anything_is_written(till: Till) -> None:
     assert record.state is RequestState.ABORTED
     with pytest.raises(InvalidArgument, match=r"job for 'HID Global OMNIKEY.*submitted to reader"):
         till.run(read_job(svc, till.profiles[1]), 0)  # another reader's dialect and trace
+
+
+def test_a_lost_card_is_replaced_and_the_new_one_erased_as_jobs(till: Till) -> None:
+    lost = till.issue(UID)
+    till.run(debit_job(till.service, till.profiles[0], request_id="before-loss", amount=5_000))
+    balance, points = till.view()
+    new = SimCard.blank(uid=OTHER_UID)
+    till.present(new)
+    job = replace_job(till.issuer, till.profiles[0], old_uid=UID.hex(), request_id="replace-1")
+    moved = till.run(job)
+    assert (moved.uid, moved.balance, moved.points) == (OTHER_UID.hex().upper(), balance, points)
+    assert till.run(job).replayed
+    assert till.view() == (balance, points)
+    till.present(lost)
+    with pytest.raises(CardHotlisted, match=UID.hex().upper()):
+        till.view()
+    till.present(new)
+    erase = erase_job(till.issuer, till.profiles[0], request_id="erase-1", force=True)
+    assert till.run(erase) == OTHER_UID.hex().upper()
+    with pytest.raises(UnknownCardFormat):
+        till.view()
 
 
 # --- idempotency ---------------------------------------------------------------------------------
