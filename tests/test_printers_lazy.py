@@ -42,7 +42,7 @@ def test_simulated_printer_core_is_independent_of_the_daemon() -> None:
     Only the drivers (sample, demo, render_sample) use the daemon's printing layer."""
     import ast
 
-    core = ["tokenizer", "decoder", "device", "model", "transports", "render", "__main__"]
+    core = ["tokenizer", "decoder", "device", "model", "transports", "render", "usb", "__main__"]
     for name in core:
         tree = ast.parse((ROOT / "sim" / "printer" / f"{name}.py").read_text(encoding="utf-8"))
         for node in ast.walk(tree):

@@ -173,6 +173,10 @@ class SerialBackend(_EscposBackend):
 class UsbBackend(_EscposBackend):
     """USB printer class device via pyusb (needs a udev rule for access)."""
 
+    def __init__(self, config: PrinterConfig, usb_backend: Any = None) -> None:
+        super().__init__(config)
+        self.usb_backend = usb_backend  # a pyusb backend (the simulator); None: libusb
+
     @property
     def where(self) -> str:
         return f"usb {self.config.usb_vendor:04x}:{self.config.usb_product:04x}"
@@ -183,18 +187,37 @@ class UsbBackend(_EscposBackend):
         return Usb(
             self.config.usb_vendor,
             self.config.usb_product,
+            usb_args={} if self.usb_backend is None else {"backend": self.usb_backend},
             timeout=int(self.config.timeout_s * 1000),
             in_ep=self.config.usb_in_ep,
             out_ep=self.config.usb_out_ep,
         )
+
+    def _after_open(self) -> None:
+        """Take the interface from ``usblp`` whatever the pyusb backend: python-escpos only
+        detaches it under libusb1, and a printer still bound to usblp refuses our transfers."""
+        import usb.core
+
+        dev = self._conn.device
+        try:
+            if dev.is_kernel_driver_active(0):
+                dev.detach_kernel_driver(0)
+        except NotImplementedError:  # backends without kernel drivers (Windows, libusb0)
+            pass
+        except usb.core.USBError as exc:
+            self.close()
+            raise PrinterOffline(
+                f"printer {self.config.id}: {self.where} is held by a kernel driver"
+            ) from exc
 
     def read(self, size: int, timeout: float) -> bytes:
         if self._conn is None:
             raise PrinterOffline(f"printer {self.config.id}: not open")
         import usb.core
 
+        ms = max(1, int(timeout * 1000))  # libusb reads 0 ms as "wait forever"
         try:
-            data = self._conn.device.read(self.config.usb_in_ep, size, int(timeout * 1000))
+            data = self._conn.device.read(self.config.usb_in_ep, size, ms)
         except usb.core.USBTimeoutError:
             return b""
         except usb.core.USBError as exc:
