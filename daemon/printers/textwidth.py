@@ -46,7 +46,17 @@ def fit(left: str, right: str, width: int, kanji_mode: bool = True) -> str:
 
 def wrap(text: str, width: int, kanji_mode: bool = True) -> list[str]:
     """Break ``text`` into lines of at most ``width`` cells, never splitting a wide character
-    and, where a space allows it, not splitting a Latin word or number ("750g" stays whole)."""
+    and, where a space allows it, not splitting a Latin word or number ("750g" stays whole) -
+    unless keeping words whole would take more lines than breaking anywhere: names are limited
+    to two lines, and "000 000¥¥¥¥¥¥¥¥00¥¥" (29 cells) must not be refused as three."""
+    by_words = _wrap(text, width, kanji_mode, keep_words=True)
+    if len(by_words) == 1:
+        return by_words
+    anywhere = _wrap(text, width, kanji_mode, keep_words=False)
+    return by_words if len(by_words) <= len(anywhere) else anywhere
+
+
+def _wrap(text: str, width: int, kanji_mode: bool, keep_words: bool) -> list[str]:
     lines: list[str] = []
     current = ""
     used = 0
@@ -57,7 +67,7 @@ def wrap(text: str, width: int, kanji_mode: bool = True) -> list[str]:
                 lines.append(current)
                 current, used = "", 0
                 continue
-            cut = current.rfind(" ")
+            cut = current.rfind(" ") if keep_words else -1
             if ch.isascii() and ch.isalnum() and current[-1:].isascii() and cut > 0:
                 lines.append(current[:cut])
                 current = current[cut + 1 :]
