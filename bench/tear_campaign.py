@@ -3,9 +3,11 @@
 Each trial takes a prepared card + journal just before one operation (debit, credit, points,
 issue, replace, erase; varied history, amounts and slot parity), picks a random APDU index of
 that operation (reader models ACR1252U, ACR122U, OMNIKEY, generic) and a random fault (card
-removed before it; its write torn leaving old / new / garbage; its response lost; card
-removed after it), runs the operation, then presents the card
-at the same terminal (same journal) and, as a copy, at a fresh terminal with no journal. A
+removed before it; its write torn leaving old / new / garbage / unstable cells that read back
+differently on every READ; its response lost; card removed after it) with a random fault seed
+(the garbage bytes and the unstable cells' samples), runs the operation, then presents the card
+at the same terminal (same journal) and, as a copy that keeps its unstable cells, at a fresh
+terminal with no journal. A
 violation is any state other than exactly the old or the new (balance, points), a fraud alarm,
 a journal that disagrees with the card, or a same-request_id retry that does not end in the
 new state exactly once. A quarter of the trials also tear the same terminal's first re-read
@@ -56,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             n += 1
     trials = violations = same_ok = fresh_ok = 0
     per_op: dict[str, collections.Counter[str]] = {op: collections.Counter() for op in OPS}
+    per_fault: collections.Counter[str] = collections.Counter()
     examples: list[str] = []
     while trials < args.trials:
         lab, scenario, apdus = rng.choice(pool)
@@ -63,16 +66,19 @@ def main(argv: list[str] | None = None) -> int:
         fault = rng.choice(FAULTS)
         second = (rng.randint(1, 14), rng.choice(FAULTS)) if rng.random() < SECOND else None
         try:
-            bad, same, fresh = lab.trial(scenario, k, fault, second)
+            bad, same, fresh = lab.trial(scenario, k, fault, second, seed=rng.randrange(2**32))
         except Exception as exc:
             bad, same, fresh = [f"{scenario.op} k={k} {fault}: crashed: {exc!r}"], "?", "?"
         trials += 1
+        per_fault[fault] += 1
         violations += bool(bad)
         same_ok += not bad and same in ("old", "new")
         fresh_ok += not bad and fresh in ("old", "new")
         per_op[scenario.op][f"{same}"] += 1
         examples.extend(bad[: max(0, 5 - len(examples))])
     elapsed = time.monotonic() - started
+    for fault, n in sorted(per_fault.items()):
+        print(f"fault {fault:14} trials={n:5d}")
     for op, counts in per_op.items():
         print(
             f"{op:8} trials={sum(counts.values()):5d} old={counts['old']:5d} new={counts['new']:5d}"
