@@ -287,3 +287,24 @@ def test_unexpected_driver_error_after_sending_makes_the_job_uncertain_not_stuck
             )
             second = service.submit(simple_receipt("R-2"))  # the worker is still alive
             assert service.wait_job(second.id, 5).state is JobState.PRINTED
+
+
+def test_status_is_checked_right_before_each_job_not_taken_from_the_last_poll(
+    tmp_path: Path,
+) -> None:
+    """The last poll said READY; the printer went offline since. DLE EOT 1 before the job
+    catches it: nothing is sent into a stopped printer, the job waits QUEUED."""
+    with (
+        tcp_service(tmp_path, poll_interval_s=30.0) as (service, sim, _server),
+        service.subscribe() as sub,
+    ):
+        assert service.status(refresh=True).ready  # the next poll is 30 s away
+        sim.set_offline()
+        job = service.submit(simple_receipt())
+        while sub.get(5).problem != "OFFLINE":  # published by the check the job triggered
+            pass
+        assert service.job(job.id).state is JobState.QUEUED
+        assert job_writes(service) == []
+        sim.set_offline(False)
+        assert service.status(refresh=True).ready  # wakes the worker: the job goes now
+        assert service.wait_job(job.id, 5).state is JobState.PRINTED
