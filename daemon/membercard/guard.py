@@ -17,11 +17,11 @@ from typing import Any
 
 from daemon.errors import CardDaemonError, CardHotlisted, CardRemoved, FraudDetected
 from daemon.journal import Journal, RequestRecord, RequestState
-from daemon.keystore import Keystore
-from daemon.membercard.layout import PURSE_SECTOR, SlotState, slot_for_counter
+from daemon.keystore import KeyPurpose, Keystore
+from daemon.membercard.layout import PURSE_SECTOR, SlotState, slot_checksum_ok, slot_for_counter
 from daemon.membercard.purse import read_purse, store_purse
 from daemon.membercard.rules import Programme
-from daemon.membercard.session import CardSession
+from daemon.membercard.session import CardSession, RawImage
 from daemon.membercard.state import CardState, evaluate
 from daemon.readers.storage import StorageCard
 
@@ -38,6 +38,12 @@ class Tap:
     state: CardState
     repaired: bool
     resolved: tuple[str, ...]
+
+
+def mac_versions_checked(keystore: Keystore, image: RawImage) -> list[int]:
+    """The MAC key versions :func:`evaluate` verifies a slot with (for the key-use audit)."""
+    known = keystore.versions(KeyPurpose.MAC)
+    return sorted({mac[0] for st, mac in image.slots if slot_checksum_ok(st, mac)} & set(known))
 
 
 def pending_applied(record: RequestRecord, state: CardState) -> bool | None:
@@ -81,6 +87,8 @@ class CardGuard:
                 raise CardHotlisted(f"card {uid} is hotlisted ({reason})")
             seen = self.journal.last_seen(uid)
             image = session.read_image(slot_for_counter(seen.last_counter) if seen else None)
+            for version in mac_versions_checked(self.keystore, image):
+                session.note_key_use(KeyPurpose.MAC, version)
             try:
                 state = evaluate(self.keystore, image)
                 self.journal.check_counter(uid, state.current.counter)
@@ -139,6 +147,14 @@ class CardGuard:
                 outcome = dict(record.after["result"])
                 outcome["mirror_pending"] = False
                 self.journal.finish(record.request_id, RequestState.COMMITTED, outcome)
+                # the value change happened: audited like one confirmed at once
+                self.journal.audit(
+                    "value_change",
+                    uid=state.uid_hex,
+                    member_id=state.header.member_id,
+                    request_id=record.request_id,
+                    detail=outcome,
+                )
             else:
                 self.journal.finish(
                     record.request_id, RequestState.ABORTED, {"error": "NOT_APPLIED"}

@@ -37,7 +37,7 @@ from daemon.errors import (
     WriteUnconfirmed,
 )
 from daemon.journal import Journal, RequestState
-from daemon.keystore import Keystore
+from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard.guard import CardGuard
 from daemon.membercard.layout import MAX_AMOUNT, SlotState, mac_slot
 from daemon.membercard.purse import mirror_balance, read_purse
@@ -333,6 +333,7 @@ class MemberCardService:
     ) -> OpResult:
         state_bytes = new.encode()
         mac = mac_slot(self.keystore, state.uid, state.header_raw, new)
+        session.note_key_use(KeyPurpose.MAC, mac[0])
         try:
             session.write_slot(new.slot, state_bytes, mac)
             echoed = session.read_slot(new.slot)

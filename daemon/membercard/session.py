@@ -32,8 +32,8 @@ __all__ = ["CardSession", "RawImage", "key_slot"]
 
 logger = logging.getLogger(__name__)
 
-KeyUse = Callable[[str, int, int], None]
-"""Audit hook: (purpose, version, key group) - never the key itself."""
+KeyUse = Callable[[str, int, int | None], None]
+"""Audit hook: (purpose, version, key group or None for the MAC key) - never the key itself."""
 
 _TYPE_OF = {"A": KeyType.A, "B": KeyType.B}
 
@@ -127,6 +127,11 @@ class CardSession:
             self.key_version = version
             self._authed = (sector, key_type)
             return
+
+    def note_key_use(self, purpose: KeyPurpose, version: int) -> None:
+        """Report a store-side key use (the MAC key: it is used here, never loaded)."""
+        if self._key_use is not None:
+            self._key_use(purpose.value, version, None)
 
     def forget_auth(self) -> None:
         self._authed = None
