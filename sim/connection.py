@@ -3,9 +3,13 @@
 Maps the simulator's signals to the daemon's transport errors exactly as the pyscard backend
 must: card left before the command → ``CardRemoved``; command sent, answer lost (tear, lost
 response) → ``ResponseLost``; reader unplugged/closed or connection closed →
-``ReaderUnavailable``. A connection is bound to the card insertion it was opened on: after the
-card is removed (even if put back) every transmit fails with ``CardRemoved`` until
-:meth:`SimConnection.reconnect`, which re-selects whatever card is on the reader now.
+``ReaderUnavailable``. Answers get the same sanity checks as PC/SC ones
+(:func:`daemon.readers.framing.check_response`), so a scripted broken reader fails the same way
+in-process and through pcscd.
+
+A connection is bound to the card insertion it was opened on: after the card is removed (even if
+put back) every transmit fails with ``CardRemoved`` until :meth:`SimConnection.reconnect`, which
+re-selects whatever card is on the reader now.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from daemon.errors import CardRemoved, ReaderUnavailable, ResponseLost
 from daemon.readers.connection import Response
+from daemon.readers.framing import check_response, command_label
 from sim.faults import CardGone, ReaderUnplugged, ResponseDropped
 
 if TYPE_CHECKING:
@@ -51,7 +56,7 @@ class SimConnection:
         """Send one APDU; transport failures become :mod:`daemon.errors` exceptions."""
         if self._closed:
             raise ReaderUnavailable(f"connection to reader {self.reader_name!r} is closed")
-        command = bytes(apdu[:2]).hex(" ").upper() or "empty APDU"
+        command = command_label(apdu)
         try:
             raw = self._reader.process(apdu, generation=self._generation)
         except CardGone as exc:
@@ -64,7 +69,7 @@ class SimConnection:
             ) from exc
         except ReaderUnplugged as exc:
             raise ReaderUnavailable(f"reader {self.reader_name!r} is unplugged") from exc
-        return Response.from_bytes(raw)
+        return check_response(self.reader_name, apdu, raw)
 
     def reconnect(self, reset: bool = False) -> None:
         """Re-select the card: drops authentication and the transfer buffer, and wakes a card

@@ -207,6 +207,8 @@ class VpcdSlotServer:
         except CardDaemonError as exc:
             logger.warning("vpcd %s: reader refused APDU: %s", self.reader.name, exc)
             raise _ClosedError("reader error") from exc
+        if not response:  # vpcd cannot frame "no bytes" (pcscd would wait): drop instead
+            raise _ClosedError("empty answer")
         if len(response) > 0xFFFF:
             raise _ClosedError(f"response of {len(response)} bytes cannot be framed")
         sock.sendall(struct.pack(">H", len(response)) + response)

@@ -49,12 +49,14 @@ def is_event(kind: EventKind, reader: str | None = None) -> Callable[[ReaderEven
 
 
 class ScriptableReader(SimReader):
-    """A SimReader that can be told to answer garbage (a broken reader or firmware)."""
+    """A SimReader that can be told to answer garbage (a broken reader or firmware): every
+    command whose INS is ``garbage_ins`` (READ BINARY unless changed) gets ``garbage``."""
 
     garbage: bytes | None = None
+    garbage_ins: int = 0xB0
 
     def process(self, apdu: bytes, *, generation: int | None = None) -> bytes:
-        if self.garbage is not None and len(apdu) > 1 and apdu[1] == 0xB0:
+        if self.garbage is not None and len(apdu) > 1 and apdu[1] == self.garbage_ins:
             return self.garbage
         return super().process(apdu, generation=generation)
 

@@ -7,6 +7,7 @@ written per path with the reason (see ``PULLED_BEFORE``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import closing
 
 import pytest
@@ -212,7 +213,7 @@ def test_executed_command_without_answer_is_never_called_removed(
 
 @pytest.mark.parametrize(
     ("garbage", "words"),
-    [(b"\x90", "1 byte"), (bytes(300) + b"\x90\x00", "302 bytes")],
+    [(b"\x90", "answered 1 byte"), (bytes(300) + b"\x90\x00", "answered 302 bytes")],
     ids=["one-byte", "oversized"],
 )
 def test_garbage_answer_is_a_typed_error_naming_reader_and_command(
@@ -224,10 +225,63 @@ def test_garbage_answer_is_a_typed_error_naming_reader_and_command(
         with pytest.raises(ReaderBadResponse) as err:
             conn.transmit(SEQUENCE[2])
         assert stack.name(0) in str(err.value)
-        assert "FF B0 00 04 (READ BINARY)" in str(err.value)
-        assert words in str(err.value) or "garbage" in str(err.value)
+        assert f"{words} to FF B0 00 04 (READ BINARY)" in str(err.value)
         stack.readers[0].garbage = None
         assert conn.transmit(GET_UID).data == UID_A
+
+
+def test_empty_answer_is_a_lost_response_on_both_paths(stack: Stack) -> None:
+    stack.insert(0, _card())
+    with closing(stack.backend.connect(stack.name(0))) as conn:
+        stack.readers[0].garbage = b""
+        with pytest.raises(ResponseLost) as err:
+            conn.transmit(SEQUENCE[2])
+        assert stack.name(0) in str(err.value)
+
+
+KEY = bytes.fromhex("5A1B2C3D4E6F")
+
+
+UNKNOWN_SW = bytes.fromhex("9F42")
+# (operation, its INS, the broken answer, the error, what the message must say)
+GARBAGE_CASES = {
+    "read-unknown-sw": ("read", UNKNOWN_SW, ReaderBadResponse, "unknown status word 9F 42"),
+    "read-short": ("read", bytes.fromhex("0102 9000"), ReaderBadResponse, "got 2"),
+    "read-long": ("read", bytes(17) + b"\x90\x00", ReaderBadResponse, "got 17"),
+    "key-unknown-sw": ("key", UNKNOWN_SW, ReaderBadResponse, "unknown status word 9F 42"),
+    "key-1-byte": ("key", b"\x90", ReaderBadResponse, "1 byte to FF 82 00 00 (LOAD KEY)"),
+    "write-unknown-sw": ("write", UNKNOWN_SW, WriteUnconfirmed, "unknown status word 9F 42"),
+    "write-oversized": ("write", bytes(300), WriteUnconfirmed, "answered garbage"),
+}
+OPERATIONS: dict[str, tuple[int, str, Callable[[StorageCard], object]]] = {
+    "key": (0x82, "LOAD KEY structure 0x00 slot 0", lambda card: card.load_key(KEY, 0)),
+    "read": (0xB0, "READ BINARY block 4", lambda card: card.read_block(4)),
+    "write": (0xD6, "UPDATE BINARY block 4", lambda card: card.write_block(4, NEW_DATA)),
+}
+
+
+@pytest.mark.parametrize("case", GARBAGE_CASES)
+def test_storage_card_names_reader_and_command_for_garbage_on_both_paths(
+    stack: Stack, case: str
+) -> None:
+    """A broken reader: typed error naming reader and command, never a crash or key bytes; a
+    write answered with garbage may have happened (``WriteUnconfirmed``)."""
+    op, answer, expected, words = GARBAGE_CASES[case]
+    ins, command, run = OPERATIONS[op]
+    stack.insert(0, _card())
+    reader = stack.readers[0]
+    with StorageCard(stack.backend.connect(stack.name(0))) as card:
+        card.load_key(b"\xff" * 6, 0)
+        card.authenticate(4, KeyType.A, 0)
+        reader.garbage, reader.garbage_ins = answer, ins
+        with pytest.raises(expected) as err:
+            run(card)
+        reader.garbage = None
+        message = str(err.value)
+        assert f"reader {stack.name(0)!r}: {command}: " in message
+        assert words in message
+        assert KEY.hex().upper() not in message.upper().replace(" ", "")
+        assert card.uid() == UID_A  # the reader layer goes on working
 
 
 def test_unknown_reader_and_empty_reader(stack: Stack) -> None:
@@ -311,7 +365,7 @@ def test_key_bytes_reach_no_log_error_or_trace_on_either_path(
     stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Every logger (vpcd bridge, pyscard backend, trace at TRACE level) and pcscd's own log."""
-    key = bytes.fromhex("5A1B2C3D4E6F")
+    key = KEY
     caplog.set_level(1)
     stack.insert(0, _card())
     with StorageCard(stack.backend.connect(stack.name(0))) as card:

@@ -138,6 +138,8 @@ class StorageCard:
     def _transport_error(self, command: Command, exc: CardDaemonError) -> CardDaemonError:
         if isinstance(exc, CardAbsent):
             return exc
+        if isinstance(exc, ReaderBadResponse):  # name the command as callers know it
+            return self._bad_response(command, exc.message.removeprefix(f"reader {self.reader!r} "))
         if command.mutating and isinstance(exc, _UNCERTAIN):
             return self._unknown_outcome(command, f"transport failed ({exc.reason})")
         if isinstance(exc, CardRemoved | ResponseLost):
