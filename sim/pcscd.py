@@ -24,6 +24,7 @@ quote, shows APDUs and responses through :func:`redact_apdu_log` (headers and st
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import re
@@ -68,6 +69,15 @@ def redact_apdu_log(text: str) -> str:
     left: LOAD KEY data, trailer writes and trailer reads carry key bytes."""
     text = _APDU_LINE.sub(lambda m: m.group(1) + "..", text)
     return _SW_LINE.sub(lambda m: m.group(1) + (".. " if m.group(2) else "") + m.group(3), text)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the starting thread dies, so a test run killed
+    half-way never leaves a pcscd (and its vpcd ports open on all interfaces) behind."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def client_socket_path() -> str | None:
@@ -122,6 +132,9 @@ class VpcdSlot:
 
 class PrivatePcscd:
     """Start, kill and restart a private pcscd whose socket lives in ``run_dir``.
+
+    Start it from a thread that outlives it (the main thread): pcscd is killed when the thread
+    that started it ends, so that a crashed test run leaves no pcscd behind.
 
     ``readers`` are FRIENDLYNAMEs, one vpcd entry each. A reader keeps its port across
     restarts, so a vpcd bridge reconnects by itself; :meth:`restart` may drop readers (the
@@ -221,7 +234,11 @@ class PrivatePcscd:
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with open(fd, "ab") as log:
             self._proc = subprocess.Popen(  # noqa: S603 - fixed argv, our own paths
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
             )
         self._wait_socket()
         logger.info(
