@@ -9,7 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from daemon.mifare.value import decode_value_block, encode_value_block
 from daemon.readers.connection import Response
+from daemon.readers.fallback import FunctionValueCodec
+
+__all__ = ["VALUE_CODEC", "ScriptedConnection"]
+
+
+def _decode(data: bytes, block: int) -> tuple[int, int]:
+    vb = decode_value_block(data, block=block)
+    return vb.value, vb.address
+
+
+VALUE_CODEC = FunctionValueCodec(encode_value_block, _decode)
+"""``daemon.mifare.value`` as the non-atomic fallback's codec (the layer above passes it so)."""
 
 
 class ScriptedConnection:

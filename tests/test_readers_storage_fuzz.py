@@ -20,20 +20,13 @@ from daemon.errors import (
     ReaderUnsupported,
     WriteUnconfirmed,
 )
-from daemon.mifare.value import decode_value_block, encode_value_block
+from daemon.mifare.value import encode_value_block
 from daemon.readers.apdu import KeyType
 from daemon.readers.dialects import DIALECTS
-from daemon.readers.fallback import FunctionValueCodec
 from daemon.readers.storage import StorageCard
-from tests.fixtures_readers_apdu import ScriptedConnection
+from tests.fixtures_readers_apdu import VALUE_CODEC, ScriptedConnection
 
-
-def _decode(data: bytes, block: int) -> tuple[int, int]:
-    vb = decode_value_block(data, block=block)
-    return vb.value, vb.address
-
-
-CODEC = FunctionValueCodec(encode_value_block, _decode)
+CODEC = VALUE_CODEC
 
 
 Op = Callable[[StorageCard], object]

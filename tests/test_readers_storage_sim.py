@@ -24,22 +24,16 @@ from daemon.errors import (
     ReaderUnsupported,
     WriteUnconfirmed,
 )
-from daemon.mifare.value import decode_value_block, encode_value_block
+from daemon.mifare.value import decode_value_block
 from daemon.readers.apdu import KeyType
 from daemon.readers.dialects import ACR122U, ACR1252U, GENERIC, OMNIKEY, select_dialect
-from daemon.readers.fallback import FunctionValueCodec
 from daemon.readers.storage import StorageCard
 from daemon.readers.trace import TRACE
 from sim.card import SimCard
 from sim.reader import SimReader
+from tests.fixtures_readers_apdu import VALUE_CODEC
 
-
-def _decode(data: bytes, block: int) -> tuple[int, int]:
-    vb = decode_value_block(data, block=block)
-    return vb.value, vb.address
-
-
-CODEC = FunctionValueCodec(encode_value_block, _decode)
+CODEC = VALUE_CODEC
 FF6 = b"\xff" * 6
 DATA = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 VB_1000 = "E8 03 00 00 17 FC FF FF E8 03 00 00 05 FA 05 FA"  # value 1000, adr 5

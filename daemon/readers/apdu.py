@@ -129,7 +129,8 @@ class Command:
 
 
 def check_byte(field_name: str, value: int, low: int = 0, high: int = 0xFF) -> int:
-    """Reject non-int and out-of-range values with an error naming the field."""
+    """Reject non-int and out-of-range values with an error naming the field (a byte unless
+    ``low``/``high`` say otherwise: value operands use the int32 range)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidArgument(field_name, f"must be an integer, got {type(value).__name__}")
     if not low <= value <= high:

@@ -80,14 +80,6 @@ _FEEDBACK_SUCCESS = bytes((0xA0, 0x04, 0x01, 0x01, 0x01, 0x01))
 _FEEDBACK_FAILURE = bytes((0x50, 0x04, 0x02, 0x02, 0x02, 0x01))
 
 
-def _amount(field_name: str, value: int, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidArgument(field_name, f"must be an integer, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise InvalidArgument(field_name, f"{value} is out of range {low}..{high}")
-    return value
-
-
 @dataclass(frozen=True, slots=True)
 class Dialect:
     """The storage-card command details of one reader family (immutable, no I/O)."""
@@ -171,7 +163,7 @@ class Dialect:
     def value_store(self, block: int, value: int) -> Command:
         """ACS ``FF D7 00 <blk> 05 00 <value>``: format ``block`` as a value block."""
         check_block(block)
-        _amount("value", value, INT32_MIN, INT32_MAX)
+        check_byte("value", value, INT32_MIN, INT32_MAX)
         if ValueOp.STORE not in self.native_value_ops():
             raise self._unsupported(ValueOp.STORE)
         return self._acs_value(ValueOp.STORE, block, value, "STORE VALUE")
@@ -179,7 +171,7 @@ class Dialect:
     def value_change(self, op: ValueOp, block: int, amount: int) -> Command:
         """INCREMENT or DECREMENT ``block`` by ``amount`` (reader does the TRANSFER)."""
         check_block(block)
-        _amount("amount", amount, 0, INT32_MAX)
+        check_byte("amount", amount, 0, INT32_MAX)
         if op not in (ValueOp.INCREMENT, ValueOp.DECREMENT):
             raise InvalidArgument("op", f"{op.value} is not increment or decrement")
         if op not in self.native_value_ops():
