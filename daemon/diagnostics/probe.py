@@ -304,18 +304,13 @@ def _gen2(
             f"reader {card.reader!r}: block 0 changed between two reads (card swapped?);"
             " Gen2 test not run, nothing written"
         )
-    command = card.dialect.write(0, original)
-    started = time.perf_counter()
     try:
-        response = connection.transmit(command.apdu)
-    except (CardRemoved, ResponseLost, ReaderError, ValueError) as exc:
-        card.trace.record(command, None, time.perf_counter() - started, error=exc)
-        why = exc.reason if isinstance(exc, CardDaemonError) else "unparseable answer"
+        response = card.exchange(card.dialect.write(0, original))
+    except WriteUnconfirmed as exc:
         raise WriteUnconfirmed(
-            f"reader {card.reader!r}: answer to the block-0 write test lost ({why});"
-            " present the card again and probe it to verify block 0"
+            f"reader {card.reader!r}: answer to the block-0 write test lost"
+            f" ({_cause_reason(exc)}); present the card again and probe it to verify block 0"
         ) from exc
-    card.trace.record(command, response, time.perf_counter() - started)
     if not response.ok:
         card.reconnect()  # a refused WRITE sends the chip back to idle
     readback = _read_block0(card, key, key_type)
@@ -336,6 +331,11 @@ def _gen2(
         f"block 0 WRITE refused (SW {response.sw:04X}), block 0 verified unchanged: not Gen2/CUID"
         " (genuine chip, sector 0 access bits, or a magic type PC/SC cannot see)",
     )
+
+
+def _cause_reason(exc: BaseException) -> str:
+    cause = exc.__cause__
+    return cause.reason if isinstance(cause, CardDaemonError) else "unparseable answer"
 
 
 def _latency(

@@ -165,6 +165,13 @@ class StorageCard:
         self.trace.record(command, response, time.perf_counter() - started)
         return response
 
+    def exchange(self, command: Command) -> Response:
+        """Send a command built by the caller and return the answer with its SW unchecked, for
+        callers that judge the SW themselves (the technician's block-0 write test). Traced,
+        and transport failures mapped as for every command: a card-changing command that got
+        no valid answer is ``WriteUnconfirmed``."""
+        return self._exchange(command)
+
     def _exchange(self, command: Command) -> Response:
         """Send, fetch pending bytes (``61 XX``), and return the raw response (SW unchecked)."""
         response = self._send(command, command)
