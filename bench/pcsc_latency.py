@@ -12,6 +12,7 @@ reader charges its air time to a virtual clock, so only the host path is measure
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -22,6 +23,7 @@ RUN_DIR = tempfile.mkdtemp(prefix="carddaemon-bench-pcscd-")
 # libpcsclite reads this once, at the first PC/SC call: set it before anything can call.
 os.environ["PCSCLITE_CSOCK_NAME"] = os.path.join(RUN_DIR, "pcscd.comm")
 
+from daemon.diagnostics.report import percentile  # noqa: E402
 from daemon.readers.apdu import (  # noqa: E402
     KeyType,
     general_authenticate,
@@ -50,11 +52,6 @@ SEQUENCE = [
 ]
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def _raw_round(scard: ModuleType, handle: int, protocol: int) -> float:
     transmit = scard.SCardTransmit
     t0 = time.perf_counter()
@@ -78,7 +75,13 @@ def _layer_round(card: StorageCard) -> float:
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 300
+    try:
+        _run(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    finally:
+        shutil.rmtree(RUN_DIR, ignore_errors=True)  # also when pcscd or the card fails
+
+
+def _run(rounds: int) -> None:
     reader = SimReader(f"{FRIENDLY} 00 00", model="acr1252u", latency="none")
     reader.insert(transport_card())
     with (
@@ -113,14 +116,13 @@ def main() -> None:
                 layer.append(_layer_round(card))
         scard.SCardDisconnect(handle, scard.SCARD_LEAVE_CARD)
         scard.SCardReleaseContext(context)
-    os.rmdir(RUN_DIR)
     n = len(SEQUENCE)
     raw_p50, layer_p50 = statistics.median(raw) / n, statistics.median(layer) / n
     print(f"pcscd + vpcd + pyscard, {rounds} rounds of {n} APDUs (auth + 3 reads + write + read)")
     print(f"{'path':<8}{'p50 ms/APDU':>14}{'p99 ms/APDU':>14}{'p50 ms/seq':>13}")
     for label, values in (("raw", raw), ("layer", layer)):
         p50 = statistics.median(values)
-        print(f"{label:<8}{p50 / n:>14.4f}{_pct(values, 0.99) / n:>14.4f}{p50:>13.3f}")
+        print(f"{label:<8}{p50 / n:>14.4f}{percentile(values, 99) / n:>14.4f}{p50:>13.3f}")
     print(
         f"pcsc_latency: raw_p50_ms={raw_p50:.4f} layer_p50_ms={layer_p50:.4f} "
         f"overhead_per_apdu_ms={layer_p50 - raw_p50:.4f}"

@@ -14,15 +14,11 @@ import statistics
 import sys
 import time
 
+from daemon.diagnostics.report import percentile
 from daemon.readers.apdu import KeyType, read_binary
 from daemon.readers.storage import StorageCard
 from sim.card import SimCard
 from sim.reader import SimReader
-
-
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
@@ -46,8 +42,8 @@ def main() -> None:
                 layer.append((t2 - t1) * 1e3)
     raw_p50, layer_p50 = statistics.median(raw), statistics.median(layer)
     print(f"{'path':<8}{'p50 ms':>10}{'p99 ms':>10}")
-    print(f"{'raw':<8}{raw_p50:>10.4f}{_pct(raw, 0.99):>10.4f}")
-    print(f"{'layer':<8}{layer_p50:>10.4f}{_pct(layer, 0.99):>10.4f}")
+    print(f"{'raw':<8}{raw_p50:>10.4f}{percentile(raw, 99):>10.4f}")
+    print(f"{'layer':<8}{layer_p50:>10.4f}{percentile(layer, 99):>10.4f}")
     print(
         f"readers_apdu_overhead: n={n} raw_p50_ms={raw_p50:.4f} layer_p50_ms={layer_p50:.4f}"
         f" overhead_per_apdu_ms={layer_p50 - raw_p50:.4f}"
