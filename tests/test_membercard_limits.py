@@ -76,37 +76,25 @@ def _set_record(t: Terminal, card: SimCard, counter: int, balance: int, points: 
         card.program(block, encode_value_block(balance, PURSE_ADR))
 
 
-def test_points_earned_past_int32_are_refused(term: Terminal) -> None:
-    card = issue(term, UID, balance=MAX_AMOUNT - 10, points=MAX_AMOUNT - 5, tier=0)
-    _refused(
-        term,
-        card,
-        lambda sc: term.service.debit(sc, request_id="x", amount=10_000),  # earns 10 000
-        AmountOutOfRange,
-        "points",
-    )
+POINTS_OVERFLOWS: dict[str, tuple[int, Callable[[Terminal, StorageCard], object]]] = {
+    # points on the card before, and the request that would take them past 2^31-1
+    "earned by tier": (
+        MAX_AMOUNT - 5,
+        lambda t, sc: t.service.debit(sc, request_id="x", amount=10_000),  # earns 10 000
+    ),
+    "explicit on a debit": (
+        MAX_AMOUNT - 1,
+        lambda t, sc: t.service.debit(sc, request_id="x", amount=1, points=2),
+    ),
+    "added": (MAX_AMOUNT - 1, lambda t, sc: t.service.adjust_points(sc, request_id="x", delta=2)),
+}
 
 
-def test_explicit_points_on_a_debit_past_int32_are_refused(term: Terminal) -> None:
-    card = issue(term, UID, balance=1_000, points=MAX_AMOUNT - 1, tier=0)
-    _refused(
-        term,
-        card,
-        lambda sc: term.service.debit(sc, request_id="x", amount=1, points=2),
-        AmountOutOfRange,
-        "points",
-    )
-
-
-def test_points_added_past_int32_are_refused(term: Terminal) -> None:
-    card = issue(term, UID, balance=0, points=MAX_AMOUNT - 1, tier=0)
-    _refused(
-        term,
-        card,
-        lambda sc: term.service.adjust_points(sc, request_id="x", delta=2),
-        AmountOutOfRange,
-        "points",
-    )
+@pytest.mark.parametrize("case", sorted(POINTS_OVERFLOWS))
+def test_points_past_int32_are_refused(term: Terminal, case: str) -> None:
+    points, run = POINTS_OVERFLOWS[case]
+    card = issue(term, UID, balance=1_000_000, points=points, tier=0)
+    _refused(term, card, lambda sc: run(term, sc), AmountOutOfRange, "points")
 
 
 def test_top_up_past_int32_is_refused_even_with_the_cap_at_the_maximum(term: Terminal) -> None:
