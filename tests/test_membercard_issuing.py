@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ UID = uid_for(100)
 
 
 @pytest.fixture
-def term(tmp_path: Path):
+def term(tmp_path: Path) -> Iterator[Terminal]:
     with terminal(Keystore.generate(), tmp_path / "journal.db") as t:
         yield t
 
@@ -290,3 +291,24 @@ def test_cards_not_understood_are_neither_issued_over_nor_erased(
     with pytest.raises(UnknownCardFormat, match=match), term.storage() as sc:
         term.issuer.erase(sc, request_id="wipe")
     assert card.memory == before
+
+
+def test_batch_csv_saved_by_excel_with_a_bom_and_more_bad_values(tmp_path: Path) -> None:
+    """A UTF-8 CSV from Excel starts with a byte order mark: still a member_id header. Amounts
+    that are fractions, too large or text are named by line and column."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        "\ufeffmember_id,balance,points\r\n1001,100,0\r\n1002,1.5,0\r\n1003,0,2147483648\r\n"
+        "1004,abc,0\r\n,0,0\r\n1005,999999999,0\r\n".encode()
+    )
+    with pytest.raises(InvalidArgument) as info:
+        load_batch(path, PROGRAMME)
+    text = str(info.value)
+    for part in ("line 3 balance", "line 4 points", "line 5 balance", "line 6 member_id",
+                 "line 7 balance"):  # fmt: skip
+        assert part in text
+    assert "line 2" not in text
+    path.write_bytes("\ufeffmember_id,balance\r\n1001,100\r\n".encode())
+    assert [(r.line, r.spec.member_id, r.spec.balance) for r in load_batch(path, PROGRAMME)] == [
+        (2, "1001", 100)
+    ]

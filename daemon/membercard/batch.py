@@ -103,7 +103,7 @@ def load_batch(path: str | Path, programme: Programme) -> list[BatchRow]:
     """Parse and validate every row; nothing is issued from a file with a bad row."""
     name = Path(path).name
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # Excel writes a BOM
             records = list(csv.reader(fh))
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgument(name, f"cannot read the batch file ({exc})") from None
