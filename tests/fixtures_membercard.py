@@ -212,6 +212,20 @@ class TearLab:
                 sc.run(t, st, "dry-run")
                 return t.reader.apdu_count - before
 
+    def torn_card(self, sc: Scenario, k: int, fault: str, *, seed: int = 0) -> SimCard:
+        """The card right after ``sc.op`` met ``fault`` at APDU ``k``, before any re-read."""
+        card = SimCard(sc.uid, memory=sc.memory)
+        with self.terminal(sc.seed, in_memory=True) as t:
+            t.reader.insert(card)
+            t.reader.faults.arm(seed)
+            schedule_fault(t.reader.faults, k, fault)
+            try:
+                with t.storage() as st:
+                    sc.run(t, st, f"{sc.op}-{k}-{fault}")
+            except CardDaemonError:
+                pass
+        return card
+
     def trial(
         self,
         sc: Scenario,
@@ -280,7 +294,10 @@ class TearLab:
 
 
 def _label(seen: CardView | str, sc: Scenario) -> str:
-    return "new" if seen == sc.new else "old"
+    """Old, new, or "neither" (a refusal or another state; a violation is recorded too)."""
+    if seen == sc.new:
+        return "new"
+    return "old" if seen == sc.old else "neither"
 
 
 def schedule_fault(plan: FaultPlan, k: int, fault: str) -> None:

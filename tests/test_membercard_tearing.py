@@ -13,11 +13,14 @@ new state exactly once.
 from __future__ import annotations
 
 import collections
+import re
 from pathlib import Path
 
 import pytest
 
 from daemon.keystore import Keystore
+from daemon.membercard.layout import PURSE_BACKUP, PURSE_PRIMARY
+from daemon.membercard.state import decode_purse_block
 from tests.fixtures_membercard import FAULTS, TearLab
 
 
@@ -107,3 +110,42 @@ def test_unstable_purse_block_is_never_trusted_on_one_read(tmp_path: Path) -> No
         bad, same, fresh = lab.trial(scenario, decrement, "tear_unstable", seed=seed)
         assert bad == []
         assert (same, fresh) == ("new", "new")
+
+
+def _documented_purse_states() -> set[tuple[str, str]]:
+    """The (primary, backup) states the layout doc's debit/credit tear table lists (stable
+    tears; the unstable extras after ';' are covered by the acceptance rule)."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "card-layout.md").read_text("utf-8")
+    table = doc[doc.index("| interrupted at | card state | resolves to |") :].split("\n\n")[0]
+    states: set[tuple[str, str]] = set()
+    for line in table.splitlines()[2:]:
+        cell = line.split("|")[2].split(";")[0]
+        if "unchanged" in cell:
+            states.add(("q", "q"))  # the purse still holds the old balance, q for the new record
+        states |= set(re.findall(r"\(([qrX]), ([qrX])\)", cell))
+    return states
+
+
+@pytest.mark.parametrize("op", ["debit", "credit"])
+def test_the_purse_states_in_the_doc_are_exactly_the_reachable_ones(
+    tmp_path: Path, op: str
+) -> None:
+    """Every stable tear, lost answer and removal at every APDU: the set of purse states left
+    on the card is the set the tearing table lists - no more (unexplained), no fewer (dead
+    rows)."""
+    lab = TearLab(Keystore.generate(), tmp_path)
+    scenario = lab.scenario(op, 21, history=1)
+    assert scenario.old is not None
+    assert scenario.new is not None
+    q, r = scenario.old[0], scenario.new[0]
+    names = {q: "q", r: "r", None: "X"}
+    seen: set[tuple[str, str]] = set()
+    for k in range(1, lab.apdus(scenario) + 1):
+        for fault in FAULTS:
+            if fault == "tear_unstable":
+                continue
+            card = lab.torn_card(scenario, k, fault, seed=k)
+            p = decode_purse_block(card.block(PURSE_PRIMARY), PURSE_PRIMARY)
+            b = decode_purse_block(card.block(PURSE_BACKUP), PURSE_BACKUP)
+            seen.add((names.get(p, f"?{p}"), names.get(b, f"?{b}")))
+    assert seen == _documented_purse_states()
