@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from daemon.journal import Journal, RequestState
 
 
 @pytest.fixture
-def journal(tmp_path: Path):
+def journal(tmp_path: Path) -> Iterator[Journal]:
     with Journal(tmp_path / "journal.db") as j:
         yield j
 
@@ -31,7 +32,9 @@ def test_claim_intent_commit_then_retry_replays(journal: Journal) -> None:
     with journal.claim("r1", "debit", params) as claim:
         assert claim.action == "execute"
         journal.record_intent("r1", "A1B2C3D4", {"counter": 1}, {"counter": 2})
-        assert journal.get("r1").state is RequestState.PENDING
+        rec = journal.get("r1")
+        assert rec is not None
+        assert rec.state is RequestState.PENDING
         journal.finish("r1", RequestState.COMMITTED, {"balance": 9500})
     with journal.claim("r1", "debit", params) as claim:
         assert claim.action == "replay"
@@ -92,7 +95,9 @@ def test_bad_request_id(journal: Journal) -> None:
 def test_counter_only_moves_up_and_rollback_detected(journal: Journal) -> None:
     journal.observe("U1", "1001", 7, {"balance": 100})
     journal.observe("U1", "1001", 5, {"balance": 900})  # stale observation ignored
-    assert journal.last_seen("U1").last_counter == 7
+    seen = journal.last_seen("U1")
+    assert seen is not None
+    assert seen.last_counter == 7
     journal.check_counter("U1", 7)
     journal.check_counter("U2", 1)
     with pytest.raises(CounterRollback, match="counter 6"):

@@ -27,8 +27,11 @@ def _key_toml(keys: dict[str, dict[int, bytes]], current: dict[str, int]) -> str
     return "\n".join(out) + "\n"
 
 
+Masters = dict[str, dict[int, bytes]]  # purpose -> version -> master key
+
+
 @pytest.fixture
-def masters() -> dict[str, dict[int, bytes]]:
+def masters() -> Masters:
     return {p.value: {1: secrets.token_bytes(32), 2: secrets.token_bytes(32)} for p in KeyPurpose}
 
 
@@ -38,7 +41,7 @@ def _write(path: Path, text: str, mode: int) -> Path:
     return path
 
 
-def test_file_0600_loads_and_versions_are_ordered(tmp_path: Path, masters) -> None:
+def test_file_0600_loads_and_versions_are_ordered(tmp_path: Path, masters: Masters) -> None:
     cur = {"card_a": 2, "card_b": 1, "mac": 2}
     ks = Keystore.from_file(_write(tmp_path / "keys.toml", _key_toml(masters, cur), 0o600))
     assert ks.current_version(KeyPurpose.CARD_A) == 2
@@ -46,7 +49,7 @@ def test_file_0600_loads_and_versions_are_ordered(tmp_path: Path, masters) -> No
     assert ks.master(KeyPurpose.MAC, 2).reveal() == masters["mac"][2]
 
 
-def test_json_file_and_mode_0400_accepted(tmp_path: Path, masters) -> None:
+def test_json_file_and_mode_0400_accepted(tmp_path: Path, masters: Masters) -> None:
     doc = {
         p: {"current": 1, **{str(v): k.hex() for v, k in vs.items()}} for p, vs in masters.items()
     }
@@ -58,7 +61,7 @@ def test_json_file_and_mode_0400_accepted(tmp_path: Path, masters) -> None:
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660])
 def test_group_or_world_readable_file_refused_naming_file_and_mode(
-    tmp_path: Path, masters, mode: int
+    tmp_path: Path, masters: Masters, mode: int
 ) -> None:
     path = _write(tmp_path / "keys.toml", _key_toml(masters, dict.fromkeys(masters, 1)), mode)
     with pytest.raises(KeystoreError) as info:
@@ -71,14 +74,14 @@ def test_group_or_world_readable_file_refused_naming_file_and_mode(
             assert raw.hex() not in text.lower()
 
 
-def test_file_owned_by_another_user_refused(tmp_path: Path, masters) -> None:
+def test_file_owned_by_another_user_refused(tmp_path: Path, masters: Masters) -> None:
     path = _write(tmp_path / "keys.toml", _key_toml(masters, dict.fromkeys(masters, 1)), 0o600)
     os.chown(path, 4242, -1)  # the suite runs as root; a daemon user would not own this
     with pytest.raises(KeystoreError, match="owned by uid 4242"):
         Keystore.from_file(path)
 
 
-def test_symlink_and_missing_file_refused(tmp_path: Path, masters) -> None:
+def test_symlink_and_missing_file_refused(tmp_path: Path, masters: Masters) -> None:
     real = _write(tmp_path / "real.toml", _key_toml(masters, dict.fromkeys(masters, 1)), 0o600)
     link = tmp_path / "link.toml"
     link.symlink_to(real)
@@ -88,7 +91,7 @@ def test_symlink_and_missing_file_refused(tmp_path: Path, masters) -> None:
         Keystore.from_file(tmp_path / "nope.toml")
 
 
-def test_malformed_file_errors_never_quote_content(tmp_path: Path, masters) -> None:
+def test_malformed_file_errors_never_quote_content(tmp_path: Path, masters: Masters) -> None:
     secret_hex = masters["mac"][1].hex()
     bad_toml = f'[mac]\ncurrent = 1\n1 = "{secret_hex}\n'  # unterminated string
     with pytest.raises(KeystoreError, match="not valid TOML") as info:
@@ -102,7 +105,7 @@ def test_malformed_file_errors_never_quote_content(tmp_path: Path, masters) -> N
     assert secret_hex[:20] not in str(info.value)
 
 
-def test_missing_purpose_current_version_and_short_key(tmp_path: Path, masters) -> None:
+def test_missing_purpose_current_version_and_short_key(tmp_path: Path, masters: Masters) -> None:
     only_two = {k: v for k, v in masters.items() if k != "card_b"}
     with pytest.raises(KeystoreError, match=r"missing table \[card_b\]"):
         Keystore.from_file(
@@ -121,7 +124,9 @@ def test_missing_purpose_current_version_and_short_key(tmp_path: Path, masters) 
         )
 
 
-def test_systemd_credentials_directory(tmp_path: Path, masters, monkeypatch) -> None:
+def test_systemd_credentials_directory(
+    tmp_path: Path, masters: Masters, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _write(tmp_path / "carddaemon-keys", _key_toml(masters, dict.fromkeys(masters, 1)), 0o400)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     assert Keystore.load().source.endswith("carddaemon-keys")
@@ -165,7 +170,7 @@ def test_derived_key_in_dictionary_is_rejected() -> None:
 
 
 def test_keys_never_in_repr_str_or_logs(
-    caplog: pytest.LogCaptureFixture, tmp_path: Path, masters
+    caplog: pytest.LogCaptureFixture, tmp_path: Path, masters: Masters
 ) -> None:
     caplog.set_level(logging.DEBUG)
     path = _write(tmp_path / "keys.toml", _key_toml(masters, dict.fromkeys(masters, 1)), 0o600)

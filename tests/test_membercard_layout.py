@@ -112,7 +112,12 @@ block16 = st.binary(min_size=16, max_size=16)
     ),
     backup=block16,
 )
-def test_any_card_bytes_give_a_state_or_a_typed_refusal(header, slots, primary, backup) -> None:
+def test_any_card_bytes_give_a_state_or_a_typed_refusal(
+    header: bytes,
+    slots: tuple[tuple[bytes, bytes], tuple[bytes, bytes]],
+    primary: bytes,
+    backup: bytes,
+) -> None:
     image = RawImage(UID, primary, backup, header, slots)
     try:
         state = evaluate(KS, image)

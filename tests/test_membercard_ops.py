@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,7 +38,7 @@ UID = uid_for(42)
 
 
 @pytest.fixture
-def term(tmp_path: Path):
+def term(tmp_path: Path) -> Iterator[Terminal]:
     with terminal(Keystore.generate(), tmp_path / "journal.db") as t:
         yield t
 
@@ -115,11 +116,11 @@ def test_insufficient_funds_and_cap_leave_the_card_untouched(term: Terminal) -> 
 
 
 @pytest.mark.parametrize("amount", [0, -1, 1.5, True, "100", 2**31, None])
-def test_bad_amounts_are_refused_before_the_card_is_touched(term: Terminal, amount) -> None:
+def test_bad_amounts_are_refused_before_the_card_is_touched(term: Terminal, amount: object) -> None:
     card = issue(term, UID)
     before, count = card.memory, term.reader.apdu_count
     with pytest.raises(InvalidAmount, match="amount"), term.storage() as sc:
-        term.service.debit(sc, request_id="bad", amount=amount)
+        term.service.debit(sc, request_id="bad", amount=amount)  # type: ignore[arg-type]
     assert card.memory == before
     assert term.reader.apdu_count == count
     assert term.journal.get("bad") is None
@@ -221,7 +222,9 @@ def test_unconfirmed_write_is_resolved_by_the_next_read(term: Terminal) -> None:
         retry = term.service.debit(sc, request_id="lost", amount=300)
     assert info.balance == 9_700
     assert retry.replayed
-    assert term.journal.get("lost").state is RequestState.COMMITTED
+    lost = term.journal.get("lost")
+    assert lost is not None
+    assert lost.state is RequestState.COMMITTED
 
 
 def test_pending_request_on_another_card(term: Terminal) -> None:
