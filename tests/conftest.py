@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,22 @@ import pytest
 # it: point every test at the private pcscd of tests/fixtures_pcscd.py (never the system one)
 # before anything can make that call.
 os.environ["PCSCLITE_CSOCK_NAME"] = f"/tmp/carddaemon-test-pcscd-{os.getpid()}/pcscd.comm"
+
+# python-escpos makes a temp dir in every process that imports it (``mkdtemp()`` is evaluated even
+# when ESCPOS_CAPABILITIES_PICKLE_DIR is set) and never removes it: 25+ dirs per run. Subprocesses
+# get TMPDIR = one dir per run, removed at the end; this process keeps the system temp dir (pytest's
+# tmp_path lives there) except while it imports escpos here, once.
+_RUN_TMP = tempfile.mkdtemp(prefix="carddaemon-test-tmp-")
+_SYSTEM_TMP = tempfile.gettempdir()
+os.environ["TMPDIR"] = _RUN_TMP
+tempfile.tempdir = _RUN_TMP
+import escpos.capabilities  # noqa: E402,F401
+
+tempfile.tempdir = _SYSTEM_TMP
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_RUN_TMP, ignore_errors=True)
 
 
 def _open_sockets() -> set[str]:
