@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from daemon.errors import PcscUnavailable
+from daemon.errors import CardDaemonError, CardRemoved, PcscUnavailable, ResponseLost
 from daemon.readers.backends import ReaderBackend, ReaderState
 from daemon.readers.monitor import EventKind, ReaderEvent
 from daemon.readers.pcsc import PcscBackend
@@ -29,7 +29,15 @@ from sim.pcscd import CSOCK_ENV, PrivatePcscd
 from sim.reader import SimReader
 from sim.vpcd import VpcdBridge
 
-__all__ = ["READERS", "ScriptableReader", "Stack", "is_event", "private_pcscd", "stack"]
+__all__ = [
+    "AFTER_PULL",
+    "READERS",
+    "ScriptableReader",
+    "Stack",
+    "is_event",
+    "private_pcscd",
+    "stack",
+]
 
 # (pcscd FRIENDLYNAME, simulated model); the PC/SC name is FRIENDLYNAME + " 00 00".
 READERS: tuple[tuple[str, ModelName], ...] = (
@@ -37,6 +45,12 @@ READERS: tuple[tuple[str, ModelName], ...] = (
     ("HID Global OMNIKEY 5x21 Smart Card Reader", "omnikey5x21"),
 )
 WAIT_S = 10.0
+# The error of the next command on a handle whose card left, per stack kind: pcscd answers
+# REMOVED_CARD once its 400 ms presence poll has run, a 0-byte answer (ResponseLost) before that.
+AFTER_PULL: dict[str, tuple[type[CardDaemonError], ...]] = {
+    "sim": (CardRemoved,),
+    "pcsc": (CardRemoved, ResponseLost),
+}
 
 
 def is_event(kind: EventKind, reader: str | None = None) -> Callable[[ReaderEvent], bool]:
