@@ -61,6 +61,7 @@ def test_read_shows_member_tier_validity_balance_points(term: Terminal) -> None:
         "0088001234", "金卡", 100_000, 50,
     )  # fmt: skip
     assert info.uid == UID.hex().upper()
+    assert info.discount == PROGRAMME.tiers[2].discount  # the tier table's rate, for the POS
     assert info.counter == 1
     assert info.status == "active"
 
