@@ -129,6 +129,17 @@ class VpcdSlotServer:
                 logger.error("vpcd %s: slot thread still running after close", self.reader.name)
         self._drop("bridge closed")
 
+    def __enter__(self) -> VpcdSlotServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
     # --- the slot thread -----------------------------------------------------------------
 
     def _present_card(self) -> tuple[object, int] | None:

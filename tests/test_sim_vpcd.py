@@ -15,7 +15,7 @@ from daemon.errors import ConfigError, InvalidArgument, OperationTimeout, Reader
 from sim.pcscd import PrivatePcscd, free_port_pair, redact_apdu_log
 from sim.reader import SimReader
 from sim.store import transport_card
-from sim.vpcd import VpcdBridge
+from sim.vpcd import VpcdBridge, VpcdSlotServer
 
 ATR_1K = bytes.fromhex("3B8F8001804F0CA000000306030001000000006A")
 
@@ -173,3 +173,19 @@ def test_simulator_bug_drops_the_answer_but_not_the_slot(vpcd: socket.socket) ->
         second, _ = vpcd.accept()  # the slot thread lived on and reconnected
         second.close()
         assert bridge.slots[0].apdus == 1
+
+
+def test_a_single_slot_is_a_context_manager_and_close_is_idempotent(vpcd: socket.socket) -> None:
+    reader = SimReader("R 00 00")
+    reader.insert(transport_card())
+    with VpcdSlotServer(reader, _port(vpcd)) as slot:
+        conn, _ = vpcd.accept()
+        with conn:
+            conn.settimeout(5)
+            slot.wait_connected()
+            _send(conn, bytes.fromhex("FFCA000000"))  # GET DATA UID
+            assert _recv(conn) == bytes.fromhex("11223344 9000")
+            slot.close()
+            assert conn.recv(2) == b""  # pcscd sees the card leave
+    assert not slot.connected
+    slot.close()

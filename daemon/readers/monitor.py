@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from daemon.errors import CardDaemonError, PcscUnavailable
+from daemon.readers.apdu import get_uid
 from daemon.readers.atr import card_type
 from daemon.readers.backends import ReaderBackend, ReaderState
 
@@ -33,7 +34,7 @@ __all__ = ["EventKind", "ReaderEvent", "ReaderMonitor", "Subscription"]
 
 logger = logging.getLogger(__name__)
 
-GET_UID = bytes.fromhex("FFCA000000")
+_GET_UID = get_uid().apdu
 
 
 class EventKind(enum.Enum):
@@ -252,7 +253,7 @@ class ReaderMonitor:
     def _fetch_uid(self, reader: str) -> tuple[bytes | None, str | None]:
         try:
             with contextlib.closing(self._backend.connect(reader)) as conn:
-                response = conn.transmit(GET_UID)
+                response = conn.transmit(_GET_UID)
         except CardDaemonError as exc:
             logger.info("reader monitor: no UID from %r: %s", reader, exc)
             return None, exc.reason

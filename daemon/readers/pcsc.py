@@ -145,15 +145,15 @@ class PcscConnection:
     def transmit(self, apdu: bytes) -> Response:
         if self._handle is None:
             raise ReaderUnavailable(
-                f"reader {self._reader!r}: connection closed before {_label(apdu)}"
+                f"reader {self._reader!r}: connection closed before {command_label(apdu)}"
             )
         scard = _lib()
         try:
             hresult, raw = scard.SCardTransmit(self._handle, self._protocol, list(apdu))
         except (SystemError, TypeError) as exc:  # pyscard's answer to a stale handle
-            raise PcscUnavailable(f"reader {self._reader!r}: {_label(apdu)}: {exc}") from exc
+            raise PcscUnavailable(f"reader {self._reader!r}: {command_label(apdu)}: {exc}") from exc
         if _code(hresult) != _S_SUCCESS:
-            raise map_pcsc_error(hresult, f"reader {self._reader!r}: {_label(apdu)}")
+            raise map_pcsc_error(hresult, f"reader {self._reader!r}: {command_label(apdu)}")
         return check_response(self._reader, apdu, bytes(raw))
 
     def reconnect(self, reset: bool = False) -> None:
@@ -228,10 +228,6 @@ class PcscConnection:
         if handle is not None:
             _lib().SCardDisconnect(handle, _lib().SCARD_LEAVE_CARD)
         _release(context)
-
-
-def _label(apdu: bytes) -> str:
-    return command_label(apdu)
 
 
 class PcscBackend:
