@@ -106,9 +106,13 @@ def test_rebuilt_attacks_get_the_same_verdicts(tmp_path: Path) -> None:
             assert info.value.reason == CONTEXT[name]["reason"]
 
 
-def test_key_a_decrement_of_the_purse_is_a_value_block_mismatch(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("block", "by", "shown"), [(12, 12_345, "81655"), (13, 100_000, "-6000")])
+def test_key_a_decrement_of_the_purse_is_a_value_block_mismatch(
+    tmp_path: Path, block: int, by: int, shown: str
+) -> None:
     """Key A may DECREMENT the purse (a POS debit needs it). Doing so outside a debit leaves a
-    purse value no torn write of ours can produce: refused, audited, hotlisted, not repaired."""
+    purse value no torn write of ours can produce - below the balance, or below zero (still a
+    well-formed value block, not a torn one): refused, audited, hotlisted, not repaired."""
     ks = fixed_test_keystore()
     with terminal(ks, tmp_path / "a.db") as t:
         from tests.fixtures_membercard_fraud import Attacker, _genuine
@@ -116,13 +120,13 @@ def test_key_a_decrement_of_the_purse_is_a_value_block_mismatch(tmp_path: Path) 
         card = _genuine(t)  # balance 94 000 after debits of 1 000, 2 000, 3 000
         attacker = Attacker(ks, t)
         with t.storage() as sc:
-            attacker._open(sc, 12, "A")
-            sc.value_decrement(12, 12_345)
+            attacker._open(sc, block, "A")
+            sc.value_decrement(block, by)
         before = card.memory
         with pytest.raises(FraudDetected) as info, t.storage() as sc:
             t.service.read(sc)
         assert info.value.reason == "VALUE_BLOCK_MISMATCH"
-        assert "81655" in info.value.message  # names the purse value it found
+        assert shown in info.value.message  # names the purse value it found
         uid = card.uid.hex().upper()
         assert [e["detail"]["reason"] for e in t.journal.audit_events("fraud", uid=uid)] == [
             "VALUE_BLOCK_MISMATCH"

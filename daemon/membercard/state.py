@@ -35,7 +35,6 @@ from daemon.errors import (
 )
 from daemon.keystore import Keystore
 from daemon.membercard.layout import (
-    MAX_AMOUNT,
     Header,
     SlotState,
     slot_checksum_ok,
@@ -92,11 +91,13 @@ class CardState:
 
 
 def decode_purse_block(raw: bytes, block: int) -> int | None:
+    """The value, or ``None`` if the block is not in value-block format (torn). A well-formed
+    value block is returned as it is, negative included: a key-A DECREMENT past zero is a
+    forgery to report, not a torn block to repair."""
     try:
-        value = decode_value_block(raw, block=block).value
+        return decode_value_block(raw, block=block).value
     except MalformedBlock:
         return None
-    return value if 0 <= value <= MAX_AMOUNT else None
 
 
 def _slot_view(keystore: Keystore, image: RawImage, slot: int) -> SlotView:
