@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from contextlib import closing
 
 import pytest
@@ -92,3 +94,30 @@ def test_stopped_service_is_pcsc_unavailable_then_recovers(stack: Stack) -> None
     stack.wait_until(0, True)
     with closing(stack.backend.connect(stack.name(0))) as conn:
         assert conn.transmit(GET_UID).data == bytes.fromhex("11223344")
+
+
+def _pcsc_sockets() -> int:
+    """Unix sockets of this process (each PC/SC context holds one to pcscd)."""
+    return sum(
+        os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+
+@pytest.mark.pcscd
+@pytest.mark.parametrize("stack", ["pcsc"], indirect=True)
+def test_status_wait_contexts_of_ended_threads_are_released(stack: Stack) -> None:
+    """A monitor stopped and started again waits on a new thread: the old thread's context
+    must not stay open until the backend closes."""
+
+    def one_wait() -> None:
+        stack.backend.wait_for_change(None, 0)
+
+    counts = []
+    for _ in range(4):
+        thread = threading.Thread(target=one_wait, name="status-wait")
+        thread.start()
+        thread.join()
+        counts.append(_pcsc_sockets())
+    assert counts[-1] <= counts[0]

@@ -305,7 +305,16 @@ class PcscBackend:
             context = _establish()
             with self._lock:
                 self._contexts[key] = context
+                stale = self._forget_dead_threads()
+            for old in stale:
+                _release(old)
         return context
+
+    def _forget_dead_threads(self) -> list[int]:
+        """Contexts of threads that ended (a monitor stopped and started again); lock held."""
+        alive = {t.ident for t in threading.enumerate()}
+        dead = [ident for ident in self._contexts if ident not in alive]
+        return [self._contexts.pop(ident) for ident in dead]
 
     def _drop_monitor_context(self) -> None:
         with self._lock:
