@@ -192,14 +192,18 @@ def test_reader_models_dialect_and_firmware(
         assert f"Firmware     {firmware}" in text
 
 
-def test_latency_self_test_reports_positive_percentiles() -> None:
-    reader = make_reader("acr122u", genuine_1k())
+@pytest.mark.parametrize(("model", "per_apdu_ms"), [("acr122u", 25.0), ("acr1252u", 5.0)])
+def test_latency_self_test_measures_the_reader(model: ModelName, per_apdu_ms: float) -> None:
+    """On the virtual clock each GET DATA UID costs exactly the model's reader overhead (the
+    reader answers it without air time): the slow ACR122U shows as five times the ACR1252U."""
+    reader = make_reader(model, genuine_1k())
     result = probe(reader, latency_rounds=ROUNDS)
     lat = result.latency
     assert lat is not None
     assert lat.rounds == ROUNDS
-    assert 0 < lat.min_ms <= lat.p50_ms <= lat.p99_ms <= lat.max_ms
-    assert f"{ROUNDS} x GET DATA UID: p50" in result.format_text()
+    for value in (lat.min_ms, lat.p50_ms, lat.p99_ms, lat.max_ms):
+        assert value == pytest.approx(per_apdu_ms)
+    assert f"{ROUNDS} x GET DATA UID: p50 {per_apdu_ms:.2f} ms" in result.format_text()
     assert probe(reader, latency_rounds=0).latency is None
 
 
