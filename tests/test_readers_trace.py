@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from daemon.errors import CardRemoved
+from daemon.errors import CardRemoved, InvalidArgument
 from daemon.readers import apdu
 from daemon.readers.apdu import KeyType
 from daemon.readers.connection import Response
@@ -127,5 +127,23 @@ def test_hooks_see_every_entry() -> None:
 
 
 def test_capacity_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="capacity"):
+    with pytest.raises(InvalidArgument, match="capacity: a trace keeps at least 1 exchange, got 0"):
         ApduTrace(READER, capacity=0)
+
+
+def test_a_failing_hook_never_breaks_the_exchange(caplog: pytest.LogCaptureFixture) -> None:
+    """Hooks run after the card answered: a broken metrics hook must not make a completed
+    write look failed, nor starve the hooks after it."""
+    trace = ApduTrace(READER)
+    seen: list[TraceEntry] = []
+
+    def broken(entry: TraceEntry) -> None:
+        raise RuntimeError("metrics backend down")
+
+    trace.add_hook(broken)
+    trace.add_hook(seen.append)
+    entry = trace.record(apdu.update_binary(4, bytes(16)), OK, 0.001)
+    assert seen == [entry]
+    assert trace.count == 1
+    assert "APDU trace hook" in caplog.text
+    assert "metrics backend down" in caplog.text

@@ -12,6 +12,7 @@ import pytest
 from daemon.errors import (
     CardAbsent,
     CardRemoved,
+    InvalidArgument,
     OperationTimeout,
     ReaderBusy,
     ReaderUnavailable,
@@ -260,7 +261,7 @@ def test_close_fails_waiting_jobs_joins_the_thread_and_is_idempotent(
 
 
 def test_bad_queue_size_is_refused(reader: SimReader) -> None:
-    with pytest.raises(ValueError, match="max_queue must be at least 1"):
+    with pytest.raises(InvalidArgument, match="max_queue: must be at least 1, got 0"):
         ReaderWorker("r", reader.connect, max_queue=0)
 
 

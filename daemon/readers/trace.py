@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from daemon.errors import InvalidArgument
 from daemon.readers.apdu import Command, mask_hex
 from daemon.readers.connection import Response
 
@@ -62,7 +63,7 @@ class ApduTrace:
 
     def __init__(self, reader: str, capacity: int = DEFAULT_CAPACITY) -> None:
         if capacity < 1:
-            raise ValueError("trace capacity must be at least 1")
+            raise InvalidArgument("capacity", f"a trace keeps at least 1 exchange, got {capacity}")
         self.reader = reader
         self._ring: deque[TraceEntry] = deque(maxlen=capacity)
         self._lock = threading.Lock()
@@ -81,11 +82,17 @@ class ApduTrace:
         return maxlen
 
     def add_hook(self, hook: TraceHook) -> None:
-        """Call ``hook`` with every new entry (benchmarks, metrics); it must not raise."""
-        self._hooks.append(hook)
+        """Call ``hook`` with every new entry (benchmarks, metrics). A hook that raises is
+        logged and skipped: it runs after the card answered, and must never turn a completed
+        write into an error."""
+        with self._lock:
+            self._hooks = [*self._hooks, hook]
 
     def remove_hook(self, hook: TraceHook) -> None:
-        self._hooks.remove(hook)
+        with self._lock:
+            hooks = list(self._hooks)
+            hooks.remove(hook)
+            self._hooks = hooks
 
     def record(
         self,
@@ -116,10 +123,14 @@ class ApduTrace:
                 error=reason,
             )
             self._ring.append(entry)
+            hooks = self._hooks
         if logger.isEnabledFor(TRACE):
             logger.log(TRACE, "%s %s", self.reader, entry.line())
-        for hook in self._hooks:
-            hook(entry)
+        for hook in hooks:
+            try:
+                hook(entry)
+            except Exception:
+                logger.exception("%s: APDU trace hook %r failed", self.reader, hook)
         return entry
 
     def entries(self) -> list[TraceEntry]:

@@ -33,6 +33,7 @@ from typing import Any, Generic, TypeVar
 
 from daemon.errors import (
     CardDaemonError,
+    InvalidArgument,
     OperationTimeout,
     PcscUnavailable,
     ReaderBusy,
@@ -103,7 +104,7 @@ class ReaderWorker:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if max_queue < 1:
-            raise ValueError(f"max_queue must be at least 1, got {max_queue}")
+            raise InvalidArgument("max_queue", f"must be at least 1, got {max_queue}")
         self.name = name
         self._connect = connect
         self._max_queue = max_queue
