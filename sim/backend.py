@@ -11,12 +11,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from types import TracebackType
 from typing import Any
 
 from daemon.errors import CardAbsent, InvalidArgument, PcscUnavailable, ReaderUnavailable
 from daemon.readers.backends import ReaderState
-from daemon.readers.connection import Response
+from daemon.readers.connection import ClosesOnExit, Response
 from daemon.readers.framing import command_label
 from sim.connection import SimConnection
 from sim.reader import SimReader
@@ -26,7 +25,7 @@ __all__ = ["CheckedSimConnection", "SimBackend"]
 _POLL_S = 0.01
 
 
-class CheckedSimConnection:
+class CheckedSimConnection(ClosesOnExit):
     """A :class:`SimConnection` tied to the simulated service: after a scripted pcscd restart
     it fails with ``PcscUnavailable`` until reconnected, as a stale PC/SC handle does."""
 
@@ -66,19 +65,8 @@ class CheckedSimConnection:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> CheckedSimConnection:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class SimBackend:
+class SimBackend(ClosesOnExit):
     """Simulated readers behind the reader-backend interface."""
 
     name = "sim"
@@ -172,14 +160,3 @@ class SimBackend:
         """The readers stay with whoever scripted them. Idempotent."""
         self._closed = True
         self._wake.set()
-
-    def __enter__(self) -> SimBackend:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

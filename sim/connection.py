@@ -15,11 +15,10 @@ re-selects whatever card is on the reader now.
 from __future__ import annotations
 
 import logging
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from daemon.errors import CardRemoved, ReaderUnavailable, ResponseLost
-from daemon.readers.connection import Response
+from daemon.readers.connection import ClosesOnExit, Response
 from daemon.readers.framing import check_response, command_label
 from sim.faults import CardGone, ReaderUnplugged, ResponseDropped
 
@@ -31,7 +30,7 @@ __all__ = ["SimConnection"]
 logger = logging.getLogger(__name__)
 
 
-class SimConnection:
+class SimConnection(ClosesOnExit):
     """A PC/SC-like handle on the card currently in one simulated reader."""
 
     def __init__(self, reader: SimReader) -> None:
@@ -89,14 +88,3 @@ class SimConnection:
     def close(self) -> None:
         """Idempotent."""
         self._closed = True
-
-    def __enter__(self) -> SimConnection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

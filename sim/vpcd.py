@@ -32,10 +32,10 @@ import struct
 import threading
 import time
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Protocol
 
 from daemon.errors import CardDaemonError, InvalidArgument, OperationTimeout, ReaderUnavailable
+from daemon.readers.connection import ClosesOnExit
 from sim.faults import CardGone, ReaderUnplugged, ResponseDropped
 
 __all__ = ["ServedReader", "VpcdBridge", "VpcdSlotServer"]
@@ -83,7 +83,7 @@ class _ClosedError(Exception):
     """The vpcd side closed the socket (pcscd stopped) or sent a malformed frame."""
 
 
-class VpcdSlotServer:
+class VpcdSlotServer(ClosesOnExit):
     """The card side of one vpcd slot: a thread that follows one simulated reader."""
 
     def __init__(
@@ -128,17 +128,6 @@ class VpcdSlotServer:
             if self._thread.is_alive():
                 logger.error("vpcd %s: slot thread still running after close", self.reader.name)
         self._drop("bridge closed")
-
-    def __enter__(self) -> VpcdSlotServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- the slot thread -----------------------------------------------------------------
 
@@ -256,7 +245,7 @@ class VpcdSlotServer:
         return bytes(buf)
 
 
-class VpcdBridge:
+class VpcdBridge(ClosesOnExit):
     """Several simulated readers served to one pcscd, one vpcd slot (port) each."""
 
     def __init__(
@@ -306,14 +295,3 @@ class VpcdBridge:
         self._closed = True
         for slot in self._slots.values():
             slot.close()
-
-    def __enter__(self) -> VpcdBridge:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

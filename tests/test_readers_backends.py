@@ -9,9 +9,15 @@ import pytest
 
 from daemon.errors import ConfigError, InvalidArgument, PcscUnavailable, ReaderUnavailable
 from daemon.readers.backends import BACKENDS, ReaderBackend, create_backend
+from daemon.readers.connection import ClosesOnExit
+from daemon.readers.monitor import ReaderMonitor
+from daemon.readers.pcsc import PcscBackend
+from daemon.readers.storage import StorageCard
+from daemon.readers.workers import ReaderPool, ReaderWorker
 from sim.backend import SimBackend
 from sim.reader import SimReader
 from sim.store import transport_card
+from sim.vpcd import VpcdBridge
 
 
 def test_importing_the_daemon_does_not_import_pyscard() -> None:
@@ -76,3 +82,31 @@ def test_sim_backend_scripting_and_bad_input() -> None:
     backend.close()
     with pytest.raises(PcscUnavailable):
         backend.list_readers()
+
+
+def test_every_reader_side_object_closes_on_exit_and_twice() -> None:
+    """The lifecycle promise: ``with`` closes it, a second ``close()`` is harmless, and no
+    thread or socket outlives it (the autouse leak guard checks that part)."""
+    reader = SimReader("R 00 00")
+    reader.insert(transport_card())
+    backend = SimBackend([reader])
+    handle = reader.connect()
+    objects: list[ClosesOnExit] = [
+        PcscBackend(),
+        backend,
+        backend.connect("R 00 00"),
+        handle,
+        StorageCard(reader.connect()),
+        ReaderWorker("R 00 00", reader.connect),
+        ReaderPool(backend.connect),
+        ReaderMonitor(backend),
+        VpcdBridge(),
+    ]
+    for obj in objects:
+        with obj as entered:
+            assert entered is obj
+        obj.close()
+    with pytest.raises(PcscUnavailable):
+        backend.list_readers()
+    with pytest.raises(ReaderUnavailable, match="closed"):
+        handle.transmit(bytes.fromhex("FFCA000000"))  # GET DATA UID on a closed handle

@@ -17,9 +17,32 @@ to typed errors by :mod:`daemon.readers.status`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
 
-__all__ = ["CardConnection", "Response"]
+__all__ = ["CardConnection", "ClosesOnExit", "Response"]
+
+
+class ClosesOnExit:
+    """Mixin for every reader-side device, connection and server: ``with obj:`` closes it.
+
+    Subclasses implement an idempotent :meth:`close`; one definition of the context-manager
+    protocol instead of a copy in each class (the simulator may import this module).
+    """
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
 
 @dataclass(frozen=True, slots=True)

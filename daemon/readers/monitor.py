@@ -23,12 +23,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
+from typing import Self
 
 from daemon.errors import CardDaemonError, PcscUnavailable
 from daemon.readers.apdu import get_uid
 from daemon.readers.atr import card_type
 from daemon.readers.backends import ReaderBackend, ReaderState
+from daemon.readers.connection import ClosesOnExit
 
 __all__ = ["EventKind", "ReaderEvent", "ReaderMonitor", "Subscription"]
 
@@ -93,7 +94,7 @@ class Subscription:
                 return event
 
 
-class ReaderMonitor:
+class ReaderMonitor(ClosesOnExit):
     """Start/stop a status loop over one backend; a context manager that joins its thread."""
 
     def __init__(
@@ -164,17 +165,10 @@ class ReaderMonitor:
 
     stop = close
 
-    def __enter__(self) -> ReaderMonitor:
+    def __enter__(self) -> Self:
+        """``with monitor:`` starts the loop (and closes it on the way out)."""
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- the loop ------------------------------------------------------------------------
 

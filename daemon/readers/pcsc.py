@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Mapping
-from types import ModuleType, TracebackType
+from types import ModuleType
 from typing import Any
 
 from daemon.errors import (
@@ -34,7 +34,7 @@ from daemon.errors import (
     ResponseLost,
 )
 from daemon.readers.backends import ReaderState
-from daemon.readers.connection import Response
+from daemon.readers.connection import ClosesOnExit, Response
 from daemon.readers.framing import check_response, command_label
 
 __all__ = ["PNP_READER", "PcscBackend", "PcscConnection", "map_pcsc_error"]
@@ -121,7 +121,7 @@ def _release(context: int | None) -> None:
         _lib().SCardReleaseContext(context)
 
 
-class PcscConnection:
+class PcscConnection(ClosesOnExit):
     """A :class:`~daemon.readers.connection.CardConnection` over one ``SCardConnect`` handle."""
 
     def __init__(self, reader: str, *, exclusive: bool = False) -> None:
@@ -182,17 +182,6 @@ class PcscConnection:
         self._closed = True
         self._teardown()
 
-    def __enter__(self) -> PcscConnection:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # --- internals -----------------------------------------------------------------------
 
     def _share_mode(self) -> int:
@@ -230,7 +219,7 @@ class PcscConnection:
         _release(context)
 
 
-class PcscBackend:
+class PcscBackend(ClosesOnExit):
     """Readers through pcscd. ``connect`` opens a :class:`PcscConnection`."""
 
     name = "pcsc"
@@ -280,17 +269,6 @@ class PcscBackend:
             self._contexts.clear()
         for context in contexts:
             _release(context)
-
-    def __enter__(self) -> PcscBackend:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- internals -----------------------------------------------------------------------
 

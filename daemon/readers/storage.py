@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import time
-from types import TracebackType
 
 from daemon.errors import (
     CardAbsent,
@@ -51,7 +50,7 @@ from daemon.readers.apdu import (
     get_uid,
     is_trailer,
 )
-from daemon.readers.connection import CardConnection, Response
+from daemon.readers.connection import CardConnection, ClosesOnExit, Response
 from daemon.readers.dialects import ACR122U, Dialect, ValueOp, detect_dialect
 from daemon.readers.fallback import NonAtomicValueOps, ValueCodec
 from daemon.readers.trace import ApduTrace
@@ -68,7 +67,7 @@ _LOUD = (ReaderBadResponse, WriteUnconfirmed, ReaderError, OperationTimeout)
 _UNCERTAIN = (CardRemoved, ResponseLost, ReaderError, OperationTimeout)
 
 
-class StorageCard:
+class StorageCard(ClosesOnExit):
     """A MIFARE Classic card in one reader, spoken to in the reader's dialect.
 
     Not thread-safe: it belongs to the reader's worker thread, like the connection (MIFARE
@@ -92,17 +91,6 @@ class StorageCard:
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def __enter__(self) -> StorageCard:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Release the connection (idempotent)."""

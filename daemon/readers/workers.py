@@ -28,7 +28,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from daemon.errors import (
@@ -39,7 +38,7 @@ from daemon.errors import (
     ReaderBusy,
     ReaderUnavailable,
 )
-from daemon.readers.connection import CardConnection
+from daemon.readers.connection import CardConnection, ClosesOnExit
 from daemon.readers.monitor import EventKind, ReaderEvent
 
 __all__ = ["DEFAULT_MAX_QUEUE", "Job", "JobContext", "ReaderPool", "ReaderWorker"]
@@ -92,7 +91,7 @@ class _Pending(Generic[T]):
     future: concurrent.futures.Future[T] = field(default_factory=concurrent.futures.Future)
 
 
-class ReaderWorker:
+class ReaderWorker(ClosesOnExit):
     """Owns one reader's connection on its own thread and runs submitted jobs in order."""
 
     def __init__(
@@ -217,17 +216,6 @@ class ReaderWorker:
                     "reader %r: worker thread still running a job after %.1f s", self.name, timeout
                 )
 
-    def __enter__(self) -> ReaderWorker:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
     # --- worker side ------------------------------------------------------------------------
 
     def _expire_locked(self) -> None:
@@ -304,7 +292,7 @@ class ReaderWorker:
         logger.warning("reader %r lost (%s); failed %d waiting jobs", self.name, exc, failed)
 
 
-class ReaderPool:
+class ReaderPool(ClosesOnExit):
     """One :class:`ReaderWorker` per attached reader, created and closed as readers come and go.
 
     Fed by the reader monitor: ``monitor.subscribe(pool.handle_event)``, which only calls
@@ -403,14 +391,3 @@ class ReaderPool:
             self._retired.clear()
         for worker in workers:
             worker.close()
-
-    def __enter__(self) -> ReaderPool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
