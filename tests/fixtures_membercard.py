@@ -274,8 +274,8 @@ class TearLab:
             if sc.op in ("debit", "credit", "points"):
                 rec = t.journal.get(rid)
                 want = RequestState.COMMITTED if seen_same == sc.new else RequestState.ABORTED
-                if rec is not None and rec.state is not want:
-                    bad.append(f"{rid}: journal {rec.state} but card shows {seen_same}")
+                if rec is None or rec.state is not want:
+                    bad.append(f"{rid}: journal {rec and rec.state} but card shows {seen_same}")
             try:
                 with t.storage() as st:
                     sc.run(t, st, rid)
