@@ -234,11 +234,43 @@ def test_pending_request_on_another_card(term: Terminal) -> None:
     term.reader.faults.tear(10, "old")
     with pytest.raises(WriteUnconfirmed), term.storage() as sc:
         term.service.debit(sc, request_id="torn", amount=1)
-    other = SimCard.blank(uid=uid_for(43))
-    issue(term, uid_for(43), member_id="77")  # replaces the card in the reader
-    with pytest.raises(CardMismatch, match="present that card"), term.storage() as sc:
+    term.reader.remove()
+    issue(term, uid_for(43), member_id="77")  # another member's card
+    with pytest.raises(CardMismatch, match="present that card") as info, term.storage() as sc:
         term.service.debit(sc, request_id="torn", amount=1)
-    assert other.uid != card.uid
+    assert card.uid.hex().upper() in info.value.message  # names the card to bring back
+
+
+def test_pending_the_card_can_no_longer_settle_is_left_for_manual_review(tmp_path: Path) -> None:
+    """Torn at terminal A, then paid three times at terminal B: the card's two records are
+    both B's, so nothing on it says whether A's write ever landed. A keeps the request
+    PENDING, audits it, lists it for an alert, and refuses a retry instead of guessing."""
+    ks = Keystore.generate()
+    with terminal(ks, tmp_path / "a.db") as a, terminal(ks, tmp_path / "b.db") as b:
+        card = issue(a, UID, balance=10_000)
+        a.reader.faults.arm()
+        a.reader.faults.tear(9, "old")  # the new record's state block: nothing written
+        with pytest.raises(WriteUnconfirmed), a.storage() as sc:
+            a.service.debit(sc, request_id="torn", amount=500)
+        a.reader.faults.clear()
+        b.reader.insert(card)
+        for i in range(3):
+            with b.storage() as sc:
+                b.service.debit(sc, request_id=f"b{i}", amount=100)
+        b.reader.remove()
+        a.reader.insert(card)
+        with a.storage() as sc:
+            info = a.service.read(sc)
+        assert (info.balance, info.counter, info.resolved) == (9_700, 4, ())
+        rec = a.journal.get("torn")
+        assert rec is not None
+        assert rec.state is RequestState.PENDING
+        assert [e["request_id"] for e in a.journal.audit_events("pending_undetermined")] == ["torn"]
+        assert [r.request_id for r in a.journal.pending()] == ["torn"]
+        with pytest.raises(WriteUnconfirmed, match="manual review"), a.storage() as sc:
+            a.service.debit(sc, request_id="torn", amount=500)
+        with a.storage() as sc:
+            assert a.service.read(sc).balance == 9_700  # the retry did not pay
 
 
 def test_blank_and_foreign_cards_are_not_member_cards(term: Terminal) -> None:
