@@ -18,6 +18,7 @@ from daemon.errors import (
     UnknownCardFormat,
     WriteUnconfirmed,
 )
+from daemon.journal import RequestState
 from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard.batch import load_batch, main, run_batch
 from daemon.membercard.issuing import IssueSpec, Personaliser
@@ -319,3 +320,28 @@ def test_batch_csv_saved_by_excel_with_a_bom_and_more_bad_values(tmp_path: Path)
     assert [(r.line, r.spec.member_id, r.spec.balance) for r in load_batch(path, PROGRAMME)] == [
         (2, "1001", 100)
     ]
+
+
+def test_a_card_is_replaced_once(term: Terminal) -> None:
+    """A second replace of the same lost card (a new request_id, another blank card) would put
+    the member's balance on two cards: refused, naming the card that already replaced it, and
+    the second blank card is not written."""
+    issue(term, UID, member_id="33", balance=10_000)
+    term.reader.remove()
+    term.reader.insert(SimCard.blank(uid=uid_for(103)))
+    with term.storage() as sc:
+        first = replace_card(term.issuer, sc, old_uid=UID.hex(), request_id="rep-a")
+    term.reader.remove()
+    spare = SimCard.blank(uid=uid_for(104))
+    term.reader.insert(spare)
+    with (
+        pytest.raises(InvalidArgument, match=f"already has card {first.uid}; card") as info,
+        term.storage() as sc,
+    ):
+        replace_card(term.issuer, sc, old_uid=UID.hex(), request_id="rep-b")
+    assert "already replaced" in info.value.message
+    assert spare.memory == SimCard.blank(uid=uid_for(104)).memory
+    rec = term.journal.get("rep-b")
+    assert rec is not None
+    assert rec.state is not RequestState.COMMITTED
+    assert not term.journal.audit_events("issue", uid=uid_for(104).hex().upper())

@@ -196,7 +196,9 @@ class Personaliser:
             bound = self.journal.bound_uid(spec.member_id)
             if bound not in (None, uid_hex, replacing):
                 raise InvalidArgument(
-                    "member_id", f"member {spec.member_id} already has card {bound}; use replace"
+                    "member_id",
+                    f"member {spec.member_id} already has card {bound}; "
+                    + (f"card {replacing} was already replaced" if replacing else "use replace"),
                 )
             tag = bytes.fromhex(record.after["tag"]) if record.after else secrets.token_bytes(4)
             header = Header(spec.member_id, spec.tier, spec.valid_until, self._today())
