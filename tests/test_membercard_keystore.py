@@ -188,3 +188,19 @@ def test_keys_never_in_repr_str_or_logs(
             assert raw.hex() not in caplog.text.lower()
     with pytest.raises(TypeError):
         pickle.dumps(key)
+
+
+@pytest.mark.parametrize("version", [0, 256])
+def test_key_versions_outside_one_byte_are_refused(
+    tmp_path: Path, masters: Masters, version: int
+) -> None:
+    """A version is written on the card in one byte (MAC block byte 0, sector 3 GPB): 1..255."""
+    secret = masters["mac"][1]
+    bad = dict(masters, mac={version: secret})
+    path = _write(
+        tmp_path / "k.toml", _key_toml(bad, {"card_a": 1, "card_b": 1, "mac": version}), 0o600
+    )
+    with pytest.raises(KeystoreError, match=rf"\[mac\] version {version} not in 1\.\.255") as info:
+        Keystore.from_file(path)
+    assert secret.hex() not in str(info.value)
+    assert str(path) in str(info.value)
