@@ -20,6 +20,7 @@ from daemon.errors import (
     PcscUnavailable,
     ReaderBadResponse,
     ReaderUnavailable,
+    ReaderUnsupported,
     ResponseLost,
     WriteUnconfirmed,
 )
@@ -379,3 +380,24 @@ def test_key_bytes_reach_no_log_error_or_trace_on_either_path(
         texts.append(stack.pcscd.log_path.read_text(errors="replace"))
     for text in texts:
         assert key.hex().upper() not in text.upper().replace(" ", "")
+
+
+# --- reader housekeeping through transmit -------------------------------------------------------
+
+
+def test_firmware_and_led_buzzer_through_transmit_on_both_paths(stack: Stack) -> None:
+    """ACS answers the firmware query and LED/buzzer pseudo-APDUs through transmit (vpcd
+    forwards no SCardControl); the OMNIKEY dialect refuses feedback before sending anything."""
+    stack.insert(0, _card())
+    stack.insert(1, _card(UID_B))
+    with StorageCard(stack.backend.connect(stack.name(0))) as acs:
+        assert acs.firmware() == "ACR1252U_V202.2"
+        acs.feedback(True)
+        acs.feedback(False)
+        lines = acs.trace.lines()
+    assert lines[-2].startswith("#2 LED BUZZER success: > FF 00 40 A0 04 01 01 01 01 < [90 ")
+    assert lines[-1].startswith("#3 LED BUZZER failure: > FF 00 40 50 04 02 02 02 01 < [90 ")
+    with StorageCard(stack.backend.connect(stack.name(1))) as omnikey:
+        with pytest.raises(ReaderUnsupported, match="LED"):
+            omnikey.feedback(True)
+        assert omnikey.trace.count == 0
