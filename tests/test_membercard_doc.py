@@ -394,6 +394,24 @@ def test_apdu_counts_in_the_table_are_what_the_code_sends(tmp_path: Path, model:
                 n0 = t.reader.apdu_count
                 run(sc)
                 counts[name] = t.reader.apdu_count - n0
+        card = t.reader.card
+        assert card is not None
+        memory = card.memory
+        with t.storage() as sc:
+            n0 = t.reader.apdu_count
+            t.issuer.erase(sc, request_id="e1", force=True)
+            counts["erase"] = t.reader.apdu_count - n0
+    worst = 0
+    with terminal(KS, tmp_path / "fresh.db", model=model) as fresh:  # never saw the card
+        fresh.reader.insert(SimCard(uid_for(1), memory=memory))
+        for i in range(2):  # both slot parities: one of them reads the written slot first
+            with fresh.storage() as sc:
+                n0 = fresh.reader.apdu_count
+                fresh.service.debit(sc, request_id=f"f{i}", amount=100)
+                worst = max(worst, fresh.reader.apdu_count - n0)
+            fresh.journal.forget_card(uid_for(1).hex().upper())
+    counts["same, terminal that never saw the card (worst slot parity)"] = worst
+    assert set(counts) == set(rows)
     for name, n in counts.items():
         assert int(rows[name][column]) == n, (name, model)
 
