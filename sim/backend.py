@@ -13,7 +13,13 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from daemon.errors import CardAbsent, InvalidArgument, PcscUnavailable, ReaderUnavailable
+from daemon.errors import (
+    CardAbsent,
+    InvalidArgument,
+    PcscUnavailable,
+    ReaderBusy,
+    ReaderUnavailable,
+)
 from daemon.readers.backends import ReaderState
 from daemon.readers.connection import ClosesOnExit, Response
 from daemon.readers.framing import command_label
@@ -29,10 +35,18 @@ class CheckedSimConnection(ClosesOnExit):
     """A :class:`SimConnection` tied to the simulated service: after a scripted pcscd restart
     it fails with ``PcscUnavailable`` until reconnected, as a stale PC/SC handle does."""
 
-    def __init__(self, conn: SimConnection, backend: SimBackend) -> None:
+    def __init__(
+        self, conn: SimConnection, backend: SimBackend, *, exclusive: bool = False
+    ) -> None:
         self._conn = conn
         self._backend = backend
         self._epoch = backend.service_epoch
+        self.exclusive = exclusive
+
+    @property
+    def holds_card(self) -> bool:
+        """Open on the current service: counts for PC/SC sharing rules."""
+        return not self._conn.closed and self._epoch == self._backend.service_epoch
 
     @property
     def reader(self) -> SimReader:
@@ -56,9 +70,14 @@ class CheckedSimConnection(ClosesOnExit):
     def reconnect(self, reset: bool = False) -> None:
         """Re-select the card; after a (simulated) service restart, reopen on the reader."""
         if self._epoch != self._backend.service_epoch:
-            fresh = self._backend.connect(self.reader_name)
+            fresh = self._backend.open(self.reader_name)
+            try:
+                self._backend.admit(self.reader_name, self)
+            except ReaderBusy:
+                fresh.close()
+                raise
             self._conn.close()
-            self._conn, self._epoch = fresh._conn, fresh._epoch
+            self._conn, self._epoch = fresh, self._backend.service_epoch
             return
         self._conn.reconnect(reset)
 
@@ -78,6 +97,8 @@ class SimBackend(ClosesOnExit):
         self._down = False
         self.service_epoch = 0
         self._seen_epoch = 0
+        self._lock = threading.Lock()
+        self._connections: dict[str, list[CheckedSimConnection]] = {}
         for reader in readers:
             self.add_reader(reader)
 
@@ -116,11 +137,38 @@ class SimBackend(ClosesOnExit):
         return [r.name for r in self._readers.values() if r.plugged]
 
     def connect(self, reader: str, *, exclusive: bool = False) -> CheckedSimConnection:
+        """Connect as PC/SC does: ``ReaderBusy`` while another connection holds the card
+        exclusively, or for an exclusive connect while anyone else is connected."""
+        connection = CheckedSimConnection(self.open(reader), self, exclusive=exclusive)
+        try:
+            self.admit(reader, connection)
+        except ReaderBusy:
+            connection.close()
+            raise
+        return connection
+
+    def open(self, reader: str) -> SimConnection:
+        """A raw handle on ``reader`` (sharing rules are :meth:`admit`'s)."""
         self._check_service()
         sim = self.reader(reader)
         if not sim.plugged:
             raise ReaderUnavailable(f"reader {reader!r} is unplugged")
-        return CheckedSimConnection(sim.connect(), self)
+        return sim.connect()
+
+    def admit(self, reader: str, connection: CheckedSimConnection) -> None:
+        """Register ``connection`` on ``reader`` unless PC/SC sharing rules refuse it."""
+        with self._lock:
+            others = [
+                c for c in self._connections.get(reader, []) if c.holds_card and c is not connection
+            ]
+            if others and (connection.exclusive or any(c.exclusive for c in others)):
+                holder = (
+                    "holds the card exclusively" if not connection.exclusive else "is connected"
+                )
+                raise ReaderBusy(
+                    f"reader {reader!r}: connect: another application {holder} (sharing violation)"
+                )
+            self._connections[reader] = [*others, connection]
 
     def states(self) -> dict[str, ReaderState]:
         result: dict[str, ReaderState] = {}

@@ -51,6 +51,10 @@ class SimConnection(ClosesOnExit):
     def atr(self) -> bytes:
         return self._atr
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def transmit(self, apdu: bytes) -> Response:
         """Send one APDU; transport failures become :mod:`daemon.errors` exceptions."""
         if self._closed:

@@ -64,16 +64,26 @@ def test_no_card_at_connect_is_card_absent() -> None:
     assert type(map_pcsc_error(0x80100068, "x", connecting=True)) is CardRemoved
 
 
-@pytest.mark.pcscd
-@pytest.mark.parametrize("stack", ["pcsc"], indirect=True)
-def test_exclusive_connection_makes_others_busy(stack: Stack) -> None:
+def test_exclusive_connection_makes_others_busy_on_both_paths(stack: Stack) -> None:
+    """PC/SC sharing: nobody joins an exclusive holder, an exclusive connect waits for nobody
+    (the simulator must not be more lenient than pcscd here)."""
     stack.insert(0, transport_card())
+    stack.insert(1, transport_card())
     with closing(stack.backend.connect(stack.name(0), exclusive=True)) as owner:
-        with pytest.raises(ReaderBusy, match="exclusively"):
+        with pytest.raises(ReaderBusy, match="exclusively") as err:
             stack.backend.connect(stack.name(0))
+        assert stack.name(0) in str(err.value)
         assert owner.transmit(GET_UID).ok
+        with closing(stack.backend.connect(stack.name(1))):  # another reader is not affected
+            pass
     with closing(stack.backend.connect(stack.name(0))) as shared:
         assert shared.transmit(GET_UID).ok
+        with pytest.raises(ReaderBusy, match=stack.name(0)):
+            stack.backend.connect(stack.name(0), exclusive=True)
+        with closing(stack.backend.connect(stack.name(0))) as second:  # shared + shared is fine
+            assert second.transmit(GET_UID).ok
+    with closing(stack.backend.connect(stack.name(0), exclusive=True)) as alone:
+        assert alone.transmit(GET_UID).ok
 
 
 @pytest.mark.pcscd
