@@ -7,6 +7,7 @@ import pytest
 from daemon.errors import InvalidArgument
 from daemon.readers import apdu
 from daemon.readers.apdu import CommandKind, KeyType
+from daemon.readers.connection import Response
 
 KEY = bytes.fromhex("A1B2C3D4E5F6")
 
@@ -146,3 +147,11 @@ def test_key_bytes_never_in_validation_errors() -> None:
     with pytest.raises(InvalidArgument) as info:
         apdu.load_key(bytes.fromhex("A1B2C3D4E5"), 0)
     assert "A1" not in str(info.value).upper().replace("INVALID_ARGUMENT", "")
+
+
+def test_response_repr_shows_no_data_bytes() -> None:
+    key_b = bytes.fromhex("B0B1B2B3B4B5")
+    trailer = bytes(6) + bytes.fromhex("FF078069") + key_b  # key B readable: read back in clear
+    response = Response(trailer, 0x9000)
+    assert repr(response) == "Response(16 data bytes, SW 90 00)"
+    assert "B0" not in f"{response!r} {response}"
