@@ -7,6 +7,7 @@ written per path with the reason (see ``PULLED_BEFORE``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from contextlib import closing
 
@@ -27,6 +28,7 @@ from daemon.errors import (
 from daemon.readers.apdu import KeyType
 from daemon.readers.monitor import EventKind, ReaderMonitor
 from daemon.readers.storage import StorageCard
+from daemon.readers.workers import JobContext, ReaderPool
 from sim.card import SimCard
 from sim.store import transport_card
 from tests import fixtures_pcscd
@@ -401,3 +403,29 @@ def test_firmware_and_led_buzzer_through_transmit_on_both_paths(stack: Stack) ->
         with pytest.raises(ReaderUnsupported, match="LED"):
             omnikey.feedback(True)
         assert omnikey.trace.count == 0
+
+
+def test_reader_pool_fed_by_the_monitor_recovers_from_a_service_restart(stack: Stack) -> None:
+    """The whole reader layer as the daemon wires it: after pcscd is killed and comes back,
+    jobs run again on fresh workers; nothing is restarted by hand."""
+    name = stack.name(0)
+
+    def read_uid(ctx: JobContext) -> bytes:
+        return ctx.connection.transmit(GET_UID).data
+
+    monitor = ReaderMonitor(stack.backend, read_uid=False)
+    sub = monitor.subscription()
+    with ReaderPool(stack.backend.connect) as pool:
+        monitor.subscribe(pool.handle_event)
+        with monitor:
+            stack.insert(0, _card())
+            sub.wait_for(is_event(EventKind.CARD_PRESENT, name))
+            before = pool.worker(name)
+            assert pool.submit(name, read_uid, time.monotonic() + 10).result(10) == UID_A
+            stack.restart_service()
+            sub.wait_for(is_event(EventKind.READER_DETACHED, name))
+            sub.wait_for(is_event(EventKind.SERVICE_RESTORED))
+            sub.wait_for(is_event(EventKind.CARD_PRESENT, name))
+            with pytest.raises(ReaderUnavailable, match="worker closed"):
+                before.submit(read_uid, time.monotonic() + 10)  # closed with the old service
+            assert pool.submit(name, read_uid, time.monotonic() + 10).result(10) == UID_A
