@@ -290,6 +290,8 @@ def test_storage_card_names_reader_and_command_for_garbage_on_both_paths(
 def test_unknown_reader_and_empty_reader(stack: Stack) -> None:
     with pytest.raises(ReaderUnavailable, match="No Such Reader"):
         stack.backend.connect("No Such Reader 00 00")
+    with pytest.raises(ReaderUnavailable, match="Bad"):  # pyscard cannot even pass it on
+        stack.backend.connect("Bad\x00Name 00 00")  # (and no PC/SC context is left open)
     stack.wait_until(1, False)
     with pytest.raises(CardAbsent):
         stack.backend.connect(stack.name(1))

@@ -195,9 +195,13 @@ class PcscConnection(ClosesOnExit):
     def _open(self) -> None:
         scard = _lib()
         self._context = _establish()
-        hresult, handle, protocol = scard.SCardConnect(
-            self._context, self._reader, self._share_mode(), self._protocols()
-        )
+        try:
+            hresult, handle, protocol = scard.SCardConnect(
+                self._context, self._reader, self._share_mode(), self._protocols()
+            )
+        except (SystemError, TypeError) as exc:  # pyscard on a name it cannot pass to pcscd
+            self._teardown()
+            raise ReaderUnavailable(f"reader {self._reader!r}: connect: {exc}") from exc
         if _code(hresult) != _S_SUCCESS:
             self._teardown()
             raise map_pcsc_error(hresult, f"reader {self._reader!r}: connect", connecting=True)
