@@ -21,7 +21,7 @@ from daemon.errors import (
     ReaderUnavailable,
 )
 from daemon.readers.backends import ReaderState
-from daemon.readers.connection import ClosesOnExit, Response
+from daemon.readers.connection import ClosesOnExit, Disposition, Response
 from daemon.readers.framing import command_label
 from sim.connection import SimConnection
 from sim.reader import SimReader
@@ -61,11 +61,20 @@ class CheckedSimConnection(ClosesOnExit):
         return self._conn.atr
 
     def transmit(self, apdu: bytes) -> Response:
-        if self._epoch != self._backend.service_epoch:
-            raise PcscUnavailable(
-                f"reader {self.reader_name!r}: {command_label(apdu)}: service was restarted"
-            )
+        self._check_epoch(command_label(apdu))
         return self._conn.transmit(apdu)
+
+    def begin_transaction(self) -> None:
+        self._check_epoch("begin transaction")
+        self._conn.begin_transaction()
+
+    def end_transaction(self, disposition: Disposition = "leave") -> None:
+        self._check_epoch("end transaction")
+        self._conn.end_transaction(disposition)
+
+    def _check_epoch(self, what: str) -> None:
+        if self._epoch != self._backend.service_epoch:
+            raise PcscUnavailable(f"reader {self.reader_name!r}: {what}: service was restarted")
 
     def reconnect(self, reset: bool = False) -> None:
         """Re-select the card; after a (simulated) service restart, reopen on the reader."""
@@ -120,9 +129,12 @@ class SimBackend(ClosesOnExit):
         return reader
 
     def stop_service(self) -> None:
-        """Script a pcscd crash: calls fail with ``PcscUnavailable``, handles go stale."""
+        """Script a pcscd crash: calls fail with ``PcscUnavailable``, handles go stale and
+        their PC/SC transactions end."""
         self._down = True
         self.service_epoch += 1
+        for reader in self._readers.values():
+            reader.release_transactions()
         self._wake.set()
 
     def start_service(self) -> None:

@@ -10,15 +10,20 @@ in-process and through pcscd.
 A connection is bound to the card insertion it was opened on: after the card is removed (even if
 put back) every transmit fails with ``CardRemoved`` until :meth:`SimConnection.reconnect`, which
 re-selects whatever card is on the reader now.
+
+PC/SC transactions (:meth:`SimConnection.begin_transaction` / ``end_transaction``) hold the
+reader against every other connection on it as pcscd does: their commands wait until the
+transaction ends (bounded by ``SimReader.transaction_wait_s``, then ``ReaderBusy``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from daemon.errors import CardRemoved, ReaderUnavailable, ResponseLost
-from daemon.readers.connection import ClosesOnExit, Response
+from daemon.readers.connection import ClosesOnExit, Disposition, Response
 from daemon.readers.framing import check_response, command_label
 from sim.faults import CardGone, ReaderUnplugged, ResponseDropped
 
@@ -61,7 +66,8 @@ class SimConnection(ClosesOnExit):
             raise ReaderUnavailable(f"connection to reader {self.reader_name!r} is closed")
         command = command_label(apdu)
         try:
-            raw = self._reader.process(apdu, generation=self._generation)
+            with self._reader.turn(self, command):
+                raw = self._reader.process(apdu, generation=self._generation)
         except CardGone as exc:
             raise CardRemoved(
                 f"card left reader {self.reader_name!r} before {command} executed"
@@ -84,11 +90,42 @@ class SimConnection(ClosesOnExit):
         if self._closed:
             raise ReaderUnavailable(f"connection to reader {self.reader_name!r} is closed")
         try:
-            self._generation = self._reader.reselect()
+            with self._reader.turn(self, "reconnect"):
+                self._generation = self._reader.reselect()
         except ReaderUnplugged as exc:
             raise ReaderUnavailable(f"reader {self.reader_name!r} is unplugged") from exc
         self._atr = self._reader.atr
 
+    def begin_transaction(self) -> None:
+        """Hold the reader for this connection (waits while another holds it).
+
+        ``CardRemoved`` when the card this connection selected has left (nothing was sent),
+        ``ReaderUnavailable`` when the reader is unplugged or this connection closed.
+        """
+        self._transaction("begin", lambda: self._reader.begin_transaction(self, self._generation))
+
+    def end_transaction(self, disposition: Disposition = "leave") -> None:
+        """Release the hold; ``"reset"`` re-selects the card first (drops authentication)."""
+        self._transaction(
+            "end",
+            lambda: self._reader.end_transaction(
+                self, self._generation, reset=disposition == "reset"
+            ),
+        )
+
+    def _transaction(self, what: str, call: Callable[[], None]) -> None:
+        if self._closed:
+            raise ReaderUnavailable(f"connection to reader {self.reader_name!r} is closed")
+        try:
+            call()
+        except CardGone as exc:
+            raise CardRemoved(
+                f"reader {self.reader_name!r}: {what} transaction: the card left the field"
+            ) from exc
+        except ReaderUnplugged as exc:
+            raise ReaderUnavailable(f"reader {self.reader_name!r} is unplugged") from exc
+
     def close(self) -> None:
-        """Idempotent."""
+        """Idempotent; ends this connection's transaction, as ``SCardDisconnect`` does."""
         self._closed = True
+        self._reader.release_transactions(self)

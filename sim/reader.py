@@ -14,6 +14,11 @@
 * ``.faults`` (:class:`~sim.faults.FaultPlan`), ``.clock`` (:class:`~sim.clock.VirtualClock`),
   ``.apdu_count``, ``.history`` (the last 64 exchanges, for debugging).
 * One re-entrant lock per reader: a vpcd bridge thread and a test thread may both use it.
+* PC/SC transactions as pcscd keeps them (:meth:`begin_transaction`, :meth:`turn`): while one
+  connection holds the reader, another connection's command waits (bounded by
+  ``transaction_wait_s``, then ``ReaderBusy``); the hold ends with the card insertion it was
+  taken on, as pcscd drops it when the card leaves. The vpcd path does not use these: there
+  the real pcscd keeps the transaction.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
-from daemon.errors import CardAbsent, InvalidArgument, ReaderUnavailable
+from daemon.errors import CardAbsent, InvalidArgument, ReaderBusy, ReaderError, ReaderUnavailable
 from sim.card import CardSize, SimCard, WriteTorn
 from sim.clock import VirtualClock
 from sim.connection import SimConnection
@@ -87,6 +94,9 @@ class SimReader:
         self._plugged = True
         self._closed = False
         self._generation = 0
+        self.transaction_wait_s = 30.0
+        self._txn_cond = threading.Condition(self._lock)
+        self._txn: tuple[object, int, int] | None = None  # holder, generation, nesting count
 
     # --- properties ------------------------------------------------------------------------
 
@@ -126,6 +136,7 @@ class SimReader:
                 card.select()
             self._card = card
             self._generation += 1
+            self._txn_cond.notify_all()
         logger.debug("card %s inserted into %s", card.uid.hex(), self.name)
 
     def remove(self) -> SimCard | None:
@@ -135,6 +146,7 @@ class SimReader:
             if card is not None:
                 card.leave_field()
                 logger.debug("card %s removed from %s", card.uid.hex(), self.name)
+            self._txn_cond.notify_all()
             return card
 
     def unplug(self) -> None:
@@ -144,6 +156,7 @@ class SimReader:
             self.memory.power_loss()
             if self._card is not None:
                 self._card.leave_field()
+            self._txn_cond.notify_all()
 
     def replug(self) -> None:
         """USB cable back in: power up and select the card lying on the reader."""
@@ -152,6 +165,7 @@ class SimReader:
             if self._card is not None:
                 self._card.select()
             self._generation += 1
+            self._txn_cond.notify_all()
 
     def reselect(self) -> int:
         """Re-select the card (PC/SC reconnect): clears its auth state and wakes it from the
@@ -178,6 +192,69 @@ class SimReader:
             raise ReaderUnplugged(f"reader {self.name!r} is closed")
         if not self._plugged:
             raise ReaderUnplugged(f"reader {self.name!r} is unplugged")
+
+    # --- PC/SC transactions ----------------------------------------------------------------
+
+    def _holder(self) -> object | None:
+        """Who holds the reader now; a hold taken on a card that has since left is void."""
+        if self._txn is not None and (
+            self._txn[1] != self._generation or self._card is None or not self.plugged
+        ):
+            self._txn = None
+        return None if self._txn is None else self._txn[0]
+
+    def _wait_turn(self, owner: object, what: str) -> None:
+        """Wait (lock held) until no other connection holds the reader, as pcscd does."""
+        deadline = time.monotonic() + self.transaction_wait_s
+        while (holder := self._holder()) is not None and holder is not owner:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ReaderBusy(
+                    f"reader {self.name!r}: {what}: another application held a PC/SC "
+                    f"transaction for {self.transaction_wait_s:.1f} s"
+                )
+            self._txn_cond.wait(remaining)
+
+    @contextmanager
+    def turn(self, owner: object, what: str) -> Iterator[None]:
+        """Hold the reader lock once no other connection holds a transaction: a command of
+        ``owner`` (a connection) inside this block cannot interleave with another's transaction."""
+        with self._txn_cond:
+            self._wait_turn(owner, what)
+            yield
+
+    def begin_transaction(self, owner: object, generation: int) -> None:
+        """``SCardBeginTransaction``: waits for another holder; nests for the same one.
+        Raises ``CardGone`` when the card ``owner`` selected has left, ``ReaderUnplugged``."""
+        with self._txn_cond:
+            self._wait_turn(owner, "begin transaction")
+            self._check_plugged()
+            if generation != self._generation or self._card is None:
+                raise CardGone(f"the card this connection selected left {self.name!r}")
+            count = self._txn[2] if self._txn is not None else 0
+            self._txn = (owner, generation, count + 1)
+
+    def end_transaction(self, owner: object, generation: int, *, reset: bool = False) -> None:
+        """``SCardEndTransaction``; ``reset`` re-selects the card (drops its authentication).
+        A card that left since is ``CardGone`` (its hold is already void, as in pcscd)."""
+        with self._txn_cond:
+            self._check_plugged()
+            if generation != self._generation or self._card is None:
+                raise CardGone(f"the card this connection selected left {self.name!r}")
+            if self._holder() is not owner or self._txn is None:
+                raise ReaderError(f"reader {self.name!r}: end transaction: none was begun")
+            count = self._txn[2] - 1
+            self._txn = (owner, generation, count) if count else None
+            if reset:
+                self._card.select()
+            self._txn_cond.notify_all()
+
+    def release_transactions(self, owner: object | None = None) -> None:
+        """Drop ``owner``'s hold (its handle closed), or every hold (the service died)."""
+        with self._txn_cond:
+            if self._txn is not None and (owner is None or self._txn[0] is owner):
+                self._txn = None
+                self._txn_cond.notify_all()
 
     # --- APDUs -----------------------------------------------------------------------------
 
@@ -239,6 +316,7 @@ class SimReader:
         """Idempotent; afterwards every APDU fails as if the reader were unplugged."""
         with self._lock:
             self._closed = True
+            self._txn_cond.notify_all()
 
     def __enter__(self) -> SimReader:
         return self

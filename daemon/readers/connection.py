@@ -10,6 +10,11 @@ Transport errors a ``transmit`` may raise (all from :mod:`daemon.errors`):
 * ``ResponseLost`` - the command was sent but no valid answer came back: it may have executed;
 * ``ReaderUnavailable`` / ``PcscUnavailable`` - the reader or pcscd went away.
 
+PC/SC transactions are an optional capability, :class:`Transacted` (both backends have it),
+kept out of :class:`CardConnection` so that every existing connection (test doubles included)
+still satisfies the protocol: the reader worker checks for it and wraps each job in one
+transaction when it is there.
+
 Status words are *not* errors at this level: they are returned in :class:`Response` and mapped
 to typed errors by :mod:`daemon.readers.status`.
 """
@@ -18,9 +23,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Literal, Protocol, Self, runtime_checkable
 
-__all__ = ["CardConnection", "ClosesOnExit", "Response"]
+__all__ = ["CardConnection", "ClosesOnExit", "Disposition", "Response", "Transacted"]
+
+#: What ``end_transaction`` does to the card: leave it as it is, or reset it (which drops any
+#: MIFARE authentication, so no one inherits it).
+Disposition = Literal["leave", "reset"]
 
 
 class ClosesOnExit:
@@ -104,4 +113,23 @@ class CardConnection(Protocol):
 
     def close(self) -> None:
         """Release the connection. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class Transacted(Protocol):
+    """A connection that can hold its reader against other PC/SC clients (a PC/SC transaction).
+
+    While held, another client's commands on the reader wait until :meth:`end_transaction`, so
+    nothing can slip in between an AUTHENTICATE and the READ/WRITE that relies on it.
+    Errors are the transport errors of ``transmit`` (a card gone at begin: ``CardRemoved``,
+    nothing sent). The hold also ends when the card leaves or the connection closes.
+    """
+
+    def begin_transaction(self) -> None:
+        """Hold the reader; waits while another client holds it."""
+        ...
+
+    def end_transaction(self, disposition: Disposition = "leave") -> None:
+        """Release the reader, leaving or resetting the card."""
         ...

@@ -9,6 +9,11 @@ Every PC/SC error is mapped to :mod:`daemon.errors` here, once:
 * sharing violation -> ``ReaderBusy``; timeout  -> ``OperationTimeout``
 
 ``smartcard`` is imported on first use, so importing the daemon does not load pyscard.
+``begin_transaction`` / ``end_transaction`` wrap ``SCardBeginTransaction`` /
+``SCardEndTransaction`` with the same mapping (a card gone at begin is ``CardRemoved``: nothing
+was sent). pcscd makes another client's commands wait while a transaction is held, and drops the
+hold when the card leaves or the handle disconnects.
+
 Each connection owns its own PC/SC context (one owner thread: the reader's worker); each thread
 calling :meth:`PcscBackend.wait_for_change` (the monitor) gets another, so a blocked status
 wait never stalls a transmit.
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any
 
@@ -34,7 +39,7 @@ from daemon.errors import (
     ResponseLost,
 )
 from daemon.readers.backends import ReaderState
-from daemon.readers.connection import ClosesOnExit, Response
+from daemon.readers.connection import ClosesOnExit, Disposition, Response
 from daemon.readers.framing import check_response, command_label
 
 __all__ = ["PNP_READER", "PcscBackend", "PcscConnection", "map_pcsc_error"]
@@ -155,6 +160,29 @@ class PcscConnection(ClosesOnExit):
         if _code(hresult) != _S_SUCCESS:
             raise map_pcsc_error(hresult, f"reader {self._reader!r}: {command_label(apdu)}")
         return check_response(self._reader, apdu, bytes(raw))
+
+    def begin_transaction(self) -> None:
+        """Hold the reader against other PC/SC clients (pcscd makes their commands wait)."""
+        self._call("begin transaction", lambda scard, handle: scard.SCardBeginTransaction(handle))
+
+    def end_transaction(self, disposition: Disposition = "leave") -> None:
+        """Release the reader; ``"reset"`` warm-resets the card (drops its authentication)."""
+
+        def end(scard: ModuleType, handle: int) -> Any:
+            how = scard.SCARD_RESET_CARD if disposition == "reset" else scard.SCARD_LEAVE_CARD
+            return scard.SCardEndTransaction(handle, how)
+
+        self._call("end transaction", end)
+
+    def _call(self, what: str, call: Callable[[ModuleType, int], Any]) -> None:
+        if self._handle is None:
+            raise ReaderUnavailable(f"reader {self._reader!r}: connection closed before {what}")
+        try:
+            hresult = call(_lib(), self._handle)
+        except (SystemError, TypeError) as exc:  # pyscard's answer to a stale handle
+            raise PcscUnavailable(f"reader {self._reader!r}: {what}: {exc}") from exc
+        if _code(hresult) != _S_SUCCESS:
+            raise map_pcsc_error(hresult, f"reader {self._reader!r}: {what}")
 
     def reconnect(self, reset: bool = False) -> None:
         """Re-select the card (warm reset), or cold-reset it; reopen after a pcscd restart."""

@@ -15,7 +15,12 @@ Rules the worker keeps (each one a promise to callers):
 * a reader that disappears (:class:`~daemon.errors.ReaderUnavailable` from the connection, or
   :meth:`ReaderPool.reader_detached`) fails every queued job with an error naming the reader;
 * a job raising anything never kills the worker; the connection is dropped after any failure
-  (authentication state unknown) and opened again by the next job that needs it.
+  (authentication state unknown) and opened again by the next job that needs it;
+* a job runs inside one PC/SC transaction (if the connection is ``Transacted``), begun when it
+  first takes the connection: no other PC/SC client can slip a command in between its
+  AUTHENTICATE and its READ/WRITE. It ends leaving the card, or resetting it after a job that
+  failed with the card still there (authentication state unknown); one that cannot begin fails
+  the job before any APDU is sent.
 """
 
 from __future__ import annotations
@@ -31,14 +36,18 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from daemon.errors import (
+    CardAbsent,
     CardDaemonError,
+    CardRemoved,
     InvalidArgument,
     OperationTimeout,
     PcscUnavailable,
     ReaderBusy,
     ReaderUnavailable,
+    ResponseLost,
+    WriteUnconfirmed,
 )
-from daemon.readers.connection import CardConnection, ClosesOnExit
+from daemon.readers.connection import CardConnection, ClosesOnExit, Disposition, Transacted
 from daemon.readers.monitor import EventKind, ReaderEvent
 
 __all__ = ["DEFAULT_MAX_QUEUE", "Job", "JobContext", "ReaderPool", "ReaderWorker"]
@@ -50,6 +59,28 @@ T = TypeVar("T")
 #: Waiting jobs per reader (the running job not counted). A POS has one customer at a time;
 #: more than a few waiting jobs means something upstream is retrying in a loop.
 DEFAULT_MAX_QUEUE = 8
+
+#: Job failures after which the card is gone or its state in doubt: nothing to reset.
+_CARD_IN_DOUBT = (
+    CardAbsent,
+    CardRemoved,
+    ResponseLost,
+    WriteUnconfirmed,
+    ReaderUnavailable,
+    PcscUnavailable,
+)
+
+
+def _card_in_doubt(exc: BaseException | None) -> bool:
+    """Did the job fail because the card went away (even wrapped by a higher layer)? Then a
+    reset has no authentication to drop, and one sent just after a pull wedged pcscd's vpcd slot.
+    """
+    while exc is not None:
+        if isinstance(exc, _CARD_IN_DOUBT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
 
 #: How long :meth:`ReaderWorker.close` waits for a running job before giving up on joining.
 DEFAULT_CLOSE_TIMEOUT_S = 10.0
@@ -68,8 +99,9 @@ class JobContext:
 
     @property
     def connection(self) -> CardConnection:
-        """The card connection; opened on first use (raises ``CardAbsent`` with no card)."""
-        return self._worker._ensure_connection()
+        """The card connection, opened on first use (raises ``CardAbsent`` with no card) and
+        held in the job's PC/SC transaction from then on."""
+        return self._worker._job_connection()
 
     def remaining(self) -> float:
         """Seconds left before this job's deadline (never negative)."""
@@ -112,6 +144,7 @@ class ReaderWorker(ClosesOnExit):
         self._cond = threading.Condition()
         self._closed = False
         self._connection: CardConnection | None = None
+        self._held: Transacted | None = None  # the running job's transaction, if begun
         self._drop_connection = False
         # not a daemon thread: interpreter exit must never cut a card write in half
         self._thread = threading.Thread(target=self._run, name=f"reader-worker[{name}]")
@@ -240,7 +273,27 @@ class ReaderWorker(ClosesOnExit):
             self._connection = self._connect()
         return self._connection
 
+    def _job_connection(self) -> CardConnection:
+        connection = self._ensure_connection()
+        if isinstance(connection, Transacted) and self._held is not connection:
+            connection.begin_transaction()  # card gone: the job fails here, nothing sent
+            self._held = connection
+        return connection
+
+    def _end_transaction(self, disposition: Disposition) -> bool:
+        """End the job's transaction; False if that failed (then drop the connection)."""
+        held, self._held = self._held, None
+        if held is None:
+            return True
+        try:
+            held.end_transaction(disposition)
+        except Exception as exc:  # card gone or service lost: the hold is void anyway
+            logger.info("reader %r: ending the job's transaction failed: %s", self.name, exc)
+            return False
+        return True
+
     def _close_connection(self) -> None:
+        self._held = None  # a disconnect ends any transaction
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
@@ -275,6 +328,7 @@ class ReaderWorker(ClosesOnExit):
         try:
             result = pending.job(JobContext(self, pending.deadline))
         except BaseException as exc:  # a job must never kill the worker
+            self._end_transaction("leave" if _card_in_doubt(exc) else "reset")
             self._close_connection()
             pending.future.set_exception(exc)
             if isinstance(exc, ReaderUnavailable | PcscUnavailable):
@@ -282,6 +336,8 @@ class ReaderWorker(ClosesOnExit):
             elif not isinstance(exc, CardDaemonError):
                 logger.exception("reader %r: job crashed", self.name, exc_info=exc)
         else:
+            if not self._end_transaction("leave"):
+                self._close_connection()
             pending.future.set_result(result)
 
     def _reader_lost(self, exc: ReaderUnavailable | PcscUnavailable) -> None:
