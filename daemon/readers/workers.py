@@ -36,18 +36,15 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from daemon.errors import (
-    CardAbsent,
     CardDaemonError,
-    CardRemoved,
     InvalidArgument,
     OperationTimeout,
     PcscUnavailable,
     ReaderBusy,
     ReaderUnavailable,
-    ResponseLost,
-    WriteUnconfirmed,
 )
-from daemon.readers.connection import CardConnection, ClosesOnExit, Disposition, Transacted
+from daemon.readers.connection import CardConnection, ClosesOnExit
+from daemon.readers.jobtxn import JobTransaction
 from daemon.readers.monitor import EventKind, ReaderEvent
 
 __all__ = ["DEFAULT_MAX_QUEUE", "Job", "JobContext", "ReaderPool", "ReaderWorker"]
@@ -59,28 +56,6 @@ T = TypeVar("T")
 #: Waiting jobs per reader (the running job not counted). A POS has one customer at a time;
 #: more than a few waiting jobs means something upstream is retrying in a loop.
 DEFAULT_MAX_QUEUE = 8
-
-#: Job failures after which the card is gone or its state in doubt: nothing to reset.
-_CARD_IN_DOUBT = (
-    CardAbsent,
-    CardRemoved,
-    ResponseLost,
-    WriteUnconfirmed,
-    ReaderUnavailable,
-    PcscUnavailable,
-)
-
-
-def _card_in_doubt(exc: BaseException | None) -> bool:
-    """Did the job fail because the card went away (even wrapped by a higher layer)? Then a
-    reset has no authentication to drop, and one sent just after a pull wedged pcscd's vpcd slot.
-    """
-    while exc is not None:
-        if isinstance(exc, _CARD_IN_DOUBT):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
-
 
 #: How long :meth:`ReaderWorker.close` waits for a running job before giving up on joining.
 DEFAULT_CLOSE_TIMEOUT_S = 10.0
@@ -144,7 +119,7 @@ class ReaderWorker(ClosesOnExit):
         self._cond = threading.Condition()
         self._closed = False
         self._connection: CardConnection | None = None
-        self._held: Transacted | None = None  # the running job's transaction, if begun
+        self._transaction = JobTransaction(name)  # the running job's, once it took the card
         self._drop_connection = False
         # not a daemon thread: interpreter exit must never cut a card write in half
         self._thread = threading.Thread(target=self._run, name=f"reader-worker[{name}]")
@@ -275,25 +250,11 @@ class ReaderWorker(ClosesOnExit):
 
     def _job_connection(self) -> CardConnection:
         connection = self._ensure_connection()
-        if isinstance(connection, Transacted) and self._held is not connection:
-            connection.begin_transaction()  # card gone: the job fails here, nothing sent
-            self._held = connection
+        self._transaction.hold(connection)  # card gone: the job fails here, nothing sent
         return connection
 
-    def _end_transaction(self, disposition: Disposition) -> bool:
-        """End the job's transaction; False if that failed (then drop the connection)."""
-        held, self._held = self._held, None
-        if held is None:
-            return True
-        try:
-            held.end_transaction(disposition)
-        except Exception as exc:  # card gone or service lost: the hold is void anyway
-            logger.info("reader %r: ending the job's transaction failed: %s", self.name, exc)
-            return False
-        return True
-
     def _close_connection(self) -> None:
-        self._held = None  # a disconnect ends any transaction
+        self._transaction.forget()
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
@@ -328,7 +289,7 @@ class ReaderWorker(ClosesOnExit):
         try:
             result = pending.job(JobContext(self, pending.deadline))
         except BaseException as exc:  # a job must never kill the worker
-            self._end_transaction("leave" if _card_in_doubt(exc) else "reset")
+            self._transaction.end(exc)
             self._close_connection()
             pending.future.set_exception(exc)
             if isinstance(exc, ReaderUnavailable | PcscUnavailable):
@@ -336,7 +297,7 @@ class ReaderWorker(ClosesOnExit):
             elif not isinstance(exc, CardDaemonError):
                 logger.exception("reader %r: job crashed", self.name, exc_info=exc)
         else:
-            if not self._end_transaction("leave"):
+            if not self._transaction.end(None):
                 self._close_connection()
             pending.future.set_result(result)
 
