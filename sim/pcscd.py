@@ -80,6 +80,11 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def _pcscd_path() -> str:
+    """pcscd lives in /usr/sbin, which a cron job's or a sanitised CI PATH leaves out."""
+    return shutil.which("pcscd") or shutil.which("pcscd", path="/usr/sbin:/sbin") or "pcscd"
+
+
 def client_socket_path() -> str | None:
     """The pcscd socket this process's libpcsclite will use (``None``: the system default)."""
     return os.environ.get(CSOCK_ENV)
@@ -228,7 +233,7 @@ class PrivatePcscd:
         script = (
             "set -e; mount -t tmpfs tmpfs /run; mkdir /run/pcscd; "
             f"mount --bind {shlex.quote(str(self.run_dir))} /run/pcscd; "
-            f"exec pcscd {flags} -c {shlex.quote(str(self.conf_dir))}"
+            f"exec {shlex.quote(_pcscd_path())} {flags} -c {shlex.quote(str(self.conf_dir))}"
         )
         cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
