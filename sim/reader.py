@@ -29,9 +29,9 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
-from types import TracebackType
 
 from daemon.errors import CardAbsent, InvalidArgument, ReaderBusy, ReaderError, ReaderUnavailable
+from daemon.readers.connection import ClosesOnExit
 from sim.card import CardSize, SimCard, WriteTorn
 from sim.clock import VirtualClock
 from sim.connection import SimConnection
@@ -63,7 +63,7 @@ def pcsc_atr(size: CardSize) -> bytes:
     return b"\x3b" + body + bytes((tck,))
 
 
-class SimReader:
+class SimReader(ClosesOnExit):
     """One reader model with its key slots, fault plan, clock and (maybe) a card."""
 
     def __init__(
@@ -317,17 +317,6 @@ class SimReader:
         with self._lock:
             self._closed = True
             self._txn_cond.notify_all()
-
-    def __enter__(self) -> SimReader:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"SimReader(name={self.name!r}, model={self.model!r}, card={self._card!r})"
