@@ -48,7 +48,7 @@ from sim.card import SimCard  # noqa: E402
 from sim.pcscd import PrivatePcscd  # noqa: E402
 from sim.reader import SimReader  # noqa: E402
 from sim.vpcd import VpcdBridge  # noqa: E402
-from tests.fixtures_membercard import (  # noqa: E402
+from tests.membercard.terminal import (  # noqa: E402
     PROGRAMME,
     TODAY,
     Terminal,

@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.keystore import Keystore
-from tests.fixtures_membercard import FAULTS, OPS, Scenario, TearLab
+from tests.membercard.terminal import FAULTS, OPS, Scenario, TearLab
 
 SCENARIOS_PER_OP = 8
 MODELS = ("acr1252u", "acr1252u", "acr122u", "omnikey5x21", "generic")

@@ -12,9 +12,15 @@ from collections.abc import Iterator
 import pytest
 
 # libpcsclite reads PCSCLITE_CSOCK_NAME once, at the first PC/SC call of the process, and caches
-# it: point every test at the private pcscd of tests/fixtures_pcscd.py (never the system one)
-# before anything can make that call.
+# it: point every test at the private pcscd of the ``private_pcscd`` fixture below (never the
+# system one) before anything can make that call.
 os.environ["PCSCLITE_CSOCK_NAME"] = f"/tmp/carddaemon-test-pcscd-{os.getpid()}/pcscd.comm"
+
+from daemon.readers.pcsc import PcscBackend
+from sim.backend import SimBackend
+from sim.pcscd import CSOCK_ENV, PrivatePcscd
+from sim.vpcd import VpcdBridge
+from tests.pcscd_stack import READERS, Stack, make_readers
 
 # python-escpos makes a temp dir in every process that imports it (``mkdtemp()`` is evaluated even
 # when ESCPOS_CAPABILITIES_PICKLE_DIR is set) and never removes it: 25+ dirs per run. Subprocesses
@@ -73,3 +79,38 @@ def no_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
     if new_sockets:
         problems.append(f"sockets left open: {len(new_sockets)}")
     pytest.fail("; ".join(problems))
+
+
+# --- the reader contract stack (tests/pcscd_stack.py): in-process sim, then real pcscd ---
+
+
+@pytest.fixture(scope="session")
+def private_pcscd() -> Iterator[PrivatePcscd]:
+    """One private pcscd for the session (restart tests put it back as they found it)."""
+    run_dir = os.path.dirname(os.environ[CSOCK_ENV])
+    with PrivatePcscd([name for name, _ in READERS], run_dir=run_dir) as pcscd:
+        yield pcscd
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@pytest.fixture(params=["sim", pytest.param("pcsc", marks=pytest.mark.pcscd)])
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """The contract stack on the in-process simulator, then on real pcscd + vpcd + pyscard."""
+    readers = make_readers()
+    if request.param == "sim":
+        result = Stack("sim", SimBackend(readers), readers)
+    else:
+        pcscd: PrivatePcscd = request.getfixturevalue("private_pcscd")
+        wanted = [name for name, _ in READERS]
+        if not pcscd.running or [s.friendly_name for s in pcscd.slots] != wanted:
+            pcscd.stop()
+            pcscd.start(wanted)
+        ports = [pcscd.slot(name).port for name, _ in READERS]
+        bridge = VpcdBridge(zip(readers, ports, strict=True))
+        result = Stack("pcsc", PcscBackend(), readers, pcscd, bridge)
+        for i in range(len(readers)):  # pcscd may still think the last test's card is there
+            result.wait_until(i, False)
+    try:
+        yield result
+    finally:
+        result.close()

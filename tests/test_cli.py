@@ -14,7 +14,6 @@ from daemon.cli import main as carddaemon
 from sim import dumps
 from sim.pcscd import PrivatePcscd
 from sim.store import transport_card
-from tests.fixtures_pcscd import private_pcscd  # noqa: F401 - session fixture
 
 BIN = Path(sys.executable).parent
 
@@ -75,7 +74,7 @@ def test_sim_serve_rejects_a_bad_uid() -> None:
 
 @pytest.mark.pcscd
 def test_probe_a_card_served_by_carddaemon_sim_through_real_pcscd(
-    private_pcscd: PrivatePcscd,  # noqa: F811
+    private_pcscd: PrivatePcscd,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     slot = private_pcscd.slots[0]
