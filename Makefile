@@ -13,13 +13,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: run test lint types pytest bench debs venv receipt-png clean
 
 run: debs venv
-	$(BIN)/python -m sim.demo
+	$(BIN)/python -m demo
 
 test: debs venv lint types pytest
 
 lint: venv
-	$(BIN)/ruff check daemon sim tests bench
-	$(BIN)/ruff format --check daemon sim tests bench
+	$(BIN)/ruff check daemon sim demo tests bench
+	$(BIN)/ruff format --check daemon sim demo tests bench
 
 types: venv
 	$(BIN)/mypy
@@ -53,7 +53,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 receipt-png: debs venv
-	$(BIN)/python -m sim.printer.render_sample docs/sample-receipt.png
+	$(BIN)/python -m demo.render_sample docs/sample-receipt.png
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .coverage build *.egg-info

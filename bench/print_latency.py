@@ -23,8 +23,8 @@ from functools import partial
 from pathlib import Path
 
 from daemon.printers import JobState, PrinterConfig, PrinterService
+from demo.sample import sample_receipt
 from sim.printer import PtyPrinterServer, TcpPrinterServer, VirtualPrinter
-from sim.printer.sample import sample_receipt
 
 
 @dataclass

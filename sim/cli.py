@@ -1,8 +1,7 @@
 """`carddaemon-sim`: the simulator as a product.
 
-``demo`` runs the simulated store (what ``make run`` shows). ``serve`` presents a simulated card
-(a blank transport card, or one loaded from a dump) to a pcscd that has the vsmartcard vpcd
-driver, so a POS or a technician tool can be tried against it through the real PC/SC stack.
+``serve`` presents a simulated card (a blank transport card, or one loaded from a dump) to a
+pcscd that has the vsmartcard vpcd driver, so a POS or a technician tool can be tried against it through the real PC/SC stack.
 vpcd listens on all interfaces: use it on a test machine only, never on a store PC.
 """
 
@@ -23,13 +22,6 @@ __all__ = ["main"]
 logger = logging.getLogger(__name__)
 
 VPCD_DEFAULT_PORT = 35963
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from sim.demo import main as demo_main
-
-    argv = ["--out", str(args.out)] if args.out else []
-    return demo_main([*argv, "--realtime"] if args.realtime else argv)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -63,10 +55,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carddaemon-sim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="run the simulated store demo")
-    p.add_argument("--out", type=Path, default=None, help="where to write the receipt PNG")
-    p.add_argument("--realtime", action="store_true", help="really wait out reader latency")
-    p.set_defaults(func=_cmd_demo)
     p = sub.add_parser("serve", help="present a simulated card to pcscd through vpcd")
     p.add_argument("--dump", type=Path, default=None, help="card dump (.mfd or .json)")
     p.add_argument("--uid", default="11223344", help="UID of a blank card (hex)")

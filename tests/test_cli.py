@@ -126,25 +126,3 @@ def test_check_config_accepts_the_example_and_names_the_bad_key(
     bad.write_text(text.replace('backend = "pcsc"', 'backend = "pcsx"', 1), encoding="utf-8")
     assert carddaemon(["check-config", str(bad)]) == 2
     assert "readers.backend" in capsys.readouterr().err
-
-
-def test_sim_demo_passes_its_options_on(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(BIN / "carddaemon-sim"), "demo", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert (tmp_path / "receipt.png").is_file()
-    assert str(tmp_path / "receipt.png") in done.stdout
-    out = done.stdout
-    assert "value block: 12345 (adr 4)" in out  # the technician's decoded sector
-    assert "opening balance ¥500.00" in out
-    assert "balance ¥388.35" in out  # ¥500.00 - ¥111.65
-    assert "WRITE_UNCONFIRMED" in out  # the card pulled mid-write
-    # settled from the card alone, and the retry did not charge twice
-    assert "balance ¥368.35 read from the card alone" in out
-    assert "replayed the recorded outcome -> ¥368.35" in out
-    assert "FF FF FF FF FF FF" not in out

@@ -1,9 +1,8 @@
 """Simulated ESC/POS receipt printer: decodes what the daemon sends, answers status queries,
 takes scripted faults (paper out, cover open, offline, unplug) and renders receipts.
 
-The core (tokenizer, decoder, device, transports, render) is written from the ESC/POS reference
-and imports nothing from ``daemon``; ``sample``, ``demo`` and ``render_sample`` are drivers that
-print through the daemon's printing layer.
+Written from the ESC/POS reference; imports nothing from ``daemon``. What prints *through* the
+daemon onto it (the sample receipt, the demo) lives above the daemon, in the ``demo`` package.
 """
 
 from sim.printer.device import VirtualPrinter

@@ -22,8 +22,8 @@ from daemon.printers import (
     create_backend,
 )
 from daemon.printers.commands import DLE_EOT_ALL, dle_eot
+from demo.sample import sample_receipt
 from sim.printer import PtyPrinterServer, TcpPrinterServer, VirtualPrinter
-from sim.printer.sample import sample_receipt
 
 __all__ = [
     "RecordingBackend",

@@ -39,7 +39,7 @@ def test_backend_module_is_imported_on_first_use() -> None:
 
 def test_simulated_printer_core_is_independent_of_the_daemon() -> None:
     """The decoder must not share code with the encoder it checks, or a bug would be mirrored.
-    Only the drivers (sample, demo, render_sample) use the daemon's printing layer."""
+    What drives the daemon's printing layer lives in the ``demo`` package."""
     import ast
 
     core = ["tokenizer", "decoder", "device", "model", "transports", "render", "usb", "__main__"]

@@ -12,8 +12,8 @@ import usb.core
 import usb.util
 
 from daemon.errors import InvalidArgument, ScannerUnavailable
+from demo.scans import run_scanner_demo
 from sim.scanners import SimHidPosDevice, SimSerialScanner, SimUsbBackend
-from sim.scanners.demo import run_scanner_demo
 from sim.scanners.script import play
 
 

@@ -1,4 +1,4 @@
-"""``python -m sim.printer.render_sample docs/sample-receipt.png``: the committed preview.
+"""``python -m demo.render_sample docs/sample-receipt.png``: the committed preview.
 
 Builds the sample Chinese member receipt, prints it through the daemon's printer layer (spool,
 worker, python-escpos Network connector) to the simulated printer over TCP, renders the PNG.
@@ -11,8 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
-from sim.printer.demo import print_via_daemon
-from sim.printer.sample import sample_receipt
+from demo.receipt import print_via_daemon
+from demo.sample import sample_receipt
 
 __all__ = ["main"]
 

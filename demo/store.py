@@ -25,10 +25,10 @@ from daemon.mifare.access import AccessConditions
 from daemon.mifare.geometry import CardSize, block_count, first_block, sector_count, trailer_block
 from daemon.mifare.trailer import build_trailer
 from daemon.readers.storage import StorageCard
-from sim.printer.demo import print_demo_receipt
-from sim.printer.sample import DemoMember
+from demo.receipt import print_demo_receipt
+from demo.sample import DemoMember
+from demo.scans import run_scanner_demo
 from sim.reader import SimReader
-from sim.scanners.demo import run_scanner_demo
 from sim.store import transport_card
 
 __all__ = ["main", "read_card_image"]
@@ -163,7 +163,7 @@ def _member_story(reader: SimReader) -> DemoMember:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="sim.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--out", type=Path, default=None, help="where to write the receipt PNG")
     parser.add_argument("--realtime", action="store_true", help="really wait out reader latency")
     args = parser.parse_args(argv)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from sim.printer.demo import print_demo_receipt
-from sim.printer.render_sample import main as render_sample
+from demo.receipt import print_demo_receipt
+from demo.render_sample import main as render_sample
 
 
 @dataclass
@@ -63,7 +63,7 @@ def test_standalone_sim_printer_saves_what_it_is_sent(tmp_path: Path) -> None:
     import sys
 
     from daemon.printers import PrinterConfig, PrinterService
-    from sim.printer.sample import sample_receipt
+    from demo.sample import sample_receipt
 
     root = Path(__file__).resolve().parents[2]
     child = subprocess.Popen(

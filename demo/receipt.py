@@ -13,9 +13,9 @@ from daemon.printers.backend import PrinterConfig
 from daemon.printers.receipt import Receipt
 from daemon.printers.service import PrinterService
 from daemon.printers.spool import JobState
+from demo.sample import DemoMember, sample_receipt
 from sim.printer.device import VirtualPrinter
 from sim.printer.render import render_png, render_text
-from sim.printer.sample import DemoMember, sample_receipt
 from sim.printer.transports import TcpPrinterServer
 
 __all__ = ["print_demo_receipt", "print_via_daemon"]

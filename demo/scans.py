@@ -4,7 +4,7 @@ A serial scanner on a pty and a HID-POS scanner behind the simulated pyusb backe
 cashier meets in a day: products, a GS1 label, a member QR code, WeChat Pay and Alipay codes;
 the HID-POS scanner is unplugged and plugged back in between. Returns a table of what the POS
 and a technician each see (the technician gets payment codes and member tokens masked).
-``python -m sim.scanners.demo`` prints it.
+``python -m demo.scans`` prints it.
 """
 
 from __future__ import annotations
