@@ -1,8 +1,9 @@
 """`carddaemon-sim`: the simulator as a product.
 
 ``serve`` presents a simulated card (a blank transport card, or one loaded from a dump) to a
-pcscd that has the vsmartcard vpcd driver, so a POS or a technician tool can be tried against it through the real PC/SC stack.
-vpcd listens on all interfaces: use it on a test machine only, never on a store PC.
+pcscd that has the vsmartcard vpcd driver, so a POS or a technician tool can be tried against
+it through the real PC/SC stack. vpcd listens on all interfaces: use it on a test machine only,
+never on a store PC.
 """
 
 from __future__ import annotations
