@@ -29,6 +29,7 @@ __all__ = [
     "ConfigError",
     "CounterRollback",
     "DeviceError",
+    "DeviceNotFound",
     "FraudDetected",
     "InsufficientBalance",
     "InvalidAmount",
@@ -119,6 +120,17 @@ class RequestIdReused(CardDaemonError):
 
 class MemberNotFound(CardDaemonError):
     reason = "MEMBER_NOT_FOUND"
+
+
+class DeviceNotFound(CardDaemonError):
+    """No reader, printer or scanner has this id on this PC (the message lists the ids that
+    exist, so a typo in a POS config is found at once). Maps to NOT_FOUND."""
+
+    reason = "DEVICE_NOT_FOUND"
+
+    def __init__(self, device: str, message: str) -> None:
+        super().__init__(f"{device}: {message}")
+        self.device = device
 
 
 class OperationNotAllowed(CardDaemonError):
