@@ -72,12 +72,12 @@ def run(n: int) -> dict[str, list[float]]:
         sub = stream.subscribe(Role.POS, maxsize=4096)
         link = Path(tmp) / "ttyScanner"
         with SimSerialScanner(link) as sim:
-            table = {"kind": "serial", "url": str(link), "suffix": "CR"}
+            table = {"backend": "serial", "url": str(link), "suffix": "CR"}
             with build_scanner("pty", table, stream):
                 _wait_connected(sub, "pty")
                 results["serial pty (CR)"] = _measure(sub, lambda c: sim.scan(c, aim="]C0"), n)
         dev = SimHidPosDevice()
-        usb_table: dict[str, object] = {"kind": "hidpos", "vid": dev.vid, "pid": dev.pid}
+        usb_table: dict[str, object] = {"backend": "hidpos", "vid": dev.vid, "pid": dev.pid}
         with build_scanner("usb", usb_table, stream, usb_backend=SimUsbBackend(dev)):
             _wait_connected(sub, "usb")
             results["HID-POS (pyusb)"] = _measure(sub, lambda c: dev.scan(c, aim="]C0"), n)

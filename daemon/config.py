@@ -6,7 +6,7 @@ rather than run with a default nobody chose, and store IT needs one error that n
 rules; this module reads the file, rejects unknown keys and sections, and hands each table to
 its owner's parser:
 
-* ``[readers]`` backend name -> the registry of :mod:`daemon.readers.backends`; per-reader
+* backend names (readers, printers, scanners) -> :mod:`daemon.registry`; per-reader
   dialect -> :func:`daemon.readers.dialects.select_dialect`;
 * ``[printers.<id>]`` -> :meth:`daemon.printers.backend.PrinterConfig.from_mapping`;
 * ``[scanners.<id>]`` -> :func:`daemon.scanners.config.build_scanner` (built, never opened);
@@ -36,6 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from daemon import registry
 from daemon._config_table import Table, check_keys, with_value
 from daemon.diagnostics.probe import STATIONS
 from daemon.errors import ConfigError, KeystoreError
@@ -43,7 +44,7 @@ from daemon.keystore import Keystore
 from daemon.membercard.rules import Programme
 from daemon.printers.backend import PrinterConfig
 from daemon.printers.profiles import PROFILES
-from daemon.readers.backends import BACKENDS
+from daemon.readers.backends import ReaderBackend, create_backend
 from daemon.readers.dialects import Dialect, select_dialect
 from daemon.readers.workers import DEFAULT_MAX_QUEUE
 from daemon.scanners.base import RawScan, ScannerState
@@ -127,13 +128,17 @@ class ReadersConfig:
         (the reader then runs with the defaults: dialect auto, default queue and deadline)."""
         return next((r for r in self.readers if r.matches(reader_name)), None)
 
+    def create_backend(self) -> ReaderBackend:
+        """The configured backend, built from this section (``cls.from_config(self)``)."""
+        return create_backend(self.backend, self)
+
 
 @dataclass(frozen=True, slots=True)
 class ScannerConfig:
     """``[scanners.<id>]``, already checked by the scanner area; :meth:`build` makes it real."""
 
     id: str
-    kind: str
+    backend: str
     table: Mapping[str, Any]
 
     def build(self, sink: ScanSink, *, usb_backend: Any = None) -> Scanner:
@@ -196,8 +201,17 @@ def parse_config(
         len(config.printers),
         len(config.scanners),
     )
-    if config.readers.backend == "sim":
-        logger.warning("config %s: readers use the simulator, not real readers", source)
+    plugins = [
+        f"{kind} backend {name!r} ({registry.target(kind, name)})"
+        for kind, name in (
+            ("readers", config.readers.backend),
+            *(("printers", p.backend) for p in config.printers.values()),
+            *(("scanners", s.backend) for s in config.scanners.values()),
+        )
+        if not registry.is_builtin(kind, name)
+    ]
+    for plugin in dict.fromkeys(plugins):  # e.g. the simulator: no real device behind it
+        logger.warning("config %s: %s is not one of carddaemon's own", source, plugin)
     return config
 
 
@@ -299,7 +313,8 @@ def _daemon(t: Table, base_dir: Path | None) -> DaemonSection:
 
 
 def _readers(t: Table) -> ReadersConfig:
-    backend = t.choice("backend", tuple(sorted(BACKENDS)), "pcsc", what="reader backend")
+    backend = t.choice("backend", registry.names("readers"), "pcsc", what="reader backend")
+    registry.load("readers", backend, key=f"{t.where}.backend")  # importable (pyscard is lazy)
     readers: list[ReaderConfig] = []
     seen: dict[str, str] = {}
     for rid, r in t.devices(options=("backend",)):
@@ -348,7 +363,7 @@ class _CheckSink:
 def _scanner(sid: str, t: Table) -> ScannerConfig:
     table = copy.deepcopy(dict(t.raw))
     build_scanner(sid, copy.deepcopy(table), _CheckSink()).close()  # checks; opens nothing
-    return ScannerConfig(sid, str(table["kind"]), MappingProxyType(table))
+    return ScannerConfig(sid, str(table["backend"]), MappingProxyType(table))
 
 
 def _membercard(t: Table) -> Programme:

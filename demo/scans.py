@@ -79,8 +79,8 @@ def run_scanner_demo() -> list[str]:
         SimSerialScanner(Path(tmp) / "ttyScanner") as gun,
     ):
         dev = SimHidPosDevice()
-        serial_cfg = {"kind": "serial", "url": str(gun.link_path), "suffix": "CR"}
-        usb_cfg = {"kind": "hidpos", "vid": dev.vid, "pid": dev.pid, "backoff_max_ms": 200}
+        serial_cfg = {"backend": "serial", "url": str(gun.link_path), "suffix": "CR"}
+        usb_cfg = {"backend": "hidpos", "vid": dev.vid, "pid": dev.pid, "backoff_max_ms": 200}
         with (
             build_scanner("counter-serial", serial_cfg, stream),
             build_scanner("lane-hidpos", usb_cfg, stream, usb_backend=SimUsbBackend(dev)),

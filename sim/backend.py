@@ -1,5 +1,11 @@
 """The in-process simulator as a reader backend (``[readers] backend = "sim"``).
 
+Registered from ``pyproject.toml`` (entry point ``carddaemon.backends.readers``), so the daemon
+never names it. :meth:`SimBackend.from_config` builds one simulated reader per configured
+``[readers.<id>]``: the model follows its ``dialect`` and its name is one the reader's ``match``
+pattern (and no earlier reader's) matches, so the daemon maps it to that table as it would a
+real reader.
+
 Same :class:`~daemon.readers.backends.ReaderBackend` interface as the PC/SC backend, so the
 monitor, the workers and the contract tests run unchanged on both. It exposes its
 :class:`~sim.reader.SimReader` objects for scripting: insert/remove cards, unplug a reader,
@@ -11,24 +17,57 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Final, Self
 
 from daemon.errors import (
     CardAbsent,
+    ConfigError,
     InvalidArgument,
     PcscUnavailable,
     ReaderBusy,
     ReaderUnavailable,
 )
-from daemon.readers.backends import ReaderState
+from daemon.readers.backends import ReaderOptions, ReadersOptions, ReaderState
 from daemon.readers.connection import ClosesOnExit, Disposition, Response
 from daemon.readers.framing import command_label
 from sim.connection import SimConnection
-from sim.reader import SimReader
+from sim.models import ModelName
+from sim.reader import MODELS, SimReader
 
 __all__ = ["CheckedSimConnection", "SimBackend"]
 
 _POLL_S = 0.01
+#: reader dialect (``[readers.<id>] dialect``) -> the simulated model that speaks it
+DIALECT_MODELS: Final[dict[str, ModelName]] = {
+    "auto": "acr1252u",
+    "acr1252u": "acr1252u",
+    "acr122u": "acr122u",
+    "omnikey": "omnikey5x21",
+    "generic": "generic",
+}
+_NAME_TRIES = 16
+
+
+def _wildcard_literal(match: str) -> str:
+    """The shortest name a ``*``/``?`` pattern matches: ``*`` empty, ``?`` one ``0``."""
+    return match.replace("*", "").replace("?", "0")
+
+
+def _reader_name(config: ReadersOptions, reader: ReaderOptions, model: ModelName) -> str:
+    """A PC/SC-like name that maps to ``reader``: the model's own name with the PC/SC slot
+    index counted up, else the pattern's literal form."""
+    base = MODELS[model].default_name.removesuffix(" 00 00")
+    candidates = [f"{base} {n:02d} 00" for n in range(_NAME_TRIES)]
+    candidates.append(_wildcard_literal(reader.match))
+    for name in candidates:
+        found = config.for_reader(name)
+        if found is not None and found.id == reader.id:
+            return name
+    raise ConfigError(
+        f"readers.{reader.id}.match",
+        f"the simulator found no reader name that {reader.match!r} matches before an earlier "
+        "reader's pattern does",
+    )
 
 
 class CheckedSimConnection(ClosesOnExit):
@@ -111,8 +150,25 @@ class SimBackend(ClosesOnExit):
         for reader in readers:
             self.add_reader(reader)
 
+    @classmethod
+    def from_config(cls, config: ReadersOptions) -> Self:
+        """One simulated reader, without a card, per ``[readers.<id>]`` (in file order)."""
+        readers: list[SimReader] = []
+        for reader in config.readers:
+            dialect = reader.dialect.strip().lower()
+            model = DIALECT_MODELS.get(dialect)
+            if model is None:
+                raise ConfigError(
+                    f"readers.{reader.id}.dialect",
+                    f"the simulator has no reader model for dialect {reader.dialect!r} "
+                    f"(simulated: {', '.join(DIALECT_MODELS)})",
+                )
+            readers.append(SimReader(_reader_name(config, reader, model), model))
+        return cls(readers)
+
     @property
     def readers(self) -> tuple[SimReader, ...]:
+        """The simulated readers, for scripting (insert/remove cards, unplug, faults)."""
         return tuple(self._readers.values())
 
     def reader(self, name: str) -> SimReader:

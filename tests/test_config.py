@@ -84,7 +84,7 @@ def test_example_loads_with_the_store_settings() -> None:
         9100,
         80,
     )
-    assert config.scanners["front"].kind == "serial"
+    assert config.scanners["front"].backend == "serial"
     programme = config.membercard
     assert [t.name for t in programme.tiers] == ["普通会员", "银卡", "金卡", "白金卡"]
     assert [t.discount for t in programme.tiers] == [9500, 9000, 8500, 8000]
@@ -257,7 +257,13 @@ BAD = [
     ),
     # [scanners.<id>]
     ('suffix = "CR"', 'suffix = "TAB"', "scanners.front.suffix", ["CR, LF, CRLF, NONE", "TAB"]),
-    ('kind = "serial"', 'kind = "bluetooth"', "scanners.front.kind", ["serial, hidpos, wedge"]),
+    (
+        'backend = "serial"',
+        'backend = "bluetooth"',
+        "scanners.front.backend",
+        ["'bluetooth'", "hidpos, serial, sim, wedge"],
+    ),
+    ('backend = "serial"', 'kind = "serial"', "scanners.front.kind", ["now 'backend'"]),
     ("baudrate = 9600", "baudrate = 0", "scanners.front.baudrate", ["0"]),
     ("baudrate = 9600", "baud = 9600", "scanners.front.baud", ["unknown key"]),
     # [membercard]

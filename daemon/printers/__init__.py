@@ -1,10 +1,10 @@
 """Receipt printers: ESC/POS receipts over python-escpos connectors, status and spool.
 
 Importing this package imports no hardware library: usb, serial and escpos load only when a
-backend of that kind is created (see :data:`daemon.printers.backend.BACKENDS`).
+backend of that kind is created (names resolve through :mod:`daemon.registry`).
 """
 
-from daemon.printers.backend import BACKENDS, PrinterBackend, PrinterConfig, create_backend
+from daemon.printers.backend import PrinterBackend, PrinterConfig, create_backend
 from daemon.printers.encoder import ReceiptEncoder
 from daemon.printers.printer import ReceiptPrinter
 from daemon.printers.profiles import PROFILES, PrinterProfile, get_profile
@@ -23,7 +23,6 @@ from daemon.printers.spool import Job, JobState, Spool
 from daemon.printers.status import PrinterStatus, parse_status
 
 __all__ = [
-    "BACKENDS",
     "PROFILES",
     "Header",
     "Item",

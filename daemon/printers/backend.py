@@ -1,32 +1,27 @@
 """The printer backend interface, the printer config, and the lazy backend registry.
 
 A backend is a byte pipe with a read timeout: four hooks. Everything else (ESC/POS building,
-status parsing, spooling, retries) lives once above it. Backends are looked up by name and their
-modules imported only when used, so importing ``daemon`` never imports usb, serial or escpos.
+status parsing, spooling, retries) lives once above it. Backends are looked up by name in
+:mod:`daemon.registry` (built-ins plus the ``carddaemon.backends.printers`` entry points) and
+their modules imported only when used, so importing ``daemon`` never imports usb, serial or
+escpos. A backend class is constructed as ``cls(config)`` with its :class:`PrinterConfig`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Self
 
+from daemon import registry
 from daemon.errors import ConfigError
 from daemon.printers.profiles import PrinterProfile, get_profile
 
-__all__ = ["BACKENDS", "PrinterBackend", "PrinterConfig", "create_backend"]
+__all__ = ["PrinterBackend", "PrinterConfig", "create_backend"]
 
 logger = logging.getLogger(__name__)
-
-#: backend name → "module:class", imported on first use.
-BACKENDS: dict[str, str] = {
-    "network": "daemon.printers.connectors:NetworkBackend",
-    "serial": "daemon.printers.connectors:SerialBackend",
-    "usb": "daemon.printers.connectors:UsbBackend",
-}
 
 
 class PrinterBackend(ABC):
@@ -120,8 +115,12 @@ class PrinterConfig:
         return cfg
 
     def check(self, prefix: str) -> None:
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"{prefix}.backend", f"one of {sorted(BACKENDS)}")
+        known = registry.names("printers")
+        if self.backend not in known:
+            raise ConfigError(
+                f"{prefix}.backend",
+                f"unknown printer backend {self.backend!r} (known: {', '.join(known)})",
+            )
         if self.backend == "serial" and not self.device:
             raise ConfigError(f"{prefix}.device", "required for a serial printer")
         if self.backend == "usb" and not (self.usb_vendor and self.usb_product):
@@ -146,11 +145,9 @@ class PrinterConfig:
 
 def create_backend(config: PrinterConfig) -> PrinterBackend:
     """Instantiate the configured backend, importing its module only now."""
-    try:
-        target = BACKENDS[config.backend]
-    except KeyError:
-        raise ConfigError(f"printers.{config.id}.backend", "unknown backend") from None
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
+    key = f"printers.{config.id}.backend"
+    cls: Any = registry.load("printers", config.backend, key=key)  # built as cls(config)
+    if not issubclass(cls, PrinterBackend):
+        raise ConfigError(key, f"{cls.__module__}.{cls.__qualname__} is not a PrinterBackend")
     backend: PrinterBackend = cls(config)
     return backend

@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 from daemon.errors import (
     CardAbsent,
@@ -38,7 +38,7 @@ from daemon.errors import (
     ReaderUnavailable,
     ResponseLost,
 )
-from daemon.readers.backends import ReaderState
+from daemon.readers.backends import ReadersOptions, ReaderState
 from daemon.readers.connection import ClosesOnExit, Disposition, Response
 from daemon.readers.framing import check_response, command_label
 
@@ -260,6 +260,12 @@ class PcscBackend(ClosesOnExit):
         self._contexts: dict[int, int] = {}  # thread id -> its status-wait context
         self._lock = threading.Lock()
         self._closed = False
+
+    @classmethod
+    def from_config(cls, config: ReadersOptions) -> Self:
+        """pcscd lists the attached readers itself: the ``[readers.<id>]`` tables only tell the
+        daemon which one is which, so nothing of them is needed here."""
+        return cls()
 
     def list_readers(self) -> list[str]:
         context = _establish()

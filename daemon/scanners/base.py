@@ -3,15 +3,27 @@
 Backends only move bytes: open the device, hand back complete raw scans, close. Reconnecting,
 classification, ordering and delivery live once, above this interface (``worker``, ``stream``),
 so a new kind of scanner is about a hundred lines.
+
+Backends are found by name through :mod:`daemon.registry` (``[scanners.<id>] backend = ...``;
+built-ins plus the ``carddaemon.backends.scanners`` entry points) and build themselves from
+their config table with :meth:`ScannerBackend.from_config`.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, Final
 
-__all__ = ["RawScan", "ScannerBackend", "ScannerState"]
+from daemon.errors import ConfigError
+
+__all__ = ["COMMON_KEYS", "RawScan", "ScannerBackend", "ScannerState"]
+
+#: keys every ``[scanners.<id>]`` table may carry whatever its backend (the worker reads them;
+#: a backend's ``from_config`` must accept them and may read ``max_length``)
+COMMON_KEYS: Final = frozenset({"backend", "one_shot", "backoff_max_ms", "max_length"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +55,17 @@ class ScannerBackend(abc.ABC):
     ``open``/``read`` raise :class:`daemon.errors.ScannerUnavailable` when the device is absent
     or went away; the reader thread then closes the backend and opens it again later.
     """
+
+    @classmethod
+    def from_config(
+        cls, scanner_id: str, table: Mapping[str, Any], *, usb_backend: Any = None
+    ) -> ScannerBackend:
+        """The backend one ``[scanners.<id>]`` table describes, nothing opened yet; errors are
+        ``ConfigError`` naming ``scanners.<id>.<key>``. ``usb_backend`` is a pyusb backend for
+        USB devices (the simulator's), else ignored."""
+        raise ConfigError(
+            f"scanners.{scanner_id}.backend", f"{cls.__name__} cannot be built from a config table"
+        )
 
     @property
     @abc.abstractmethod

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from daemon.errors import ScannerUnavailable
 from daemon.scanners.base import RawScan, ScannerBackend
 from daemon.scanners.framing import SerialFramer
+from daemon.scanners.options import FRAMER_KEYS, ScannerTable, prefix_bytes, serial_framer
 
 __all__ = ["SerialScanner"]
 
@@ -23,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 class SerialScanner(ScannerBackend):
     """A scanner on a serial port; frames bytes with a :class:`SerialFramer`."""
+
+    #: its ``[scanners.<id>]`` keys besides the common ones
+    config_keys: ClassVar[frozenset[str]] = FRAMER_KEYS | {"url", "baudrate", "prefix"}
 
     def __init__(
         self,
@@ -37,6 +42,15 @@ class SerialScanner(ScannerBackend):
         self.exclusive = exclusive
         self.framer = framer if framer is not None else SerialFramer()
         self._port: Any = None
+
+    @classmethod
+    def from_config(
+        cls, scanner_id: str, table: Mapping[str, Any], *, usb_backend: Any = None
+    ) -> SerialScanner:
+        """``url`` (required), ``baudrate``, ``prefix`` and the framer keys."""
+        t = ScannerTable(scanner_id, table, cls.config_keys)
+        framer = serial_framer(t, prefix=prefix_bytes(t))
+        return cls(t.get("url", str, None), framer, baudrate=t.positive("baudrate", 9600))
 
     @property
     def description(self) -> str:

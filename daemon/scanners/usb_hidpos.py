@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from daemon.errors import ScannerUnavailable
+from daemon.errors import ConfigError, ScannerUnavailable
 from daemon.scanners.base import RawScan, ScannerBackend
 from daemon.scanners.hidpos import HidPosAssembler
+from daemon.scanners.options import ScannerTable
 
 __all__ = ["HidPosScanner"]
 
@@ -28,6 +30,11 @@ _ENABLE_REPORT_ID = 0xFE
 
 class HidPosScanner(ScannerBackend):
     """A HID-POS scanner found by VID/PID (and optionally its USB port path)."""
+
+    #: its ``[scanners.<id>]`` keys besides the common ones
+    config_keys: ClassVar[frozenset[str]] = frozenset(
+        {"vid", "pid", "port_path", "enable_report", "continuation_timeout_ms"}
+    )
 
     def __init__(
         self,
@@ -50,6 +57,31 @@ class HidPosScanner(ScannerBackend):
         self._ep_addr = 0
         self._packet = 64
         self._detached = False
+
+    @classmethod
+    def from_config(
+        cls, scanner_id: str, table: Mapping[str, Any], *, usb_backend: Any = None
+    ) -> HidPosScanner:
+        """``vid``/``pid`` (required), ``port_path``, ``enable_report``, the assembler keys."""
+        t = ScannerTable(scanner_id, table, cls.config_keys)
+        vid, pid = t.get("vid", int, None), t.get("pid", int, None)
+        for key, value in (("vid", vid), ("pid", pid)):
+            if not 0 < value <= 0xFFFF:
+                raise ConfigError(f"{t.where}.{key}", f"must be 1..0xFFFF, got {value}")
+        path = t.get("port_path", list, [])
+        if not all(isinstance(p, int) and not isinstance(p, bool) for p in path):
+            raise ConfigError(f"{t.where}.port_path", "must be a list of port numbers")
+        return cls(
+            vid,
+            pid,
+            port_path=tuple(path) or None,
+            backend=usb_backend,
+            enable_report=t.get("enable_report", bool, False),
+            assembler=HidPosAssembler(
+                timeout_s=t.positive("continuation_timeout_ms", 1000) / 1000,
+                max_length=t.positive("max_length", 8192),
+            ),
+        )
 
     @property
     def description(self) -> str:

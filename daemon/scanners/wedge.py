@@ -19,12 +19,14 @@ import importlib.util
 import logging
 import select
 import time
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from daemon.errors import ScannerUnavailable
+from daemon.errors import ConfigError, ScannerUnavailable
 from daemon.scanners.base import RawScan, ScannerBackend
-from daemon.scanners.framing import SerialFramer
+from daemon.scanners.framing import SerialFramer, Terminator
 from daemon.scanners.keymap import KeyTranslator
+from daemon.scanners.options import FRAMER_KEYS, ScannerTable, serial_framer
 
 __all__ = ["KeyboardWedgeScanner", "evdev_available"]
 
@@ -40,12 +42,30 @@ def evdev_available() -> bool:
 class KeyboardWedgeScanner(ScannerBackend):
     """A keyboard-wedge scanner on one evdev node, grabbed exclusively while open."""
 
+    #: its ``[scanners.<id>]`` keys besides the common ones
+    config_keys: ClassVar[frozenset[str]] = FRAMER_KEYS | {"path", "grab"}
+
     def __init__(self, path: str, framer: SerialFramer | None = None, *, grab: bool = True) -> None:
         self.path = path
         self.grab = grab
         self.framer = framer if framer is not None else SerialFramer()
         self.keys = KeyTranslator()
         self._dev: Any = None
+
+    @classmethod
+    def from_config(
+        cls, scanner_id: str, table: Mapping[str, Any], *, usb_backend: Any = None
+    ) -> KeyboardWedgeScanner:
+        """``path`` (required), ``grab`` and the framer keys (suffix CR or NONE only)."""
+        t = ScannerTable(scanner_id, table, cls.config_keys)
+        framer = serial_framer(t, prefix=b"")
+        if framer.terminator not in (Terminator.CR, Terminator.NONE):
+            raise ConfigError(f"{t.where}.suffix", "a keyboard wedge ends codes with CR or NONE")
+        if not evdev_available():
+            raise ConfigError(
+                f"{t.where}.backend", "a keyboard wedge needs python-evdev (carddaemon[wedge])"
+            )
+        return cls(t.get("path", str, None), framer, grab=t.get("grab", bool, True))
 
     @property
     def description(self) -> str:

@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
+from daemon import registry
 from daemon.errors import ConfigError, InvalidArgument, PcscUnavailable, ReaderUnavailable
-from daemon.readers.backends import BACKENDS, ReaderBackend, create_backend
+from daemon.readers.backends import ReaderBackend, create_backend
 from daemon.readers.connection import ClosesOnExit
 from daemon.readers.monitor import ReaderMonitor
 from daemon.readers.pcsc import PcscBackend
@@ -42,7 +43,7 @@ def test_unknown_backend_is_a_config_error_naming_the_key() -> None:
 
 
 def test_registry_creates_both_backends() -> None:
-    assert set(BACKENDS) == {"pcsc", "sim"}
+    assert registry.names("readers") == ("pcsc", "sim")
     reader = SimReader("R 00 00")
     sim = create_backend("sim", readers=[reader])
     try:

@@ -10,8 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.errors import ConfigError
-from daemon.scanners import ScanStream, build_scanner
-from daemon.scanners.config import _HIDPOS, _SERIAL, _WEDGE
+from daemon.scanners import (
+    HidPosScanner,
+    KeyboardWedgeScanner,
+    ScanStream,
+    SerialScanner,
+    build_scanner,
+)
+from daemon.scanners.base import COMMON_KEYS
 
 # What a TOML file can hold, including the awkward cases (non-Latin-1 text, huge numbers).
 _VALUES = st.one_of(
@@ -23,17 +29,24 @@ _VALUES = st.one_of(
     st.lists(st.integers(min_value=-3, max_value=300), max_size=4),
 )
 _BASE: dict[str, dict[str, Any]] = {
-    "serial": {"kind": "serial", "url": "loop://"},
-    "hidpos": {"kind": "hidpos", "vid": 0x0C2E, "pid": 0x0B61},
-    "wedge": {"kind": "wedge", "path": "/dev/input/event-none"},
+    "serial": {"backend": "serial", "url": "loop://"},
+    "hidpos": {"backend": "hidpos", "vid": 0x0C2E, "pid": 0x0B61},
+    "wedge": {"backend": "wedge", "path": "/dev/input/event-none"},
 }
-_KEYS = {"serial": _SERIAL, "hidpos": _HIDPOS, "wedge": _WEDGE}
+_KEYS = {
+    name: cls.config_keys | COMMON_KEYS
+    for name, cls in (
+        ("serial", SerialScanner),
+        ("hidpos", HidPosScanner),
+        ("wedge", KeyboardWedgeScanner),
+    )
+}
 
 
 @settings(max_examples=200, deadline=None)
 @given(data=st.data(), kind=st.sampled_from(sorted(_BASE)))
 def test_any_value_in_any_key_is_accepted_or_names_the_key(data: st.DataObject, kind: str) -> None:
-    key = data.draw(st.sampled_from(sorted(_KEYS[kind] - {"kind"})), label="key")
+    key = data.draw(st.sampled_from(sorted(_KEYS[kind] - {"backend"})), label="key")
     value = data.draw(_VALUES, label="value")
     table = {**_BASE[kind], key: value}
     with ScanStream() as stream:
@@ -48,5 +61,5 @@ def test_any_value_in_any_key_is_accepted_or_names_the_key(data: st.DataObject, 
 
 def test_prefix_outside_latin1_names_the_key() -> None:
     with ScanStream() as stream, pytest.raises(ConfigError) as err:
-        build_scanner("x", {"kind": "serial", "url": "loop://", "prefix": "\u524d"}, stream)
+        build_scanner("x", {"backend": "serial", "url": "loop://", "prefix": "\u524d"}, stream)
     assert err.value.key == "scanners.x.prefix"

@@ -114,7 +114,7 @@ def rig() -> Iterator[Callable[..., Rig]]:
             backend = SimUsbBackend(dev)
             stream = stack.enter_context(ScanStream())
             sub = stack.enter_context(stream.subscribe(Role.POS))
-            table = {"kind": "hidpos", "vid": VID, "pid": PID, "backoff_max_ms": 100, **config}
+            table = {"backend": "hidpos", "vid": VID, "pid": PID, "backoff_max_ms": 100, **config}
             scanner = build_scanner("lane1", table, stream, usb_backend=backend)
             stack.enter_context(scanner.start())
             if dev.plugged:
@@ -189,7 +189,7 @@ def test_port_path_selects_one_of_two_identical_scanners() -> None:
         SimHidPosDevice(VID, PID, port_path=(1, 3)),
     )
     backend = SimUsbBackend(left, right)
-    table = {"kind": "hidpos", "vid": VID, "pid": PID, "port_path": [1, 3]}
+    table = {"backend": "hidpos", "vid": VID, "pid": PID, "port_path": [1, 3]}
     with (
         ScanStream() as stream,
         stream.subscribe() as sub,
@@ -224,11 +224,11 @@ def test_burst_of_500_hidpos_scans_in_order(rig: Callable[..., Rig]) -> None:
 @pytest.mark.parametrize(
     ("table", "key"),
     [
-        ({"kind": "hidpos", "pid": PID}, "scanners.x.vid"),
-        ({"kind": "hidpos", "vid": 0x10000, "pid": PID}, "scanners.x.vid"),
-        ({"kind": "hidpos", "vid": VID, "pid": "0b61"}, "scanners.x.pid"),
-        ({"kind": "hidpos", "vid": VID, "pid": PID, "port_path": ["1"]}, "scanners.x.port_path"),
-        ({"kind": "hidpos", "vid": VID, "pid": PID, "url": "/dev/x"}, "scanners.x.url"),
+        ({"backend": "hidpos", "pid": PID}, "scanners.x.vid"),
+        ({"backend": "hidpos", "vid": 0x10000, "pid": PID}, "scanners.x.vid"),
+        ({"backend": "hidpos", "vid": VID, "pid": "0b61"}, "scanners.x.pid"),
+        ({"backend": "hidpos", "vid": VID, "pid": PID, "port_path": ["1"]}, "scanners.x.port_path"),
+        ({"backend": "hidpos", "vid": VID, "pid": PID, "url": "/dev/x"}, "scanners.x.url"),
     ],
 )
 def test_config_errors_name_the_key(table: dict[str, Any], key: str) -> None:

@@ -41,7 +41,7 @@ def rig(tmp_path: Path) -> Iterator[Callable[..., Rig]]:
             sim = stack.enter_context(SimSerialScanner(link, plugged=plugged, **(sim_kwargs or {})))
             stream = stack.enter_context(ScanStream())
             sub = stack.enter_context(stream.subscribe(Role.POS))
-            table = {"kind": "serial", "url": str(link), "backoff_max_ms": 100, **config}
+            table = {"backend": "serial", "url": str(link), "backoff_max_ms": 100, **config}
             scanner = stack.enter_context(build_scanner("front", table, stream).start())
             if plugged:
                 wait_state(sub, "front", ScannerState.CONNECTED)
@@ -203,7 +203,7 @@ def test_payment_code_never_in_logs(
 def test_close_is_idempotent_and_ends_the_thread(tmp_path: Path) -> None:
     with SimSerialScanner(tmp_path / "tty") as sim, ScanStream() as stream:
         sub = stream.subscribe()
-        scanner = build_scanner("s", {"kind": "serial", "url": str(sim.link_path)}, stream)
+        scanner = build_scanner("s", {"backend": "serial", "url": str(sim.link_path)}, stream)
         scanner.start()
         wait_state(sub, "s", ScannerState.CONNECTED)
         scanner.close()
@@ -216,13 +216,13 @@ def test_close_is_idempotent_and_ends_the_thread(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "key"),
     [
-        ({"kind": "serial"}, "scanners.x.url"),
-        ({"kind": "serial", "url": "/dev/null", "suffix": "TAB"}, "scanners.x.suffix"),
-        ({"kind": "serial", "url": "/dev/null", "baud": 9600}, "scanners.x.baud"),
-        ({"kind": "serial", "url": "/dev/null", "baudrate": 0}, "scanners.x.baudrate"),
-        ({"kind": "serial", "url": "/dev/null", "aim": "yes"}, "scanners.x.aim"),
-        ({"kind": "serial", "url": "/dev/null", "missing_suffix": "x"}, "scanners.x.missing_suffix"),  # noqa: E501
-        ({"kind": "bluetooth"}, "scanners.x.kind"),
+        ({"backend": "serial"}, "scanners.x.url"),
+        ({"backend": "serial", "url": "/dev/null", "suffix": "TAB"}, "scanners.x.suffix"),
+        ({"backend": "serial", "url": "/dev/null", "baud": 9600}, "scanners.x.baud"),
+        ({"backend": "serial", "url": "/dev/null", "baudrate": 0}, "scanners.x.baudrate"),
+        ({"backend": "serial", "url": "/dev/null", "aim": "yes"}, "scanners.x.aim"),
+        ({"backend": "serial", "url": "/dev/null", "missing_suffix": "x"}, "scanners.x.missing_suffix"),  # noqa: E501
+        ({"backend": "bluetooth"}, "scanners.x.backend"),
     ],
 )  # fmt: skip
 def test_config_errors_name_the_key(table: dict[str, Any], key: str) -> None:

@@ -106,7 +106,7 @@ def test_one_shot_delivers_one_scan_until_rearmed() -> None:
 
 def test_one_shot_from_config_applies_to_the_stream() -> None:
     dev = SimHidPosDevice()
-    table = {"kind": "hidpos", "vid": dev.vid, "pid": dev.pid, "one_shot": True}
+    table = {"backend": "hidpos", "vid": dev.vid, "pid": dev.pid, "one_shot": True}
     with (
         ScanStream() as stream,
         stream.subscribe() as sub,
@@ -235,7 +235,7 @@ class FlakySink(ScanStream):
 def test_a_failing_sink_does_not_kill_the_reader_thread(caplog: pytest.LogCaptureFixture) -> None:
     dev = SimHidPosDevice()
     sink = FlakySink()
-    table = {"kind": "hidpos", "vid": dev.vid, "pid": dev.pid}
+    table = {"backend": "hidpos", "vid": dev.vid, "pid": dev.pid}
     with (
         sink,
         sink.subscribe() as sub,

@@ -87,13 +87,13 @@ def test_wedge_keys_through_the_framer_give_a_scan_with_aim() -> None:
 
 def test_wedge_config_needs_cr_or_none() -> None:
     with ScanStream() as stream, pytest.raises(ConfigError) as err:
-        build_scanner("kbw", {"kind": "wedge", "path": "/dev/input/x", "suffix": "LF"}, stream)
+        build_scanner("kbw", {"backend": "wedge", "path": "/dev/input/x", "suffix": "LF"}, stream)
     assert err.value.key == "scanners.kbw.suffix"
 
 
 def test_wedge_backend_needs_python_evdev() -> None:
     """python-evdev is the optional extra ``carddaemon[wedge]``: without it, a config error."""
-    table = {"kind": "wedge", "path": "/dev/input/x"}
+    table = {"backend": "wedge", "path": "/dev/input/x"}
     with ScanStream() as stream:
         if evdev_available():
             scanner = build_scanner("kbw", table, stream)
@@ -101,4 +101,4 @@ def test_wedge_backend_needs_python_evdev() -> None:
             return
         with pytest.raises(ConfigError, match="python-evdev") as err:
             build_scanner("kbw", table, stream)
-    assert err.value.key == "scanners.kbw.kind"
+    assert err.value.key == "scanners.kbw.backend"
