@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from daemon import __version__
+from daemon import __version__, registry
 from daemon.errors import CardDaemonError
 
 __all__ = ["main"]
@@ -21,6 +21,10 @@ __all__ = ["main"]
 logger = logging.getLogger(__name__)
 
 _MAX_DUMP_BYTES = 4096
+
+
+#: names from the registry (entry points included), read without importing any backend
+_READER_BACKENDS_HELP = f"reader backend: {', '.join(registry.names('readers'))} (default pcsc)"
 
 
 def _cmd_version(_args: argparse.Namespace) -> int:
@@ -115,11 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser("readers", help="list the attached card readers")
-    p.add_argument("--backend", default="pcsc", help="reader backend: pcsc (default) or sim")
+    p.add_argument("--backend", default="pcsc", help=_READER_BACKENDS_HELP)
     p.set_defaults(func=_cmd_readers)
 
     p = sub.add_parser("probe", help="probe the card on a reader (UID, ATR, block 0, latency)")
-    p.add_argument("--backend", default="pcsc", help="reader backend: pcsc (default) or sim")
+    p.add_argument("--backend", default="pcsc", help=_READER_BACKENDS_HELP)
     p.add_argument("--reader", default=None, help="reader name (default: the first one)")
     p.add_argument("--station", default="technician", choices=("pos", "technician", "issuing"))
     p.add_argument("--rounds", type=int, default=20, help="latency self-test round trips")
