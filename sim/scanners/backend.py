@@ -3,9 +3,10 @@
 Registered from ``pyproject.toml`` (entry point ``carddaemon.backends.scanners``). It sits
 where a serial or HID-POS backend sits, below the daemon's scanner thread, so classification,
 ordering and delivery run as for a real scanner. :meth:`SimScanner.inject` is a code being
-scanned; :meth:`unplug`/:meth:`replug` pull and reconnect the cable. Keys: only the common ones
-(``backend``, ``one_shot``, ``backoff_max_ms``, ``max_length``); a longer code is cut off
-at ``max_length`` as a real scanner's buffer would.
+scanned; :meth:`unplug`/:meth:`replug` pull and reconnect the cable. Keys: the common ones
+(``backend``, ``one_shot``, ``backoff_max_ms``, ``max_length``: a longer code is cut off as a
+real scanner's buffer would) and ``aim`` (default true; false: the scanner is programmed not to
+send AIM identifiers, so scans arrive without one).
 """
 
 from __future__ import annotations
@@ -26,14 +27,18 @@ logger = logging.getLogger(__name__)
 
 _AIM: Final = re.compile(r"\][A-Za-z][0-9A-Za-z]")
 _DEFAULT_MAX: Final = 8192
+_KEYS: Final = COMMON_KEYS | {"aim"}
 
 
 class SimScanner(ScannerBackend):
     """Scans arrive only while the scanner is plugged and opened by the daemon."""
 
-    def __init__(self, name: str = "sim", *, max_length: int = _DEFAULT_MAX) -> None:
+    def __init__(
+        self, name: str = "sim", *, max_length: int = _DEFAULT_MAX, aim: bool = True
+    ) -> None:
         self.name = name
         self.max_length = max_length
+        self.sends_aim = aim
         self._cond = threading.Condition()
         self._pending: list[RawScan] = []
         self._open = False
@@ -46,16 +51,19 @@ class SimScanner(ScannerBackend):
         cls, scanner_id: str, table: Mapping[str, Any], *, usb_backend: Any = None
     ) -> SimScanner:
         where = f"scanners.{scanner_id}"
-        valid = ", ".join(sorted(COMMON_KEYS))
+        valid = ", ".join(sorted(_KEYS))
         for key in table:
-            if key not in COMMON_KEYS:
+            if key not in _KEYS:
                 raise ConfigError(
                     f"{where}.{key}", f"unknown key for a simulated scanner (valid: {valid})"
                 )
         limit = table.get("max_length", _DEFAULT_MAX)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
             raise ConfigError(f"{where}.max_length", f"must be an int > 0, got {limit!r}")
-        return cls(scanner_id, max_length=limit)
+        aim = table.get("aim", True)
+        if not isinstance(aim, bool):
+            raise ConfigError(f"{where}.aim", f"must be bool, got {aim!r}")
+        return cls(scanner_id, max_length=limit, aim=aim)
 
     @property
     def description(self) -> str:
@@ -76,8 +84,9 @@ class SimScanner(ScannerBackend):
             if not (self.plugged and self._open):
                 logger.debug("sim scanner %s: scan lost (not connected)", self.name)
                 return False
+            sent_aim = aim if self.sends_aim else None
             self._pending.append(
-                RawScan(bytes(data[: self.max_length]), aim, received_ns=time.monotonic_ns())
+                RawScan(bytes(data[: self.max_length]), sent_aim, received_ns=time.monotonic_ns())
             )
             self._cond.notify_all()
         return True

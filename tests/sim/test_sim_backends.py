@@ -205,6 +205,7 @@ def test_a_scanner_built_from_a_sim_table_delivers_an_injected_scan() -> None:
         ({"backend": "sim", "url": "/dev/ttyACM0"}, "scanners.x.url"),
         ({"backend": "sim", "max_length": 0}, "scanners.x.max_length"),
         ({"backend": "sim", "one_shot": "yes"}, "scanners.x.one_shot"),
+        ({"backend": "sim", "aim": 1}, "scanners.x.aim"),
         ({"kind": "sim"}, "scanners.x.kind"),
     ],
 )
@@ -212,6 +213,18 @@ def test_bad_sim_scanner_tables_name_the_key(table: dict[str, Any], key: str) ->
     with pytest.raises(ConfigError) as err:
         build_scanner("x", table, _Sink())
     assert err.value.key == key
+
+
+def test_a_sim_scanner_without_aim_delivers_scans_without_an_identifier() -> None:
+    sink = _Sink()
+    with build_scanner("till", {"backend": "sim", "aim": False, "max_length": 4}, sink) as scanner:
+        sim = scanner.backend
+        assert isinstance(sim, SimScanner)
+        scanner.start()
+        assert sim.wait_open()
+        assert sim.inject(b"6901234567892", aim="]E0")
+        sink.wait(scans=1)
+    assert [(s.data, s.aim) for s in sink.scans] == [(b"6901", None)]
 
 
 def test_a_malformed_aim_identifier_is_refused() -> None:
