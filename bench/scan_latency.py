@@ -16,13 +16,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from daemon.errors import OperationTimeout
+from daemon.events import Subscription
 from daemon.scanners import (
     Role,
     ScanEvent,
     ScannerState,
     ScanStream,
     StatusEvent,
-    Subscription,
     build_scanner,
 )
 from sim.scanners import SimHidPosDevice, SimSerialScanner, SimUsbBackend
@@ -33,7 +34,10 @@ TARGET_P99_MS = 10.0
 def _wait_connected(sub: Subscription, scanner_id: str) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        e = sub.get(0.5)
+        try:
+            e = sub.get(0.5).payload
+        except OperationTimeout:
+            continue
         if (
             isinstance(e, StatusEvent)
             and e.scanner_id == scanner_id
@@ -50,9 +54,10 @@ def _measure(sub: Subscription, scan: Callable[[str], None], n: int) -> list[flo
         t0 = time.perf_counter_ns()
         scan(code)
         while True:
-            e = sub.get(5)
-            if e is None:
-                raise SystemExit(f"scan {code} never arrived")
+            try:
+                e = sub.get(5).payload
+            except OperationTimeout:
+                raise SystemExit(f"scan {code} never arrived") from None
             if isinstance(e, ScanEvent):
                 break
         samples.append((time.perf_counter_ns() - t0) / 1e6)

@@ -9,12 +9,15 @@ and a technician each see (the technician gets payment codes and member tokens m
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from daemon.errors import OperationTimeout
+from daemon.events import Subscription
 from daemon.scanners import (
     Classifier,
     MemberTokenVerifier,
@@ -22,7 +25,6 @@ from daemon.scanners import (
     ScanEvent,
     ScannerState,
     ScanStream,
-    Subscription,
     build_scanner,
 )
 from sim.scanners.codes import make_member_token
@@ -43,16 +45,18 @@ def _wait_state(
     while stream.snapshot()[1].get(scanner_id) is not state:
         if time.monotonic() > deadline:
             raise TimeoutError(f"scanner {scanner_id} never became {state}")
-        sub.get(0.05)
+        with contextlib.suppress(OperationTimeout):
+            sub.get(0.05)
 
 
 def _collect(sub: Subscription, n: int) -> list[ScanEvent]:
     out: list[ScanEvent] = []
     deadline = time.monotonic() + 10
     while len(out) < n and time.monotonic() < deadline:
-        e = sub.get(0.2)
-        if isinstance(e, ScanEvent):
-            out.append(e)
+        with contextlib.suppress(OperationTimeout):
+            e = sub.get(0.2).payload
+            if isinstance(e, ScanEvent):
+                out.append(e)
     return out
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from daemon.errors import CardDaemonError, CardRemoved, PcscUnavailable, ResponseLost
+from daemon.events import Event
 from daemon.readers.backends import ReaderBackend, ReaderState
 from daemon.readers.monitor import EventKind, ReaderEvent
 from sim.backend import SimBackend
@@ -47,11 +48,17 @@ AFTER_PULL: dict[str, tuple[type[CardDaemonError], ...]] = {
 }
 
 
-def is_event(kind: EventKind, reader: str | None = None) -> Callable[[ReaderEvent], bool]:
-    """A ``Subscription.wait_for`` predicate: an event of ``kind`` (on ``reader``, if given)."""
+def is_event(kind: EventKind, reader: str | None = None) -> Callable[[Event], bool]:
+    """A hub ``Subscription.wait_for`` predicate: a reader event of ``kind`` (on ``reader``,
+    if given); snapshot frames count too."""
 
-    def match(event: ReaderEvent) -> bool:
-        return event.kind is kind and (reader is None or event.reader == reader)
+    def match(event: Event) -> bool:
+        payload = event.payload
+        return (
+            isinstance(payload, ReaderEvent)
+            and payload.kind is kind
+            and (reader is None or payload.reader == reader)
+        )
 
     return match
 

@@ -18,7 +18,7 @@ from daemon.printers.receipt import (
     format_fen,
     validate_receipt,
 )
-from daemon.printers.service import PrinterService, StatusSubscription
+from daemon.printers.service import PrinterService
 from daemon.printers.spool import Job, JobState, Spool
 from daemon.printers.status import PrinterStatus, parse_status
 
@@ -39,7 +39,6 @@ __all__ = [
     "ReceiptEncoder",
     "ReceiptPrinter",
     "Spool",
-    "StatusSubscription",
     "Totals",
     "create_backend",
     "format_fen",

@@ -1,10 +1,12 @@
-"""The printing service: spool + one worker thread per printer + status subscribers.
+"""The printing service: spool + one worker thread per printer, publishing to an event hub.
 
 ``submit`` validates and encodes the receipt, commits it to the spool and returns the job: from
 then on the receipt survives a crash. The worker prints queued jobs in order, checks status
-before each one, waits out paper-out / cover-open / offline, and polls status while idle. Status
-changes go to subscribers through bounded queues (a slow subscriber loses events, counted in
-``dropped``; it never stalls the printer).
+before each one, waits out paper-out / cover-open / offline, and polls status while idle.
+Status changes (kind ``status``, payload :class:`PrinterStatus`; the current one is the
+snapshot) and job state changes (kind ``job``, payload :class:`Job`) go to the
+:class:`~daemon.events.EventHub` under ``printers/<id>``; a slow subscriber loses the oldest
+events there, it never stalls the printer.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from daemon.errors import (
     PrinterError,
     PrinterOffline,
 )
+from daemon.events import EventHub, Subscription
 from daemon.printers.backend import PrinterBackend, PrinterConfig
 from daemon.printers.encoder import ReceiptEncoder
 from daemon.printers.printer import ReceiptPrinter
@@ -33,11 +36,13 @@ from daemon.printers.receipt import Receipt, check_logo
 from daemon.printers.spool import Job, JobState, Spool
 from daemon.printers.status import PrinterStatus
 
-__all__ = ["PrinterService", "StatusSubscription"]
+__all__ = ["JOB", "STATUS", "PrinterService"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+STATUS = "status"
+JOB = "job"
 
 
 def _stored_logo(config: PrinterConfig, profile: PrinterProfile) -> bytes | None:
@@ -54,37 +59,6 @@ def _stored_logo(config: PrinterConfig, profile: PrinterProfile) -> bytes | None
     return png
 
 
-class StatusSubscription:
-    """A bounded queue of status changes; the first item is the current status."""
-
-    def __init__(self, owner: PrinterService, maxsize: int = 64) -> None:
-        self._owner = owner
-        self._queue: queue.Queue[PrinterStatus] = queue.Queue(maxsize)
-        self.dropped = 0
-
-    def _offer(self, status: PrinterStatus) -> None:
-        try:
-            self._queue.put_nowait(status)
-        except queue.Full:
-            self.dropped += 1
-
-    def get(self, timeout: float) -> PrinterStatus:
-        """Next status change; raises OperationTimeout when none came in ``timeout`` s."""
-        try:
-            return self._queue.get(timeout=timeout)
-        except queue.Empty:
-            raise OperationTimeout(f"no printer status change within {timeout} s") from None
-
-    def close(self) -> None:
-        self._owner._unsubscribe(self)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
 class PrinterService:
     """Owns one printer and its spool; a context manager; ``close`` is idempotent."""
 
@@ -94,19 +68,24 @@ class PrinterService:
         spool: Spool | Path | str,
         backend: PrinterBackend | None = None,
         profile: PrinterProfile | None = None,
+        *,
+        hub: EventHub | None = None,
     ) -> None:
         self.config = config
+        self.source = f"printers/{config.id}"
+        self._own_hub = hub is None
+        self.hub = hub if hub is not None else EventHub()
         self.printer = ReceiptPrinter(config, backend, profile)
         logo = _stored_logo(config, self.printer.profile)
         self.encoder = ReceiptEncoder(self.printer.profile, stored_logo=logo)
         self._own_spool = not isinstance(spool, Spool)
         self.spool = spool if isinstance(spool, Spool) else Spool(spool)
         self.recovered = self.spool.recover(config.id)
+        self._status = PrinterStatus.unreachable()
+        self.hub.publish(self.source, STATUS, self._status, state="event")
         for job in self.recovered:
             logger.warning("printer %s: job %s is UNCERTAIN after restart", config.id, job.id)
-        self._status = PrinterStatus.unreachable()
-        self._subs: list[StatusSubscription] = []
-        self._subs_lock = threading.Lock()
+            self._job_changed(job)
         self._calls: queue.Queue[tuple[Callable[[], object], Future[object]]] = queue.Queue()
         self._wake = threading.Event()
         self._job_done = threading.Condition()
@@ -130,6 +109,8 @@ class PrinterService:
         self.printer.close()
         if self._own_spool:
             self.spool.close()
+        if self._own_hub:
+            self.hub.close()
 
     def __enter__(self) -> Self:
         return self
@@ -142,14 +123,14 @@ class PrinterService:
     def submit(self, receipt: Receipt) -> Job:
         """Validate, encode and durably queue ``receipt``; raises ReceiptInvalid."""
         data = self.encoder.encode(receipt, self.config.drawer_pin, self.config.drawer_pulse_ms)
-        job = self.spool.add(self.config.id, data, summary=receipt.receipt_no)
+        job = self._job_changed(self.spool.add(self.config.id, data, summary=receipt.receipt_no))
         self._wake.set()
         return job
 
     def test_print(self) -> Job:
         """Queue the technician's test page (profile, status, column rulers, Chinese, QR)."""
         data = self.encoder.test_page(self.config.id, self._status.problem or "READY")
-        job = self.spool.add(self.config.id, data, summary="TEST PAGE")
+        job = self._job_changed(self.spool.add(self.config.id, data, summary="TEST PAGE"))
         self._wake.set()
         return job
 
@@ -169,11 +150,11 @@ class PrinterService:
 
     def cancel(self, job_id: int) -> Job:
         self._own(job_id)
-        return self.spool.cancel(job_id)
+        return self._job_changed(self.spool.cancel(job_id))
 
     def confirm_printed(self, job_id: int) -> Job:
         self._own(job_id)
-        return self.spool.confirm_printed(job_id)
+        return self._job_changed(self.spool.confirm_printed(job_id))
 
     def reprint(self, job_id: int) -> Job:
         """Queue a copy of a PRINTED or UNCERTAIN job, marked as a reprint on paper."""
@@ -181,6 +162,9 @@ class PrinterService:
         mark = self.encoder.text_line(f"*** 重印 REPRINT #{job_id} ***", align="center")
         head = old.data[:2] if old.data.startswith(b"\x1b@") else b""
         job = self.spool.add_reprint(job_id, head + mark + old.data[len(head) :])
+        if old.state is JobState.UNCERTAIN:  # closed as "reprinted as #n" with the copy
+            self._job_changed(self.spool.get(job_id))
+        self._job_changed(job)
         self._wake.set()
         return job
 
@@ -206,17 +190,10 @@ class PrinterService:
         """Open the cash drawer now (not spooled: a drawer kick is never replayed later)."""
         self._call(self.printer.kick_drawer, timeout)
 
-    def subscribe(self, maxsize: int = 64) -> StatusSubscription:
-        sub = StatusSubscription(self, maxsize)
-        with self._subs_lock:
-            sub._offer(self._status)
-            self._subs.append(sub)
-        return sub
-
-    def _unsubscribe(self, sub: StatusSubscription) -> None:
-        with self._subs_lock:
-            if sub in self._subs:
-                self._subs.remove(sub)
+    def subscribe(self, maxsize: int = 64, *, kinds: tuple[str, ...] | None = None) -> Subscription:
+        """A hub subscription to this printer: its status first, then status and job changes
+        (``kinds=("status",)`` for status only)."""
+        return self.hub.subscribe(sources=self.source, kinds=kinds, maxsize=maxsize)
 
     def _call(self, fn: Callable[[], T], timeout: float) -> T:
         if self._thread is None:
@@ -237,9 +214,11 @@ class PrinterService:
             return
         logger.info("printer %s status: %s", self.config.id, status.problem or "READY")
         self._status = status
-        with self._subs_lock:
-            for sub in self._subs:
-                sub._offer(status)
+        self.hub.publish(self.source, STATUS, status, state="event")
+
+    def _job_changed(self, job: Job) -> Job:
+        self.hub.publish(self.source, JOB, job)
+        return job
 
     def _refresh_status(self) -> PrinterStatus:
         status = self.printer.query_status()
@@ -289,7 +268,7 @@ class PrinterService:
 
     def _uncertain(self, job: Job, detail: str) -> None:
         """Mark UNCERTAIN and log the last bytes exchanged, for the technician."""
-        self.spool.mark_uncertain(job.id, detail)
+        self._job_changed(self.spool.mark_uncertain(job.id, detail))
         trace = " | ".join(f"{d} {b[:24].hex(' ')}" for d, b in list(self.printer.trace)[-6:])
         logger.warning(
             "printer %s: job %s UNCERTAIN (%s); last I/O: %s", self.config.id, job.id, detail, trace
@@ -310,7 +289,7 @@ class PrinterService:
             self._publish(PrinterStatus.unreachable())
             return
         try:
-            self.spool.mark_sending(job.id)
+            self._job_changed(self.spool.mark_sending(job.id))
         except InvalidArgument:  # cancelled between being picked and being sent
             logger.info("printer %s: job %s cancelled before sending", self.config.id, job.id)
             return
@@ -336,7 +315,7 @@ class PrinterService:
         while True:
             try:
                 if self.printer.wait_confirmed(min(0.2, self.config.poll_interval_s)):
-                    self.spool.mark_printed(job.id)
+                    self._job_changed(self.spool.mark_printed(job.id))
                     return
             except PrinterOffline as exc:
                 self._uncertain(job, f"link lost before confirmation: {exc.message}")

@@ -7,35 +7,37 @@ retries with a capped exponential backoff, and reports ``SERVICE_RESTORED`` plus
 and card events when it is back: nobody has to restart the daemon. The thread never dies of an
 exception: unexpected errors are logged and retried.
 
-Events carry a per-monitor sequence number; subscribers get them through a callback (called on
-the monitor thread: keep it short) or a bounded :class:`Subscription` queue that counts drops
-instead of blocking the monitor.
+Events go to an :class:`~daemon.events.EventHub` (the daemon's, or a private one) with source
+``readers/<reader_id>`` (``readers`` for the service itself); the hub keeps each attached
+reader's state (``reader_attached`` or ``card_present`` with its card) for snapshots, and a
+``ReaderEvent.seq`` is the hub's sequence number. Plain callbacks (:meth:`ReaderMonitor.subscribe`,
+called on the monitor thread: keep them short) serve the reader pool.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import itertools
 import logging
-import queue
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
 
 from daemon.errors import CardDaemonError, PcscUnavailable
+from daemon.events import EventHub, State, StateChange
 from daemon.readers.apdu import get_uid
 from daemon.readers.atr import card_type
 from daemon.readers.backends import ReaderBackend, ReaderState
 from daemon.readers.connection import ClosesOnExit
 
-__all__ = ["EventKind", "ReaderEvent", "ReaderMonitor", "Subscription"]
+__all__ = ["SERVICE_SOURCE", "EventKind", "ReaderEvent", "ReaderMonitor"]
 
 logger = logging.getLogger(__name__)
 
 _GET_UID = get_uid().apdu
+
+SERVICE_SOURCE = "readers"  # the hub source of SERVICE_LOST / SERVICE_RESTORED
 
 
 class EventKind(enum.Enum):
@@ -49,7 +51,8 @@ class EventKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class ReaderEvent:
-    """One change. ``uid`` is ``None`` when GET DATA failed (``error`` says why)."""
+    """One change; ``seq`` is the hub's. ``uid`` is ``None`` when GET DATA failed (``error``
+    says why)."""
 
     seq: int
     kind: EventKind
@@ -60,40 +63,6 @@ class ReaderEvent:
     error: str | None = None
 
 
-class Subscription:
-    """A bounded event queue; when full the oldest event is dropped and counted."""
-
-    def __init__(self, maxsize: int = 256) -> None:
-        self._queue: queue.Queue[ReaderEvent] = queue.Queue(maxsize)
-        self.dropped = 0
-
-    def put(self, event: ReaderEvent) -> None:
-        while True:
-            try:
-                self._queue.put_nowait(event)
-                return
-            except queue.Full:
-                try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
-                except queue.Empty:
-                    pass
-
-    def get(self, timeout_s: float | None = None) -> ReaderEvent:
-        """Next event; ``queue.Empty`` after ``timeout_s``."""
-        return self._queue.get(timeout=timeout_s)
-
-    def wait_for(
-        self, predicate: Callable[[ReaderEvent], bool], timeout_s: float = 10.0
-    ) -> ReaderEvent:
-        """Skip events until one matches; ``queue.Empty`` if none does in time."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            event = self.get(max(0.0, deadline - time.monotonic()))
-            if predicate(event):
-                return event
-
-
 class ReaderMonitor(ClosesOnExit):
     """Start/stop a status loop over one backend; a context manager that joins its thread."""
 
@@ -101,6 +70,8 @@ class ReaderMonitor(ClosesOnExit):
         self,
         backend: ReaderBackend,
         *,
+        hub: EventHub | None = None,
+        reader_id: Callable[[str], str] | None = None,
         read_uid: bool = True,
         poll_timeout_s: float = 0.5,
         backoff_s: tuple[float, float] = (0.05, 2.0),
@@ -109,10 +80,12 @@ class ReaderMonitor(ClosesOnExit):
         self._read_uid = read_uid
         self._poll = poll_timeout_s
         self._backoff_min, self._backoff_max = backoff_s
-        self._seq = itertools.count(1)
+        # not closed by close(): the monitor is restartable and the hub may be shared
+        self.hub = hub if hub is not None else EventHub()
+        self._reader_id = reader_id if reader_id is not None else _same
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[ReaderEvent], None]] = []
-        self._subs: list[Subscription] = []
+        self._attached: dict[str, ReaderEvent] = {}
         self._known: dict[str, ReaderState] = {}
         self._cards: dict[str, ReaderEvent] = {}
         self._stop = threading.Event()
@@ -121,22 +94,19 @@ class ReaderMonitor(ClosesOnExit):
 
     # --- subscribers ---------------------------------------------------------------------
 
+    def source(self, reader: str) -> str:
+        """The hub source of the PC/SC reader ``reader``."""
+        return f"readers/{self._reader_id(reader)}"
+
     def subscribe(self, callback: Callable[[ReaderEvent], None]) -> None:
+        """Call ``callback`` on the monitor thread after each event reached the hub; queues
+        for clients come from ``monitor.hub.subscribe(...)``."""
         with self._lock:
             self._callbacks.append(callback)
 
-    def subscription(self, maxsize: int = 256) -> Subscription:
-        sub = Subscription(maxsize)
+    def unsubscribe(self, callback: Callable[[ReaderEvent], None]) -> None:
         with self._lock:
-            self._subs.append(sub)
-        return sub
-
-    def unsubscribe(self, target: Subscription | Callable[[ReaderEvent], None]) -> None:
-        with self._lock:
-            if isinstance(target, Subscription):
-                self._subs = [s for s in self._subs if s is not target]
-            else:
-                self._callbacks = [c for c in self._callbacks if c is not target]
+            self._callbacks = [c for c in self._callbacks if c is not callback]
 
     def snapshot(self) -> dict[str, ReaderEvent | None]:
         """Readers known now, each with its last card event (``None``: no card)."""
@@ -184,7 +154,7 @@ class ReaderMonitor(ClosesOnExit):
                     break
                 if self.service_up is False:
                     logger.info("reader monitor: PC/SC service is back")
-                    self._emit(EventKind.SERVICE_RESTORED)
+                    self._emit(EventKind.SERVICE_RESTORED, state="event")
                 self.service_up = True
                 self._apply(states)
             except PcscUnavailable as exc:
@@ -204,7 +174,7 @@ class ReaderMonitor(ClosesOnExit):
             return
         logger.warning("reader monitor: service lost: %s", exc)
         self.service_up = False
-        self._emit(EventKind.SERVICE_LOST, error=exc.reason)
+        self._emit(EventKind.SERVICE_LOST, error=exc.reason, state="event")
         self._apply({})
 
     def _apply(self, states: dict[str, ReaderState]) -> None:
@@ -214,11 +184,12 @@ class ReaderMonitor(ClosesOnExit):
             if old.present and (new is None or not new.present or _swapped(old, new)):
                 self._card_removed(name)
             if new is None:
-                self._emit(EventKind.READER_DETACHED, name)
+                self._attached.pop(name, None)
+                self._emit(EventKind.READER_DETACHED, name, state="clear")
         for name, state in states.items():
             before = known.get(name)
             if before is None:
-                self._emit(EventKind.READER_ATTACHED, name)
+                self._attached[name] = self._emit(EventKind.READER_ATTACHED, name, state="event")
             if state.present and (before is None or not before.present or _swapped(before, state)):
                 self._card_present(state)
         with self._lock:
@@ -227,20 +198,25 @@ class ReaderMonitor(ClosesOnExit):
     def _card_removed(self, name: str) -> None:
         with self._lock:
             self._cards.pop(name, None)
-        self._emit(EventKind.CARD_REMOVED, name)
+        attached = self._attached.get(name)
+        back = State(EventKind.READER_ATTACHED.value, attached) if attached else None
+        self._emit(EventKind.CARD_REMOVED, name, state=back)
 
     def _card_present(self, state: ReaderState) -> None:
         uid, error = self._fetch_uid(state.name) if self._read_uid else (None, None)
-        event = ReaderEvent(
-            next(self._seq),
-            EventKind.CARD_PRESENT,
-            state.name,
-            atr=state.atr,
-            uid=uid,
-            card_type=card_type(state.atr),
-            error=error,
-        )
-        self._publish(event)
+
+        def build(seq: int) -> ReaderEvent:
+            return ReaderEvent(
+                seq,
+                EventKind.CARD_PRESENT,
+                state.name,
+                atr=state.atr,
+                uid=uid,
+                card_type=card_type(state.atr),
+                error=error,
+            )
+
+        event = self._publish(EventKind.CARD_PRESENT, state.name, build, "event")
         with self._lock:
             self._cards[state.name] = event
 
@@ -258,22 +234,41 @@ class ReaderMonitor(ClosesOnExit):
             return None, f"GET DATA answered {response.sw:04X}"
         return response.data, None
 
-    def _emit(self, kind: EventKind, reader: str | None = None, error: str | None = None) -> None:
-        self._publish(ReaderEvent(next(self._seq), kind, reader, error=error))
+    def _emit(
+        self,
+        kind: EventKind,
+        reader: str | None = None,
+        error: str | None = None,
+        state: StateChange = None,
+    ) -> ReaderEvent:
+        def build(seq: int) -> ReaderEvent:
+            return ReaderEvent(seq, kind, reader, error=error)
 
-    def _publish(self, event: ReaderEvent) -> None:
-        kind = event.kind
-        logger.debug("reader event %s", event)
+        return self._publish(kind, reader, build, state)
+
+    def _publish(
+        self,
+        kind: EventKind,
+        reader: str | None,
+        build: Callable[[int], ReaderEvent],
+        state: StateChange,
+    ) -> ReaderEvent:
+        source = SERVICE_SOURCE if reader is None else self.source(reader)
+        payload = self.hub.publish_numbered(source, kind.value, build, state=state).payload
+        assert isinstance(payload, ReaderEvent)
+        logger.debug("reader event %s", payload)
         with self._lock:
             callbacks = list(self._callbacks)
-            subs = list(self._subs)
-        for sub in subs:
-            sub.put(event)
         for callback in callbacks:
             try:
-                callback(event)
+                callback(payload)
             except Exception:
                 logger.exception("reader event subscriber failed on %s", kind.value)
+        return payload
+
+
+def _same(name: str) -> str:
+    return name
 
 
 def _swapped(old: ReaderState, new: ReaderState) -> bool:

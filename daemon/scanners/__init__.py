@@ -17,7 +17,7 @@ from daemon.scanners.keymap import KeyTranslator
 from daemon.scanners.member import MemberCheck, MemberStatus, MemberTokenVerifier
 from daemon.scanners.payment import PaymentProvider, detect_payment, mask_code
 from daemon.scanners.serial_port import SerialScanner
-from daemon.scanners.stream import ScanStream, Subscription
+from daemon.scanners.stream import ScanStream, role_view
 from daemon.scanners.usb_hidpos import HidPosScanner
 from daemon.scanners.wedge import KeyboardWedgeScanner
 from daemon.scanners.worker import Scanner, ScanSink
@@ -51,7 +51,6 @@ __all__ = [
     "SerialScanner",
     "StatusEvent",
     "StreamEvent",
-    "Subscription",
     "Symbology",
     "Terminator",
     "build_backend",
@@ -61,6 +60,7 @@ __all__ = [
     "gs1_check_digit",
     "mask_code",
     "parse_gs1",
+    "role_view",
     "split_aim",
     "symbology_for",
     "upce_to_upca",

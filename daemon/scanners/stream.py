@@ -1,9 +1,11 @@
 """The scan stream: every scan, classified and numbered, to every subscriber, in order.
 
-Scanner threads call :meth:`ScanStream.on_scan`; it never blocks on a subscriber. Each subscriber
-has a bounded queue: when it is full the new event is dropped for that subscriber only and
-counted (its ``dropped`` counter, and a gap in the sequence numbers it sees), so a slow POS can
-never stall a scanner or another subscriber. Two UnifiedPOS-style options shape delivery:
+Scanner threads call :meth:`ScanStream.on_scan`; it publishes to the
+:class:`~daemon.events.EventHub` (source ``scanners/<id>``, kinds ``scan`` and ``status``; each
+scanner's last status is its snapshot) and never blocks on a subscriber: the hub's bounded queues
+drop the oldest event and say so in the next one. Masking is per subscriber: :func:`role_view`
+shows payment codes and member tokens in clear to the POS role only. Two UnifiedPOS-style options
+shape delivery:
 ``one_shot`` (AutoDisable: one scan, then the scanner is ignored until :meth:`arm`) and a
 duplicate-suppression window (the same code from the same scanner again within the window -
 measured from the last time it was *read*, so a phone held under the scanner stays one scan).
@@ -14,20 +16,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from daemon.errors import ConfigError, InvalidArgument, ScannerError
+from daemon.errors import ConfigError
+from daemon.events import Event, EventHub, Subscription
 from daemon.scanners.base import RawScan, ScannerState
 from daemon.scanners.classify import Classifier, decode_scan
-from daemon.scanners.events import Role, ScanEvent, StatusEvent, StreamEvent
+from daemon.scanners.events import Role, ScanEvent, StatusEvent
 
-__all__ = ["ScanStream", "StreamStats", "Subscription"]
+__all__ = ["SCAN", "STATUS", "ScanStream", "StreamStats", "role_view"]
 
 logger = logging.getLogger(__name__)
 
 _DUP_PRUNE_AT = 4096
+SCAN = "scan"
+STATUS = "status"
 
 
 @dataclass(slots=True)
@@ -37,80 +41,20 @@ class StreamStats:
     ignored_while_disarmed: int = 0
 
 
-class Subscription:
-    """One subscriber's bounded, ordered queue. Context manager; idempotent close."""
+def role_view(role: Role) -> Callable[[Event], Event]:
+    """A hub view showing scans as ``role`` may see them (every client subscription needs one:
+    the hub itself holds scans in clear)."""
+    role = Role(role)
 
-    def __init__(
-        self,
-        stream: ScanStream,
-        role: Role,
-        maxsize: int,
-        notify: Callable[[], None] | None,
-    ) -> None:
-        self.role = role
-        self.maxsize = maxsize
-        self.dropped = 0
-        self.replay_gap = 0
-        self._stream = stream
-        self._notify = notify
-        self._queue: deque[StreamEvent] = deque()
-        self._cond = threading.Condition()
-        self._closed = False
+    def view(event: Event) -> Event:
+        payload = event.payload
+        if isinstance(payload, ScanEvent):
+            shown = payload.for_role(role)
+            if shown is not payload:
+                return replace(event, payload=shown)
+        return event
 
-    def _offer(self, event: StreamEvent) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            if len(self._queue) >= self.maxsize:
-                self.dropped += 1
-                if self.dropped == 1 or self.dropped % 100 == 0:
-                    logger.warning(
-                        "%s subscriber too slow: %d events dropped", self.role, self.dropped
-                    )
-                return
-            self._queue.append(event)
-            self._cond.notify()
-        self._wake()
-
-    def _wake(self) -> None:
-        if self._notify is None:
-            return
-        try:
-            self._notify()
-        except Exception:  # one consumer's bug must not cost the others their event
-            logger.exception("%s subscriber notify callback failed", self.role)
-
-    def get(self, timeout: float | None = None) -> StreamEvent | None:
-        """Next event, or None after ``timeout`` seconds; raises once closed and drained."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: self._queue or self._closed, timeout):
-                return None
-            if self._queue:
-                return self._queue.popleft()
-            raise ScannerError("scan subscription is closed")
-
-    def get_nowait(self) -> StreamEvent | None:
-        with self._cond:
-            return self._queue.popleft() if self._queue else None
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._queue)
-
-    def close(self) -> None:
-        with self._cond:
-            if self._closed:
-                return
-            self._closed = True
-            self._cond.notify_all()
-        self._stream._unsubscribe(self)
-        self._wake()
-
-    def __enter__(self) -> Subscription:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    return view
 
 
 class ScanStream:
@@ -123,7 +67,9 @@ class ScanStream:
         duplicate_window_s: float = 0.0,
         default_queue: int = 1024,
         history: int = 256,
+        hub: EventHub | None = None,
     ) -> None:
+        """``history`` and ``default_queue`` shape the private hub made when ``hub`` is None."""
         if duplicate_window_s < 0:
             raise ConfigError("scanners.duplicate_window_s", "must be >= 0")
         if history < 0:
@@ -134,15 +80,15 @@ class ScanStream:
         self.duplicate_window_ns = int(duplicate_window_s * 1e9)
         self.default_queue = default_queue
         self.stats = StreamStats()
+        self._own_hub = hub is None
+        self.hub = (
+            hub if hub is not None else EventHub(history=history, default_queue=default_queue)
+        )
         self._lock = threading.Lock()
-        self._seq = 0
-        self._subs: list[Subscription] = []
         self._one_shot: set[str] = set()
         self._disarmed: set[str] = set()
         self._last_read: dict[tuple[str, str], int] = {}
         self._states: dict[str, ScannerState] = {}
-        # Recent events (unmasked, memory only) for subscribers resuming after a reconnect.
-        self._history: deque[StreamEvent] = deque(maxlen=history)
 
     # --- configuration ------------------------------------------------------------------------
 
@@ -172,57 +118,31 @@ class ScanStream:
         *,
         maxsize: int | None = None,
         notify: Callable[[], None] | None = None,
-        after_sequence: int | None = None,
+        after: int | None = None,
     ) -> Subscription:
-        """A new subscriber; it sees events published from now on, masked for ``role``.
-
-        With ``after_sequence`` (the last sequence number a reconnecting client saw) it first
-        gets the retained events after that one, with no gap and no duplicate between replay
-        and live events. Events already gone from the history are counted in ``replay_gap``.
-
-        ``notify`` (optional) is called from the publishing thread after each queued event,
-        e.g. ``lambda: loop.call_soon_threadsafe(flag.set)`` for an asyncio consumer. It runs
-        while the stream is locked: it must return at once and must not call the stream.
-        """
+        """A hub subscription to every scanner, masked for ``role``: each scanner's status
+        first, then scans and status changes; ``after`` resumes (see :mod:`daemon.events`)."""
         size = self.default_queue if maxsize is None else maxsize
         if size < 1:
             raise ConfigError("scanners.subscriber_queue", f"must be >= 1, got {size}")
-        sub = Subscription(self, Role(role), size, notify)
-        with self._lock:
-            if after_sequence is not None:
-                self._replay(sub, after_sequence)
-            self._subs.append(sub)
-        return sub
-
-    def _replay(self, sub: Subscription, after: int) -> None:
-        if not 0 <= after <= self._seq:
-            raise InvalidArgument(
-                "after_sequence", f"{after} is not in 0..{self._seq} (the stream restarted?)"
-            )
-        oldest = self._history[0].sequence if self._history else self._seq + 1
-        sub.replay_gap = max(0, oldest - after - 1)
-        if sub.replay_gap:
-            logger.warning("%s subscriber resumed %d events too late", sub.role, sub.replay_gap)
-        for event in self._history:
-            if event.sequence > after:
-                sub._offer(event.for_role(sub.role))
-
-    def _unsubscribe(self, sub: Subscription) -> None:
-        with self._lock:
-            if sub in self._subs:
-                self._subs.remove(sub)
+        return self.hub.subscribe(
+            sources="scanners/",
+            view=role_view(role),
+            maxsize=size,
+            notify=notify,
+            after=after,
+            name=str(Role(role)),
+        )
 
     def snapshot(self) -> tuple[int, dict[str, ScannerState]]:
-        """Last sequence number issued and each scanner's state (an event stream's first frame)."""
+        """The hub's last sequence number and each scanner's state."""
         with self._lock:
-            return self._seq, dict(self._states)
+            return self.hub.last_seq, dict(self._states)
 
     def close(self) -> None:
-        """Close every subscription (idempotent)."""
-        with self._lock:
-            subs, self._subs = list(self._subs), []
-        for sub in subs:
-            sub.close()
+        """Close the private hub and so its subscriptions (idempotent); a shared one stays."""
+        if self._own_hub:
+            self.hub.close()
 
     def __enter__(self) -> ScanStream:
         return self
@@ -247,39 +167,38 @@ class ScanStream:
                 return
             if scanner_id in self._one_shot:
                 self._disarmed.add(scanner_id)
-            self._seq += 1
-            event = ScanEvent(
-                sequence=self._seq,
-                scanner_id=scanner_id,
-                text=text,
-                redacted=redacted,
-                aim=raw.aim,
-                classification=verdict,
-                received_ns=raw.received_ns,
-                published_ns=time.monotonic_ns(),
-                suffix_missing=raw.suffix_missing,
-            )
+
+            def build(seq: int) -> ScanEvent:
+                logger.info(  # before delivery, so the log never trails what a subscriber saw
+                    "scan %d from %s: %s%s %s",
+                    seq,
+                    scanner_id,
+                    verdict.kind.value,
+                    "" if verdict.valid else " (invalid)",
+                    redacted,
+                )
+                return ScanEvent(
+                    sequence=seq,
+                    scanner_id=scanner_id,
+                    text=text,
+                    redacted=redacted,
+                    aim=raw.aim,
+                    classification=verdict,
+                    received_ns=raw.received_ns,
+                    published_ns=time.monotonic_ns(),
+                    suffix_missing=raw.suffix_missing,
+                )
+
             self.stats.published += 1
-            self._history.append(event)
-            logger.info(  # before delivery, so the log never trails what a subscriber saw
-                "scan %d from %s: %s%s %s",
-                event.sequence,
-                scanner_id,
-                verdict.kind.value,
-                "" if verdict.valid else " (invalid)",
-                redacted,
-            )
-            for sub in self._subs:
-                sub._offer(event.for_role(sub.role))
+            self.hub.publish_numbered(f"scanners/{scanner_id}", SCAN, build)
 
     def on_status(self, scanner_id: str, state: ScannerState, detail: str) -> None:
+        def build(seq: int) -> StatusEvent:
+            return StatusEvent(seq, scanner_id, state, detail, time.monotonic_ns())
+
         with self._lock:
             self._states[scanner_id] = state
-            self._seq += 1
-            event = StatusEvent(self._seq, scanner_id, state, detail, time.monotonic_ns())
-            self._history.append(event)
-            for sub in self._subs:
-                sub._offer(event)
+            self.hub.publish_numbered(f"scanners/{scanner_id}", STATUS, build, state="event")
         logger.info("scanner %s %s: %s", scanner_id, state.value, detail)
 
     def _is_duplicate(self, scanner_id: str, text: str, when_ns: int) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from daemon.events import EventHub
 from daemon.printers import (
     Header,
     Item,
@@ -99,22 +100,27 @@ def job_writes(service: PrinterService) -> list[bytes]:
     return [w for w in list(backend.sent) if w not in _STATUS_REQUESTS]
 
 
-def _service(tmp_path: Path, printer_id: str, **config: Any) -> PrinterService:
+def _service(
+    tmp_path: Path, printer_id: str, hub: EventHub | None = None, **config: Any
+) -> PrinterService:
     """A service on a recording backend, polling fast so tests see changes quickly."""
     config.setdefault("poll_interval_s", 0.05)
     config.setdefault("confirm_timeout_s", 5.0)
     cfg = PrinterConfig(id=printer_id, **config)
-    return PrinterService(cfg, tmp_path / "spool.db", RecordingBackend(cfg))
+    return PrinterService(cfg, tmp_path / "spool.db", RecordingBackend(cfg), hub=hub)
 
 
 @contextlib.contextmanager
 def tcp_service(
-    tmp_path: Path, printer: VirtualPrinter | None = None, **config: Any
+    tmp_path: Path,
+    printer: VirtualPrinter | None = None,
+    hub: EventHub | None = None,
+    **config: Any,
 ) -> Iterator[tuple[PrinterService, VirtualPrinter, TcpPrinterServer]]:
     sim = printer if printer is not None else VirtualPrinter()
     with (
         TcpPrinterServer(sim) as server,
-        _service(tmp_path, "front", port=server.port, **config) as service,
+        _service(tmp_path, "front", hub, port=server.port, **config) as service,
     ):
         yield service, sim, server
 

@@ -89,13 +89,13 @@ def test_paper_out_mid_receipt_finishes_after_reload_exactly_once(
     sim = VirtualPrinter(paper_lines=12)
     with (
         link_service(link, tmp_path, printer=sim) as (service, _sim, _server),
-        service.subscribe() as sub,
+        service.subscribe(kinds=("status",)) as sub,
     ):
         job = service.submit(sample_receipt())
         assert sim.wait_for(lambda p: p.paper_end and p.buffered > 0)
         partial = list(sim.current.texts())
         assert 0 < len(partial) < 20
-        while sub.get(2).problem != "PAPER_OUT":
+        while sub.get(2).payload.problem != "PAPER_OUT":
             pass  # earlier states (start-up, READY) come first
         assert service.wait_job(job.id, 0.3).state is JobState.SENDING
         sim.set_paper(None)
@@ -296,15 +296,28 @@ def test_status_is_checked_right_before_each_job_not_taken_from_the_last_poll(
     catches it: nothing is sent into a stopped printer, the job waits QUEUED."""
     with (
         tcp_service(tmp_path, poll_interval_s=30.0) as (service, sim, _server),
-        service.subscribe() as sub,
+        service.subscribe(kinds=("status",)) as sub,
     ):
         assert service.status(refresh=True).ready  # the next poll is 30 s away
         sim.set_offline()
         job = service.submit(simple_receipt())
-        while sub.get(5).problem != "OFFLINE":  # published by the check the job triggered
+        while sub.get(5).payload.problem != "OFFLINE":  # published by the check the job triggered
             pass
         assert service.job(job.id).state is JobState.QUEUED
         assert job_writes(service) == []
         sim.set_offline(False)
         assert service.status(refresh=True).ready  # wakes the worker: the job goes now
         assert service.wait_job(job.id, 5).state is JobState.PRINTED
+
+
+def test_job_state_changes_are_published_to_the_hub(tmp_path: Path) -> None:
+    with (
+        tcp_service(tmp_path) as (service, _sim, _server),
+        service.subscribe(kinds=("job",)) as jobs,
+    ):
+        job = service.submit(simple_receipt())
+        assert service.wait_job(job.id, 5).state is JobState.PRINTED
+        seen = [jobs.get(2) for _ in range(3)]
+    assert [e.payload.state for e in seen] == [JobState.QUEUED, JobState.SENDING, JobState.PRINTED]
+    assert {(e.source, e.payload.id) for e in seen} == {("printers/front", job.id)}
+    assert [e.seq for e in seen] == sorted(e.seq for e in seen)

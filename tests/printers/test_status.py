@@ -75,14 +75,16 @@ def test_sim_answers_dle_eot_even_while_stopped() -> None:
 def test_status_call_and_changes_pushed_to_subscribers(tmp_path: Path, link: str) -> None:
     with link_service(link, tmp_path) as (service, sim, _server):
         assert service.status(refresh=True).ready
-        with service.subscribe() as sub:
-            assert sub.get(2).ready  # first item: the current state
+        with service.subscribe(kinds=("status",)) as sub:
+            first = sub.get(2)
+            assert first.payload.ready  # first item: the current state
+            assert (first.snapshot, first.source) == (True, f"printers/{service.config.id}")
             sim.set_cover_open()
-            assert sub.get(2).problem == "COVER_OPEN"
+            assert sub.get(2).payload.problem == "COVER_OPEN"
             sim.set_cover_open(False)
-            assert sub.get(2).ready
+            assert sub.get(2).payload.ready
             sim.set_paper(0)
-            assert sub.get(2).problem == "PAPER_OUT"
+            assert sub.get(2).payload.problem == "PAPER_OUT"
             assert service.status() == PrinterStatus(
                 online=False, paper_end=True, paper_near_end=True, paper_end_stop=True
             )
@@ -100,6 +102,9 @@ def test_slow_subscriber_drops_and_counts_instead_of_blocking(tmp_path: Path) ->
                 sim.set_offline(False)
                 service.status(refresh=True)
             assert sub.dropped >= 5
+            last = sub.get(0)  # the newest change is kept, and says what was lost before it
+            assert last.payload.ready
+            assert last.dropped_before == sub.dropped
         assert service.status(refresh=True).ready
 
 

@@ -6,8 +6,9 @@ import threading
 from collections.abc import Mapping
 
 from daemon.errors import PcscUnavailable
+from daemon.events import EventHub
 from daemon.readers.backends import ReaderState
-from daemon.readers.monitor import EventKind, ReaderEvent, ReaderMonitor, Subscription
+from daemon.readers.monitor import EventKind, ReaderEvent, ReaderMonitor
 from sim.backend import CheckedSimConnection, SimBackend
 from sim.reader import SimReader
 from sim.store import transport_card
@@ -33,11 +34,11 @@ def test_monitor_survives_unexpected_errors_and_service_loss() -> None:
     reader = SimReader("R 00 00")
     reader.insert(transport_card(bytes.fromhex("0A0B0C0D")))
     monitor = ReaderMonitor(FlakyBackend(reader), backoff_s=(0.001, 0.01))
-    sub = monitor.subscription()
+    sub = monitor.hub.subscribe()
     with monitor:
         sub.wait_for(is_event(EventKind.SERVICE_LOST))
-        restored = sub.wait_for(is_event(EventKind.SERVICE_RESTORED))
-        present = sub.wait_for(is_event(EventKind.CARD_PRESENT))
+        restored = sub.wait_for(is_event(EventKind.SERVICE_RESTORED)).payload
+        present = sub.wait_for(is_event(EventKind.CARD_PRESENT)).payload
         assert present.seq > restored.seq
         assert present.uid == bytes.fromhex("0A0B0C0D")
     assert monitor.service_up is True
@@ -57,7 +58,7 @@ def test_failing_callback_and_full_queue_do_not_stop_events() -> None:
             got_removal.set()
 
     monitor = ReaderMonitor(SimBackend([reader]))
-    tiny = monitor.subscription(maxsize=1)
+    tiny = monitor.hub.subscribe(maxsize=1)
     monitor.subscribe(bad)
     monitor.subscribe(good)
     with monitor:
@@ -69,15 +70,17 @@ def test_failing_callback_and_full_queue_do_not_stop_events() -> None:
     assert kinds == [EventKind.READER_ATTACHED, EventKind.CARD_PRESENT, EventKind.CARD_REMOVED]
     assert [e.seq for e in seen] == sorted({e.seq for e in seen})
     monitor.unsubscribe(good)
-    monitor.unsubscribe(tiny)
+    tiny.close()
 
 
 def test_subscription_drops_oldest_and_counts() -> None:
-    sub = Subscription(maxsize=2)
-    for seq in range(1, 6):
-        sub.put(ReaderEvent(seq, EventKind.CARD_PRESENT, "R"))
-    assert sub.dropped == 3
-    assert [sub.get(0).seq, sub.get(0).seq] == [4, 5]
+    with EventHub() as hub, hub.subscribe(maxsize=2) as sub:
+        for seq in range(1, 6):
+            hub.publish("readers/R", "card_present", ReaderEvent(seq, EventKind.CARD_PRESENT, "R"))
+        assert sub.dropped == 3
+        first, second = sub.get(0), sub.get(0)
+    assert [first.payload.seq, second.payload.seq] == [4, 5]
+    assert (first.dropped_before, second.dropped_before) == (3, 0)
 
 
 def test_uid_failure_is_reported_not_raised() -> None:
@@ -85,9 +88,9 @@ def test_uid_failure_is_reported_not_raised() -> None:
     reader.insert(transport_card())
     reader.faults.lose_response(1)  # the monitor's GET DATA loses its answer
     monitor = ReaderMonitor(SimBackend([reader]))
-    sub = monitor.subscription()
+    sub = monitor.hub.subscribe()
     with monitor:
-        event = sub.wait_for(is_event(EventKind.CARD_PRESENT))
+        event = sub.wait_for(is_event(EventKind.CARD_PRESENT)).payload
     assert event.uid is None
     assert event.error == "CARD_RESPONSE_LOST"
     assert event.card_type == "MIFARE Classic 1K"
@@ -121,13 +124,13 @@ def test_a_driver_bug_while_reading_the_uid_costs_that_uid_not_the_monitor() -> 
     reader = SimReader("R 00 00")
     reader.insert(transport_card(bytes.fromhex("0A0B0C0D")))
     monitor = ReaderMonitor(BrokenConnect(reader))
-    sub = monitor.subscription()
+    sub = monitor.hub.subscribe()
     with monitor:
-        first = sub.wait_for(is_event(EventKind.CARD_PRESENT))
+        first = sub.wait_for(is_event(EventKind.CARD_PRESENT)).payload
         assert (first.uid, first.error) == (None, "TypeError")
         assert first.card_type == "MIFARE Classic 1K"
         reader.remove()
         sub.wait_for(is_event(EventKind.CARD_REMOVED))
         reader.insert(transport_card(bytes.fromhex("01020304")))
-        second = sub.wait_for(is_event(EventKind.CARD_PRESENT))
+        second = sub.wait_for(is_event(EventKind.CARD_PRESENT)).payload
         assert second.uid == bytes.fromhex("01020304")

@@ -66,30 +66,30 @@ def _card(uid: bytes = UID_A) -> SimCard:
 
 def test_insert_and_remove_are_reported_with_atr_uid_and_type(stack: Stack) -> None:
     monitor = ReaderMonitor(stack.backend)
-    sub = monitor.subscription()
+    sub = monitor.hub.subscribe()
     with monitor:
         sub.wait_for(is_event(EventKind.READER_ATTACHED, stack.name(0)))
         stack.readers[0].insert(_card())
-        present = sub.wait_for(is_event(EventKind.CARD_PRESENT, stack.name(0)))
+        present = sub.wait_for(is_event(EventKind.CARD_PRESENT, stack.name(0))).payload
         assert present.uid == UID_A
         assert present.card_type == "MIFARE Classic 1K"
         assert present.atr == bytes.fromhex("3B8F8001804F0CA000000306030001000000006A")
         assert monitor.snapshot()[stack.name(0)] == present
         stack.readers[0].remove()
-        removed = sub.wait_for(is_event(EventKind.CARD_REMOVED, stack.name(0)))
+        removed = sub.wait_for(is_event(EventKind.CARD_REMOVED, stack.name(0))).payload
         assert removed.seq > present.seq
         assert monitor.snapshot()[stack.name(0)] is None
 
 
 def test_two_readers_at_once(stack: Stack) -> None:
     monitor = ReaderMonitor(stack.backend)
-    sub = monitor.subscription()
+    sub = monitor.hub.subscribe()
     with monitor:
         stack.readers[0].insert(_card(UID_A))
         stack.readers[1].insert(_card(UID_B))
         uids: dict[str | None, bytes | None] = {}
         while len(uids) < 2:
-            event = sub.wait_for(is_event(EventKind.CARD_PRESENT))
+            event = sub.wait_for(is_event(EventKind.CARD_PRESENT)).payload
             uids[event.reader] = event.uid
         assert uids == {stack.name(0): UID_A, stack.name(1): UID_B}
         with (
@@ -111,17 +111,17 @@ def test_two_readers_at_once(stack: Stack) -> None:
 
 def test_service_restart_is_survived_without_restarting_anything(stack: Stack) -> None:
     monitor = ReaderMonitor(stack.backend)
-    sub = monitor.subscription()
+    sub = monitor.hub.subscribe()
     with monitor:
         stack.readers[0].insert(_card())
-        first = sub.wait_for(is_event(EventKind.CARD_PRESENT, stack.name(0)))
+        first = sub.wait_for(is_event(EventKind.CARD_PRESENT, stack.name(0))).payload
         conn = stack.backend.connect(stack.name(0))
         try:
             assert conn.transmit(GET_UID).data == UID_A
             stack.restart_service()
             sub.wait_for(is_event(EventKind.SERVICE_LOST))
             sub.wait_for(is_event(EventKind.SERVICE_RESTORED))
-            again = sub.wait_for(is_event(EventKind.CARD_PRESENT, stack.name(0)))
+            again = sub.wait_for(is_event(EventKind.CARD_PRESENT, stack.name(0))).payload
             assert again.seq > first.seq
             assert again.uid == UID_A
             with pytest.raises(PcscUnavailable):
@@ -136,7 +136,7 @@ def test_service_restart_is_survived_without_restarting_anything(stack: Stack) -
 
 def test_reader_unplugged_mid_sequence_fails_clearly(stack: Stack) -> None:
     monitor = ReaderMonitor(stack.backend, read_uid=False)
-    sub = monitor.subscription()
+    sub = monitor.hub.subscribe()
     with monitor:
         stack.insert(0, _card(UID_A))
         stack.insert(1, _card(UID_B))
@@ -412,7 +412,7 @@ def test_reader_pool_fed_by_the_monitor_recovers_from_a_service_restart(stack: S
         return ctx.connection.transmit(GET_UID).data
 
     monitor = ReaderMonitor(stack.backend, read_uid=False)
-    sub = monitor.subscription()
+    sub = monitor.hub.subscribe()
     with ReaderPool(stack.backend.connect) as pool:
         monitor.subscribe(pool.handle_event)
         with monitor:

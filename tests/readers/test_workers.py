@@ -23,7 +23,7 @@ from daemon.readers.workers import JobContext, ReaderPool, ReaderWorker
 from sim.backend import SimBackend
 from sim.card import SimCard
 from sim.reader import SimReader
-from tests.pcscd_stack import AFTER_PULL, Stack
+from tests.pcscd_stack import AFTER_PULL, Stack, is_event
 
 GET_UID = bytes.fromhex("FFCA000000")  # GET DATA: UID
 UID_A = bytes.fromhex("A1B2C3D4")
@@ -333,10 +333,10 @@ def test_pool_follows_the_monitor_and_an_unplug_fails_waiting_jobs() -> None:
     backend = SimBackend([acr])
     pool = ReaderPool(backend.connect)
     monitor = ReaderMonitor(backend, read_uid=False, poll_timeout_s=0.05)
-    events = monitor.subscription()
+    events = monitor.hub.subscribe()
     monitor.subscribe(pool.handle_event)
     with backend, pool, monitor:  # closed in reverse: monitor, pool, backend
-        events.wait_for(lambda e: e.kind is EventKind.CARD_PRESENT, WAIT)
+        events.wait_for(is_event(EventKind.CARD_PRESENT), WAIT)
         assert pool.names() == [acr.name]
         assert pool.submit(acr.name, read_uid, time.monotonic() + WAIT).result(WAIT) == UID_A
 
@@ -354,7 +354,7 @@ def test_pool_follows_the_monitor_and_an_unplug_fails_waiting_jobs() -> None:
 
         acr.replug()
         # CARD_PRESENT follows READER_ATTACHED, whose callback (the pool) has run by then
-        events.wait_for(lambda e: e.kind is EventKind.CARD_PRESENT, WAIT)
+        events.wait_for(is_event(EventKind.CARD_PRESENT), WAIT)
         assert pool.submit(acr.name, read_uid, time.monotonic() + WAIT).result(WAIT) == UID_A
 
 

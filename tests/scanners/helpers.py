@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from daemon.scanners import ScanEvent, ScannerState, StatusEvent, StreamEvent, Subscription
+from daemon.events import Event, Subscription
+from daemon.scanners import ScanEvent, ScannerState, StatusEvent, StreamEvent
 
 WAIT_S = 5.0
 
@@ -13,14 +14,25 @@ WAIT_S = 5.0
 def next_event(
     sub: Subscription, match: Callable[[StreamEvent], bool], timeout: float = WAIT_S
 ) -> StreamEvent:
-    """The next event that matches (others are skipped); fails after ``timeout``."""
+    """The next event payload that matches (others are skipped); fails after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
         assert left > 0, "no matching event arrived in time"
-        event = sub.get(left)
-        if event is not None and match(event):
+        event = payload(sub.get(left))
+        if match(event):
             return event
+
+
+def payload(event: Event) -> StreamEvent:
+    """A hub event's scanner payload."""
+    assert isinstance(event.payload, ScanEvent | StatusEvent), event
+    return event.payload
+
+
+def drain(sub: Subscription) -> list[StreamEvent]:
+    """Every scanner payload queued right now."""
+    return [payload(e) for e in sub.drain()]
 
 
 def next_scan(sub: Subscription, timeout: float = WAIT_S) -> ScanEvent:
@@ -40,7 +52,7 @@ def wait_state(sub: Subscription, scanner_id: str, state: ScannerState) -> Statu
 
 def no_scan(sub: Subscription) -> None:
     """Nothing but status events queued right now."""
-    while (event := sub.get_nowait()) is not None:
+    for event in drain(sub):
         assert not isinstance(event, ScanEvent), f"unexpected {event!r}"
 
 

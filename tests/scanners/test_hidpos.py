@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.errors import ConfigError
+from daemon.events import Subscription
 from daemon.scanners import (
     HidPosAssembler,
     Role,
@@ -18,7 +19,6 @@ from daemon.scanners import (
     Scanner,
     ScannerState,
     ScanStream,
-    Subscription,
     build_scanner,
 )
 from sim.scanners import SimHidPosDevice, SimUsbBackend

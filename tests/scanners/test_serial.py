@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from daemon.errors import ConfigError, ScannerUnavailable
+from daemon.events import Subscription
 from daemon.scanners import (
     PaymentProvider,
     Role,
@@ -20,7 +21,6 @@ from daemon.scanners import (
     ScannerState,
     ScanStream,
     SerialScanner,
-    Subscription,
     build_scanner,
 )
 from sim.scanners import SimSerialScanner

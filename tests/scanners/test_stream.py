@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from daemon.errors import ConfigError, InvalidArgument, ScannerError
+from daemon.errors import ConfigError, InvalidArgument, OperationTimeout
+from daemon.events import EventHub, Subscription, SubscriptionClosed
 from daemon.scanners import (
     Classifier,
     MemberTokenVerifier,
@@ -34,12 +35,8 @@ def raw(text: str, at_s: float = 0.0, aim: str | None = "]Q1") -> RawScan:
     return RawScan(data=text.encode(), aim=aim, received_ns=int(at_s * S))
 
 
-def drain(sub: object) -> list[ScanEvent]:
-    out = []
-    while (e := sub.get_nowait()) is not None:  # type: ignore[attr-defined]
-        if isinstance(e, ScanEvent):
-            out.append(e)
-    return out
+def drain(sub: Subscription) -> list[ScanEvent]:
+    return [e.payload for e in sub.drain() if isinstance(e.payload, ScanEvent)]
 
 
 def test_every_subscriber_sees_the_same_ordered_sequence() -> None:
@@ -56,10 +53,25 @@ def test_status_events_share_the_sequence() -> None:
         stream.on_status("front", ScannerState.CONNECTED, "serial /dev/x")
         stream.on_scan("front", raw("A"))
         first, second = sub.get(0), sub.get(0)
-        assert isinstance(first, StatusEvent)
-        assert isinstance(second, ScanEvent)
-        assert (first.sequence, second.sequence) == (1, 2)
+        assert isinstance(first.payload, StatusEvent)
+        assert isinstance(second.payload, ScanEvent)
+        assert (first.payload.sequence, second.payload.sequence) == (1, 2)
+        assert (first.seq, second.seq) == (1, 2)
+        assert (first.source, first.kind, second.kind) == ("scanners/front", "status", "scan")
         assert stream.snapshot() == (2, {"front": ScannerState.CONNECTED})
+
+
+def test_a_new_subscriber_sees_each_scanners_status_first() -> None:
+    with ScanStream() as stream:
+        stream.on_status("front", ScannerState.CONNECTED, "serial /dev/x")
+        stream.on_status("back", ScannerState.DISCONNECTED, "unplugged")
+        stream.on_scan("front", raw("old"))
+        with stream.subscribe() as sub:
+            frames = sub.drain()
+    assert [(f.source, f.payload.state, f.snapshot, f.seq) for f in frames] == [
+        ("scanners/back", ScannerState.DISCONNECTED, True, 3),
+        ("scanners/front", ScannerState.CONNECTED, True, 3),
+    ]
 
 
 def test_late_subscriber_starts_at_its_subscription() -> None:
@@ -80,7 +92,9 @@ def test_slow_subscriber_drops_and_counts_without_affecting_others(
     ):
         for i in range(10):
             stream.on_scan("front", raw(f"C{i}"))
-        assert [e.text for e in drain(slow)] == ["C0", "C1", "C2"]
+        got = slow.drain()
+        assert [e.payload.text for e in got] == ["C7", "C8", "C9"]  # the oldest went
+        assert [e.dropped_before for e in got] == [7, 0, 0]
         assert slow.dropped == 7
         assert len(drain(fast)) == 10
         assert fast.dropped == 0
@@ -172,7 +186,7 @@ def test_payment_code_absent_from_debug_logs_including_duplicates(
     with ScanStream(duplicate_window_s=5) as stream, stream.subscribe(Role.TECHNICIAN) as sub:
         stream.on_scan("front", raw(WECHAT, 0))
         stream.on_scan("front", raw(WECHAT, 1))
-        event = sub.get(0)
+        event = sub.get(0).payload
     assert WECHAT not in caplog.text
     assert WECHAT not in repr(event)
     assert caplog.text.count("1012**********3456") == 2
@@ -182,14 +196,15 @@ def test_subscription_timeout_close_and_notify() -> None:
     calls: list[int] = []
     with ScanStream() as stream:
         sub = stream.subscribe(notify=lambda: calls.append(1))
-        assert sub.get(timeout=0.01) is None
+        with pytest.raises(OperationTimeout, match=r"within 0\.01 s"):
+            sub.get(timeout_s=0.01)
         stream.on_scan("front", raw("A"))
         assert calls == [1]
         assert sub.pending() == 1
         sub.close()
         sub.close()
-        assert sub.get(0) is not None  # what was queued can still be drained
-        with pytest.raises(ScannerError, match="closed"):
+        assert sub.get(0).payload.text == "A"  # what was queued can still be drained
+        with pytest.raises(SubscriptionClosed, match="closed"):
             sub.get(0)
         stream.on_scan("front", raw("B"))
         assert sub.pending() == 0
@@ -200,8 +215,19 @@ def test_stream_close_closes_subscriptions() -> None:
     sub = stream.subscribe()
     stream.close()
     stream.close()
-    with pytest.raises(ScannerError):
+    with pytest.raises(SubscriptionClosed):
         sub.get(0)
+
+
+def test_a_shared_hub_outlives_the_stream_and_numbers_across_it() -> None:
+    with EventHub() as hub:
+        hub.publish("printers/receipt", "status", "READY", state="event")
+        with ScanStream(hub=hub) as stream:
+            scans = stream.subscribe()
+            stream.on_scan("front", raw("A"))
+            assert drain(scans)[0].sequence == 2  # the hub's number, not the stream's
+        assert not scans.closed  # a shared hub is the daemon's to close
+    assert scans.closed
 
 
 @pytest.mark.parametrize(
@@ -278,21 +304,25 @@ def test_resubscribe_after_sequence_replays_without_gap_or_duplicate() -> None:
             stream.on_scan("front", raw(WECHAT))
             last_seen = drain(first)[0].sequence  # the client got "A", then disconnected
         stream.on_scan("front", raw("C"))
-        with stream.subscribe(Role.TECHNICIAN, after_sequence=last_seen) as again:
+        with stream.subscribe(Role.TECHNICIAN, after=last_seen) as again:
             stream.on_scan("front", raw("D"))
             got = drain(again)
         assert [e.text for e in got] == ["1012**********3456", "C", "D"]  # masked on replay too
         assert [e.sequence for e in got] == [2, 3, 4]
-        assert again.replay_gap == 0
+        assert not again.resynced
 
 
-def test_resubscribe_too_late_reports_the_gap() -> None:
+def test_resubscribe_too_late_gets_a_fresh_snapshot_marked_resync() -> None:
     with ScanStream(history=2) as stream:
+        stream.on_status("front", ScannerState.CONNECTED, "serial")
         for i in range(5):
             stream.on_scan("front", raw(f"C{i}"))
-        with stream.subscribe(after_sequence=1) as sub:
-            assert [e.text for e in drain(sub)] == ["C3", "C4"]
-            assert sub.replay_gap == 2  # C1 and C2 are gone
+        with stream.subscribe(after=1) as sub:  # C0..C2 are gone from the ring
+            frames = sub.drain()
+            assert sub.resynced
+        assert [(f.kind, f.snapshot, f.resync, f.seq) for f in frames] == [
+            ("status", True, True, 6)
+        ]
 
 
 @pytest.mark.parametrize("after", [-1, 6])
@@ -301,5 +331,5 @@ def test_resubscribe_from_an_unknown_sequence_is_rejected(after: int) -> None:
         for i in range(5):
             stream.on_scan("front", raw(f"C{i}"))
         with pytest.raises(InvalidArgument) as err:
-            stream.subscribe(after_sequence=after)
-        assert err.value.field == "after_sequence"
+            stream.subscribe(after=after)
+        assert err.value.field == "after"
