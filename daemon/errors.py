@@ -55,6 +55,7 @@ __all__ = [
     "ResponseLost",
     "ScannerError",
     "ScannerUnavailable",
+    "SubscriptionClosed",
     "UnknownCardFormat",
     "UnsafeAccessBits",
     "ValueBlockMismatch",
@@ -318,6 +319,13 @@ class ReaderBadResponse(ReaderError):
     """The reader answered garbage (short, oversized, unknown status word)."""
 
     reason = "READER_BAD_RESPONSE"
+
+
+class SubscriptionClosed(CardDaemonError):
+    """An event subscription was closed (the daemon is stopping, or the client left) and its
+    queue is empty: the stream has ended. Maps to UNAVAILABLE: subscribe again."""
+
+    reason = "SUBSCRIPTION_CLOSED"
 
 
 class OperationTimeout(DeviceError, TimeoutError):

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from typing import Literal, Self
 
-from daemon.errors import CardDaemonError, InvalidArgument, OperationTimeout
+from daemon.errors import InvalidArgument, OperationTimeout, SubscriptionClosed
 
 __all__ = [
     "DEFAULT_HISTORY",
@@ -47,12 +47,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HISTORY = 1024
 DEFAULT_QUEUE = 256
-
-
-class SubscriptionClosed(CardDaemonError):
-    """``get`` on a closed subscription whose queue is empty (the stream has ended)."""
-
-    reason = "SUBSCRIPTION_CLOSED"
 
 
 @dataclass(frozen=True, slots=True)

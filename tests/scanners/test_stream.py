@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from daemon.errors import ConfigError, InvalidArgument, OperationTimeout
-from daemon.events import EventHub, Subscription, SubscriptionClosed
+from daemon.errors import ConfigError, InvalidArgument, OperationTimeout, SubscriptionClosed
+from daemon.events import EventHub, Subscription
 from daemon.scanners import (
     Classifier,
     MemberTokenVerifier,
