@@ -292,7 +292,7 @@ def _devices(t: Table) -> list[tuple[str, Table]]:
 
 def _daemon(t: Table, base_dir: Path | None) -> DaemonSection:
     t.only(_DAEMON_KEYS)
-    state_dir = t.path("state_dir", DEFAULT_STATE_DIR, base_dir=None)
+    state_dir = t.path("state_dir", DEFAULT_STATE_DIR, base_dir=base_dir)
     journal = t.path("journal_path", Path("journal.sqlite3"), base_dir=state_dir)
     if journal.is_dir():
         t.fail("journal_path", f"{str(journal)!r} is a directory; name the SQLite file")

@@ -450,3 +450,15 @@ def test_any_value_in_any_key_is_accepted_or_a_config_error(
         key = exc.key
     section = key.split(".", 1)[0].split("[", 1)[0]
     assert section in {"daemon", "readers", "printers", "scanners", "membercard"}, key
+
+
+def test_relative_state_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    """A store folder that moves as a whole (the demo store, a test) keeps its state with it;
+    text with no file behind it still needs an absolute path (see BAD)."""
+    path = tmp_path / "carddaemon.toml"
+    path.write_text(
+        '[daemon]\nkeystore_credentials = true\nstate_dir = "state"\n', encoding="utf-8"
+    )
+    config = load_config(path, load_keys=False)
+    assert config.daemon.state_dir == tmp_path / "state"
+    assert config.daemon.journal_path == tmp_path / "state" / "journal.sqlite3"
