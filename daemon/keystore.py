@@ -172,6 +172,31 @@ class Keystore:
         masters = {p: {1: secrets.token_bytes(32)} for p in KeyPurpose}
         return cls(masters, dict.fromkeys(KeyPurpose, 1), source="<generated>", weak_keys=weak_keys)
 
+    @staticmethod
+    def create_file(path: str | os.PathLike[str]) -> Path:
+        """Write a NEW key file of fresh random masters (version 1 each), mode 0600.
+
+        For the first set-up of a chain (made once, then copied to every store PC: cards
+        issued at one store must be readable at all of them) and for demo and test stores.
+        Refuses to overwrite: replacing a chain's keys would make every issued card
+        unreadable."""
+        p = Path(path)
+        text = "".join(
+            f'[{purpose}]\ncurrent = 1\n1 = "{secrets.token_hex(32)}"\n' for purpose in KeyPurpose
+        )
+        try:
+            fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            raise KeystoreError(f"key file {p} already exists; it is never overwritten") from None
+        except OSError as exc:
+            raise KeystoreError(f"key file {p}: cannot create ({exc.strerror})") from None
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        logger.info("created a new master key file %s", p)
+        return p
+
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> Keystore:
         """From ``path``, else from the systemd credential ``carddaemon-keys``."""

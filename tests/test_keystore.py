@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import secrets
+import stat
 from pathlib import Path
 
 import pytest
@@ -204,3 +205,19 @@ def test_key_versions_outside_one_byte_are_refused(
         Keystore.from_file(path)
     assert secret.hex() not in str(info.value)
     assert str(path) in str(info.value)
+
+
+def test_a_created_key_file_loads_and_is_never_overwritten(tmp_path: Path) -> None:
+    path = Keystore.create_file(tmp_path / "keys.toml")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    first = Keystore.load(path)
+    assert {p: first.current_version(p) for p in KeyPurpose} == dict.fromkeys(KeyPurpose, 1)
+    before = path.read_bytes()
+    with pytest.raises(KeystoreError, match="already exists"):
+        Keystore.create_file(path)
+    assert path.read_bytes() == before
+    second = Keystore.load(Keystore.create_file(tmp_path / "other.toml"))
+    uid = bytes.fromhex("04A7E3C2")
+    a1 = first.card_key(uid, sector_group=1, key_type="A")
+    a2 = second.card_key(uid, sector_group=1, key_type="A")
+    assert a1 != a2  # fresh masters every time

@@ -320,11 +320,13 @@ class ReaderPool(ClosesOnExit):
         self,
         connect: Callable[[str], CardConnection],
         *,
-        max_queue: int = DEFAULT_MAX_QUEUE,
+        max_queue: int | Callable[[str], int] = DEFAULT_MAX_QUEUE,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``max_queue``: one size for every reader, or a function of the reader's name (the
+        station gives each reader its ``[readers.<id>] queue_size``)."""
         self._connect = connect
-        self._max_queue = max_queue
+        self._max_queue = max_queue if callable(max_queue) else (lambda _name: max_queue)
         self._clock = clock
         self._workers: dict[str, ReaderWorker] = {}
         self._retired: list[ReaderWorker] = []  # closed without joining; joined by close()
@@ -341,7 +343,7 @@ class ReaderPool(ClosesOnExit):
                 worker = ReaderWorker(
                     name,
                     lambda: self._connect(name),
-                    max_queue=self._max_queue,
+                    max_queue=self._max_queue(name),
                     clock=self._clock,
                 )
                 self._workers[name] = worker
