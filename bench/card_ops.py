@@ -40,8 +40,17 @@ from daemon.errors import CardDaemonError  # noqa: E402
 from daemon.journal import Journal  # noqa: E402
 from daemon.keystore import Keystore  # noqa: E402
 from daemon.membercard import IssueSpec, MemberCardService, Personaliser  # noqa: E402
-from daemon.membercard.jobs import ReaderProfile, debit_job, issue_job, read_job  # noqa: E402
+from daemon.membercard.jobs import ReaderProfile, card_job  # noqa: E402
 from daemon.membercard.replace import replace_card  # noqa: E402
+from daemon.membercard.requests import (  # noqa: E402
+    AdjustPoints,
+    Credit,
+    Debit,
+    EraseCard,
+    IssueCard,
+    ReadCard,
+    ReplaceCard,
+)
 from daemon.readers.pcsc import PcscBackend  # noqa: E402
 from daemon.readers.workers import Job, ReaderPool  # noqa: E402
 from sim.card import SimCard  # noqa: E402
@@ -83,20 +92,26 @@ def run_profile(ks: Keystore, workdir: Path, model: str) -> dict[str, tuple[int,
             out[name] = measure(t, go)
 
         op("read", lambda tm, sc: tm.service.read(sc))
-        op("tap_debit", lambda tm, sc: tm.service.debit(sc, request_id="d1", amount=1234))
-        op("credit", lambda tm, sc: tm.service.credit(sc, request_id="c1", amount=100_000))
-        op("points", lambda tm, sc: tm.service.adjust_points(sc, request_id="p1", delta=-5))
-        op("debit_again", lambda tm, sc: tm.service.debit(sc, request_id="d2", amount=999))
+        op("tap_debit", lambda tm, sc: tm.service.debit(sc, Debit(request_id="d1", amount=1234)))
+        op("credit", lambda tm, sc: tm.service.credit(sc, Credit(request_id="c1", amount=100_000)))
+        op(
+            "points",
+            lambda tm, sc: tm.service.adjust_points(sc, AdjustPoints(request_id="p1", delta=-5)),
+        )
+        op("debit_again", lambda tm, sc: tm.service.debit(sc, Debit(request_id="d2", amount=999)))
         card = t.reader.remove()
         assert card is not None
         t.reader.insert(SimCard.blank(uid=uid_for(2)))
         out["replace"] = measure(
             t,
-            lambda tm: _with(tm, lambda sc: replace_card(tm.issuer, sc, old_uid="04000001",
-                                                          request_id="r1")),
+            lambda tm: _with(tm, lambda sc: replace_card(tm.issuer, sc,
+                                                          ReplaceCard("04000001", "r1"))),
         )  # fmt: skip
         out["erase"] = measure(
-            t, lambda tm: _with(tm, lambda sc: tm.issuer.erase(sc, request_id="e1", force=True))
+            t,
+            lambda tm: _with(
+                tm, lambda sc: tm.issuer.erase(sc, EraseCard(request_id="e1", force=True))
+            ),
         )
         t.reader.remove()
         t.reader.insert(card)
@@ -106,7 +121,7 @@ def run_profile(ks: Keystore, workdir: Path, model: str) -> dict[str, tuple[int,
         for i in range(2):  # both slot parities
 
             def tap(tm: Terminal, rid: str = f"f{i}") -> None:
-                _with(tm, lambda sc: tm.service.debit(sc, request_id=rid, amount=100))
+                _with(tm, lambda sc: tm.service.debit(sc, Debit(request_id=rid, amount=100)))
 
             n, ms = measure(f, tap)
             worst = max(worst, (n, ms))
@@ -161,10 +176,10 @@ def pcsc_taps(ks: Keystore, workdir: Path, taps: int) -> list[float]:
             return (time.perf_counter() - t0) * 1e3
 
         spec = IssueSpec("8800000003", 2, dt.date(2029, 12, 31), 1_000_000, 0)
-        run(issue_job(issuer, profile, spec, request_id="pcsc-issue"))
-        run(read_job(service, profile))  # first sight: the journal learns the counter
+        run(card_job(issuer, profile, IssueCard(spec, request_id="pcsc-issue")))
+        run(card_job(service, profile, ReadCard()))  # first sight: the journal learns the counter
         times = [
-            run(debit_job(service, profile, request_id=f"pcsc-tap-{i}", amount=100))
+            run(card_job(service, profile, Debit(request_id=f"pcsc-tap-{i}", amount=100)))
             for i in range(taps + PCSC_WARMUP)
         ]
     return times[PCSC_WARMUP:]

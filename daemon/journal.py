@@ -33,7 +33,6 @@ from typing import Any
 from daemon.errors import (
     CardCloned,
     CounterRollback,
-    InvalidArgument,
     OperationTimeout,
     RequestIdReused,
 )
@@ -185,9 +184,11 @@ class Journal:
 
     @contextlib.contextmanager
     def claim(self, request_id: str, op: str, params: Mapping[str, Any]) -> Iterator[Claim]:
-        """Reserve ``request_id`` for the duration of the block (see module docstring)."""
-        if not request_id or len(request_id) > 255:
-            raise InvalidArgument("request_id", "must be 1..255 characters")
+        """Reserve ``request_id`` for the duration of the block (see module docstring).
+
+        What a client's request_id may be is checked once, where the request is made
+        (:mod:`daemon.membercard.requests`); ids the daemon derives from it (``<id>:issue``)
+        may be longer."""
         event = self._enter(request_id)
         try:
             yield self._claim(request_id, op, params)

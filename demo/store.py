@@ -20,6 +20,7 @@ from daemon.errors import CardDaemonError, WriteUnconfirmed
 from daemon.journal import Journal
 from daemon.keystore import Keystore
 from daemon.membercard import IssueSpec, MemberCardService, Personaliser, Programme
+from daemon.membercard.requests import Debit, IssueCard
 from daemon.mifare import decode_dump, encode_value_block, probe_order
 from daemon.mifare.access import AccessConditions
 from daemon.mifare.geometry import CardSize, block_count, first_block, sector_count, trailer_block
@@ -119,7 +120,7 @@ def _member_story(reader: SimReader) -> DemoMember:
             points=2345,
         )
         with StorageCard(reader.connect()) as sc:
-            issuer.issue(sc, spec, request_id="demo-issue-1")
+            issuer.issue(sc, IssueCard(spec, request_id="demo-issue-1"))
         print(
             f"issued member card {spec.member_id} on UID {MEMBER_UID.hex(' ').upper()}: "
             f"{programme.tiers[spec.tier].name}, opening balance {_yuan(spec.balance)}"
@@ -127,7 +128,7 @@ def _member_story(reader: SimReader) -> DemoMember:
 
         with StorageCard(reader.connect()) as sc:
             info = service.read(sc)
-            paid = service.debit(sc, request_id="demo-sale-0042", amount=11165)
+            paid = service.debit(sc, Debit(request_id="demo-sale-0042", amount=11165))
         print(
             f"sale 0042: paid {_yuan(paid.amount)} from stored value, "
             f"+{paid.points_delta} points -> balance {_yuan(paid.balance)}, "
@@ -138,7 +139,7 @@ def _member_story(reader: SimReader) -> DemoMember:
         reader.faults.tear(11, outcome="garbage")  # the customer pulls the card mid-write
         try:
             with StorageCard(reader.connect()) as sc:
-                service.debit(sc, request_id="demo-sale-0043", amount=2000)
+                service.debit(sc, Debit(request_id="demo-sale-0043", amount=2000))
             print("sale 0043: completed before the card left")
         except WriteUnconfirmed as exc:
             print(
@@ -149,7 +150,7 @@ def _member_story(reader: SimReader) -> DemoMember:
         reader.insert(card)
         with StorageCard(reader.connect()) as sc:
             after = service.read(sc)
-            retry = service.debit(sc, request_id="demo-sale-0043", amount=2000)
+            retry = service.debit(sc, Debit(request_id="demo-sale-0043", amount=2000))
         how = "replayed the recorded outcome" if retry.replayed else "applied it once"
         print(
             f"card presented again: balance {_yuan(after.balance)} read from the card alone; "

@@ -11,6 +11,7 @@ import pytest
 
 from daemon.errors import CardCloned, CounterRollback, InvalidArgument, RequestIdReused
 from daemon.journal import Journal, RequestState
+from daemon.membercard.requests import MAX_REQUEST_ID, Debit
 
 
 @pytest.fixture
@@ -86,10 +87,16 @@ def test_concurrent_duplicates_execute_once(journal: Journal) -> None:
 
 
 def test_bad_request_id(journal: Journal) -> None:
-    with pytest.raises(InvalidArgument, match="request_id"), journal.claim("", "debit", {}):
-        pass
-    with pytest.raises(InvalidArgument), journal.claim("x" * 256, "debit", {}):
-        pass
+    """A client's request_id is checked by the request (once); the journal keys what it gets,
+    including ids the daemon derives from the longest client id (replace: ``<id>:issue``)."""
+    with pytest.raises(InvalidArgument, match="request_id"):
+        Debit("", 100)
+    with pytest.raises(InvalidArgument, match="request_id"):
+        Debit("x" * (MAX_REQUEST_ID + 1), 100)
+    derived = "x" * MAX_REQUEST_ID + ":issue"
+    with journal.claim(derived, "issue", {}) as claim:
+        assert claim.action == "execute"
+    assert journal.get(derived) is not None
 
 
 def test_counter_only_moves_up_and_rollback_detected(journal: Journal) -> None:

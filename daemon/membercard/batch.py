@@ -33,6 +33,7 @@ from pathlib import Path
 from daemon.errors import CardDaemonError, InvalidArgument, WriteUnconfirmed
 from daemon.membercard.issuing import IssueSpec, Personaliser
 from daemon.membercard.layout import check_member_id
+from daemon.membercard.requests import IssueCard
 from daemon.membercard.rules import Programme, check_amount
 from daemon.readers.storage import StorageCard
 
@@ -182,7 +183,9 @@ def run_batch(
             return BatchSummary(issued, skipped, failed, interrupted=True)
         with card:
             try:
-                res = personaliser.issue(card, row.spec, request_id=f"batch:{batch_id}:{member}")
+                res = personaliser.issue(
+                    card, IssueCard(row.spec, request_id=f"batch:{batch_id}:{member}")
+                )
             except CardDaemonError as exc:
                 failed += 1
                 uid = _uid(card)

@@ -47,6 +47,7 @@ from daemon.membercard.layout import (
     check_member_id,
     mac_slot,
 )
+from daemon.membercard.requests import EraseCard, IssueCard, IssueSpec
 from daemon.membercard.rules import Programme, check_amount
 from daemon.membercard.session import CardSession, key_slot
 from daemon.membercard.state import CardState, evaluate
@@ -63,15 +64,6 @@ logger = logging.getLogger(__name__)
 
 ISSUE_ORDER = (2, 3, 0, 1)
 _ZERO = bytes(16)
-
-
-@dataclass(frozen=True, slots=True)
-class IssueSpec:
-    member_id: str
-    tier: int = 0
-    valid_until: dt.date | None = None
-    balance: int = 0
-    points: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,21 +157,18 @@ class Personaliser:
         if spec.balance > self.programme.balance_cap:
             raise InvalidArgument("balance", f"{spec.balance} fen is above the card cap")
 
-    def issue(
-        self,
-        card: StorageCard,
-        spec: IssueSpec,
-        *,
-        request_id: str,
-        replacing: str | None = None,
+    def issue(self, card: StorageCard, request: IssueCard) -> IssueResult:
+        """Personalise a transport-state card; idempotent per ``request_id``."""
+        return self._issue(card, request.spec, request.request_id)
+
+    def _issue(
+        self, card: StorageCard, spec: IssueSpec, request_id: str, replacing: str | None = None
     ) -> IssueResult:
-        """Personalise a transport-state card for ``spec``; idempotent per ``request_id``."""
+        """:meth:`issue`, also for :func:`~.replace.replace_card` (package-internal): its
+        ``replacing`` card may stay bound to the member, and its derived request_id
+        (``<id>:issue``) may be longer than a client's."""
         self._check_spec(spec)
-        params = {
-            "member_id": spec.member_id, "tier": spec.tier, "balance": spec.balance,
-            "points": spec.points, "replacing": replacing,
-            "valid_until": spec.valid_until.isoformat() if spec.valid_until else None,
-        }  # fmt: skip
+        params = {**spec.journal_params(), "replacing": replacing}
         with self.journal.claim(request_id, "issue", params) as claim:
             if claim.action == "replay":
                 assert claim.record.outcome is not None
@@ -321,8 +310,9 @@ class Personaliser:
 
     # --- erase ------------------------------------------------------------------------------
 
-    def erase(self, card: StorageCard, *, request_id: str, force: bool = False) -> str:
+    def erase(self, card: StorageCard, request: EraseCard) -> str:
         """Back to transport state. Refuses a card holding value unless ``force`` (audited)."""
+        request_id, force = request.request_id, request.force
         with self.journal.claim(request_id, "erase", {"force": force}) as claim:
             if claim.action == "replay":
                 return str(claim.record.uid)

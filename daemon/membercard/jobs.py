@@ -3,8 +3,9 @@
 Why: a card operation must run on the reader's worker thread, which owns the connection (MIFARE
 authentication state is per connection) and serialises jobs. Each factory here returns a job
 that wraps the worker's connection in a :class:`~daemon.readers.storage.StorageCard` with the
-reader's dialect and long-lived APDU trace (:class:`ReaderProfile`), then calls the service.
-Nothing else: every rule lives in the service.
+reader's dialect and long-lived APDU trace (:class:`ReaderProfile`), then hands the request
+(:mod:`.requests`) to the service or the personaliser: :func:`card_job` is the one entry, so
+no operation's parameters are restated here. Nothing else: every rule lives in the service.
 
 Deadlines are checked only where no card write is in flight; a started write is never
 abandoned, its outcome (or ``WriteUnconfirmed``) is always returned:
@@ -25,26 +26,29 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import overload
 
 from daemon.errors import InvalidArgument
-from daemon.membercard.issuing import IssueResult, IssueSpec, Personaliser
+from daemon.membercard.issuing import IssueResult, Personaliser
 from daemon.membercard.replace import replace_card
-from daemon.membercard.service import CardInfo, MemberCardService, OpResult
+from daemon.membercard.requests import (
+    AdjustPoints,
+    CardRequest,
+    Credit,
+    Debit,
+    EraseCard,
+    IssueCard,
+    ReadCard,
+    ReplaceCard,
+    ValueRequest,
+)
+from daemon.membercard.service import CardInfo, Check, MemberCardService, OpResult
 from daemon.readers.dialects import Dialect, detect_dialect
 from daemon.readers.storage import StorageCard
 from daemon.readers.trace import ApduTrace
 from daemon.readers.workers import Job, JobContext
 
-__all__ = [
-    "ReaderProfile",
-    "credit_job",
-    "debit_job",
-    "erase_job",
-    "issue_job",
-    "points_job",
-    "read_job",
-    "replace_job",
-]
+__all__ = ["ReaderProfile", "card_job"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,109 +82,82 @@ def _storage(ctx: JobContext, reader: ReaderProfile) -> StorageCard:
     return card
 
 
-def read_job(
-    service: MemberCardService, reader: ReaderProfile, *, expected_uid: str | None = None
-) -> Job[CardInfo]:
-    def job(ctx: JobContext) -> CardInfo:
-        return service.read(_storage(ctx, reader), expected_uid=expected_uid)
+_RUN_BY: dict[type[CardRequest], type[MemberCardService | Personaliser]] = {
+    ReadCard: MemberCardService,
+    Debit: MemberCardService,
+    Credit: MemberCardService,
+    AdjustPoints: MemberCardService,
+    IssueCard: Personaliser,
+    EraseCard: Personaliser,
+    ReplaceCard: Personaliser,
+}
+"""Which object runs each request: the POS service or the personaliser."""
+
+
+@overload
+def card_job(
+    target: MemberCardService, reader: ReaderProfile, request: ReadCard
+) -> Job[CardInfo]: ...
+@overload
+def card_job(
+    target: MemberCardService, reader: ReaderProfile, request: ValueRequest
+) -> Job[OpResult]: ...
+@overload
+def card_job(
+    target: Personaliser, reader: ReaderProfile, request: IssueCard | ReplaceCard
+) -> Job[IssueResult]: ...
+@overload
+def card_job(target: Personaliser, reader: ReaderProfile, request: EraseCard) -> Job[str]: ...
+@overload
+def card_job(
+    target: MemberCardService | Personaliser, reader: ReaderProfile, request: CardRequest
+) -> Job[object]: ...
+def card_job(
+    target: MemberCardService | Personaliser, reader: ReaderProfile, request: CardRequest
+) -> Job[object]:
+    """The reader-worker job that runs ``request`` on ``reader``'s card with ``target``.
+
+    A request handed to the wrong object (a debit to the personaliser) is refused here, before
+    the job is queued.
+    """
+    want = _RUN_BY.get(type(request))
+    if want is None:
+        raise InvalidArgument("request", f"{type(request).__name__} is not a card request")
+    if not isinstance(target, want):
+        raise InvalidArgument(
+            "request", f"{type(request).__name__} is run by a {want.__name__}, "
+            f"not a {type(target).__name__}",
+        )  # fmt: skip
+
+    def job(ctx: JobContext) -> object:
+        return _run(target, request, _storage(ctx, reader), ctx.check_deadline)
 
     return job
 
 
-def debit_job(
-    service: MemberCardService,
-    reader: ReaderProfile,
-    *,
-    request_id: str,
-    amount: int,
-    earn_points: bool = True,
-    points: int | None = None,
-    expected_uid: str | None = None,
-    expected_balance: int | None = None,
-) -> Job[OpResult]:
-    def job(ctx: JobContext) -> OpResult:
-        return service.debit(
-            _storage(ctx, reader),
-            request_id=request_id,
-            amount=amount,
-            earn_points=earn_points,
-            points=points,
-            expected_uid=expected_uid,
-            expected_balance=expected_balance,
-            check=ctx.check_deadline,
-        )
-
-    return job
-
-
-def credit_job(
-    service: MemberCardService,
-    reader: ReaderProfile,
-    *,
-    request_id: str,
-    amount: int,
-    bonus: int | None = None,
-    expected_uid: str | None = None,
-    expected_balance: int | None = None,
-) -> Job[OpResult]:
-    def job(ctx: JobContext) -> OpResult:
-        return service.credit(
-            _storage(ctx, reader),
-            request_id=request_id,
-            amount=amount,
-            bonus=bonus,
-            expected_uid=expected_uid,
-            expected_balance=expected_balance,
-            check=ctx.check_deadline,
-        )
-
-    return job
-
-
-def points_job(
-    service: MemberCardService,
-    reader: ReaderProfile,
-    *,
-    request_id: str,
-    delta: int,
-    expected_uid: str | None = None,
-) -> Job[OpResult]:
-    def job(ctx: JobContext) -> OpResult:
-        return service.adjust_points(
-            _storage(ctx, reader),
-            request_id=request_id,
-            delta=delta,
-            expected_uid=expected_uid,
-            check=ctx.check_deadline,
-        )
-
-    return job
-
-
-def issue_job(
-    personaliser: Personaliser, reader: ReaderProfile, spec: IssueSpec, *, request_id: str
-) -> Job[IssueResult]:
-    def job(ctx: JobContext) -> IssueResult:
-        return personaliser.issue(_storage(ctx, reader), spec, request_id=request_id)
-
-    return job
-
-
-def erase_job(
-    personaliser: Personaliser, reader: ReaderProfile, *, request_id: str, force: bool = False
-) -> Job[str]:
-    def job(ctx: JobContext) -> str:
-        return personaliser.erase(_storage(ctx, reader), request_id=request_id, force=force)
-
-    return job
-
-
-def replace_job(
-    personaliser: Personaliser, reader: ReaderProfile, *, old_uid: str, request_id: str
-) -> Job[IssueResult]:
-    def job(ctx: JobContext) -> IssueResult:
-        return replace_card(
-            personaliser, _storage(ctx, reader), old_uid=old_uid, request_id=request_id
-        )
-
-    return job
+def _run(
+    target: MemberCardService | Personaliser,
+    request: CardRequest,
+    card: StorageCard,
+    check: Check,
+) -> object:
+    """One call per request type; ``check`` (deadline checkpoint 3) only for value requests."""
+    if isinstance(target, MemberCardService):
+        match request:
+            case ReadCard():
+                return target.read(card, request)
+            case Debit():
+                return target.debit(card, request, check=check)
+            case Credit():
+                return target.credit(card, request, check=check)
+            case AdjustPoints():
+                return target.adjust_points(card, request, check=check)
+    else:
+        match request:
+            case IssueCard():
+                return target.issue(card, request)
+            case EraseCard():
+                return target.erase(card, request)
+            case ReplaceCard():
+                return replace_card(target, card, request)
+    raise AssertionError(f"{type(request).__name__} checked by card_job")  # pragma: no cover

@@ -18,7 +18,8 @@ import logging
 from daemon.errors import InvalidArgument, MemberNotFound
 from daemon.journal import RequestState
 from daemon.membercard.guard import VALUE_OPS
-from daemon.membercard.issuing import IssueResult, IssueSpec, Personaliser
+from daemon.membercard.issuing import IssueResult, Personaliser
+from daemon.membercard.requests import IssueSpec, ReplaceCard
 from daemon.readers.storage import StorageCard
 
 __all__ = ["replace_card"]
@@ -27,10 +28,11 @@ logger = logging.getLogger(__name__)
 
 
 def replace_card(
-    personaliser: Personaliser, new_card: StorageCard, *, old_uid: str, request_id: str
+    personaliser: Personaliser, new_card: StorageCard, request: ReplaceCard
 ) -> IssueResult:
+    """Replace lost card ``request.old_uid`` by ``new_card``; idempotent per request_id."""
     journal = personaliser.journal
-    old = old_uid.strip().upper()
+    old, request_id = request.old_uid, request.request_id
     seen = journal.last_seen(old)
     if seen is None or not seen.member_id:
         raise MemberNotFound(f"card {old} is unknown to this terminal's journal")
@@ -56,7 +58,7 @@ def replace_card(
             balance=int(snap["balance"]),
             points=int(snap["points"]),
         )
-        result = personaliser.issue(new_card, spec, request_id=f"{request_id}:issue", replacing=old)
+        result = personaliser._issue(new_card, spec, f"{request_id}:issue", replacing=old)
         outcome = {
             "request_id": request_id, "uid": result.uid, "member_id": result.member_id,
             "balance": result.balance, "points": result.points,

@@ -33,7 +33,6 @@ from daemon.errors import (
     CardExpired,
     CardMismatch,
     InsufficientBalance,
-    InvalidAmount,
     WriteUnconfirmed,
 )
 from daemon.journal import Journal, RequestState
@@ -41,7 +40,16 @@ from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard.guard import CardGuard
 from daemon.membercard.layout import MAX_AMOUNT, SlotState, mac_slot
 from daemon.membercard.purse import mirror_balance, read_purse
-from daemon.membercard.rules import Programme, check_amount
+from daemon.membercard.requests import (
+    ANY_CARD,
+    AdjustPoints,
+    Credit,
+    Debit,
+    ReadCard,
+    ValueRequest,
+    value_params,
+)
+from daemon.membercard.rules import Programme
 from daemon.membercard.session import CardSession
 from daemon.membercard.state import CardState
 from daemon.readers.storage import StorageCard
@@ -120,10 +128,10 @@ class MemberCardService:
 
     # --- read ---------------------------------------------------------------------------------
 
-    def read(self, card: StorageCard, *, expected_uid: str | None = None) -> CardInfo:
+    def read(self, card: StorageCard, request: ReadCard = ANY_CARD) -> CardInfo:
         with self.guard.tap(card) as tap:
             state = tap.state
-            self._check_uid(state, expected_uid)
+            self._check_uid(state, request.expected_uid)
             known = state.header.tier < len(self.programme.tiers)
             tier = self.programme.tiers[state.header.tier] if known else None
             expired = self._expired(state)
@@ -144,22 +152,9 @@ class MemberCardService:
 
     # --- value operations ---------------------------------------------------------------------
 
-    def debit(
-        self,
-        card: StorageCard,
-        *,
-        request_id: str,
-        amount: int,
-        earn_points: bool = True,
-        points: int | None = None,
-        expected_uid: str | None = None,
-        expected_balance: int | None = None,
-        check: Check | None = None,
-    ) -> OpResult:
-        """Pay ``amount`` fen from stored value; earn points by tier (or ``points`` if given)."""
-        check_amount("amount", amount)
-        if points is not None:
-            check_amount("points", points, allow_zero=True)
+    def debit(self, card: StorageCard, request: Debit, *, check: Check | None = None) -> OpResult:
+        """Pay from stored value; earn points by tier (or the request's ``points``)."""
+        amount = request.amount
 
         def compute(state: CardState) -> tuple[SlotState, dict[str, int]]:
             cur = state.current
@@ -167,35 +162,20 @@ class MemberCardService:
                 raise InsufficientBalance(
                     f"card {state.uid_hex}: balance {cur.balance} fen < amount {amount} fen"
                 )
-            earned = points if points is not None else (
-                self.programme.points_for(state.header.tier, amount) if earn_points else 0
+            earned = request.points if request.points is not None else (
+                self.programme.points_for(state.header.tier, amount) if request.earn_points
+                else 0
             )  # fmt: skip
             return self._next(state, cur.balance - amount, cur.points + earned), {
                 "amount": amount, "bonus": 0, "points_delta": earned,
             }  # fmt: skip
 
-        params = {"amount": amount, "earn_points": earn_points, "points": points}
-        return self._mutate(card, request_id, "debit", params, compute, expected_uid,
-                            expected_balance, check)  # fmt: skip
+        return self._mutate(card, request, "debit", compute, request.expected_balance, check)
 
-    def credit(
-        self,
-        card: StorageCard,
-        *,
-        request_id: str,
-        amount: int,
-        bonus: int | None = None,
-        expected_uid: str | None = None,
-        expected_balance: int | None = None,
-        check: Check | None = None,
-    ) -> OpResult:
-        """Top up ``amount`` fen plus the bonus of the configured step (or ``bonus`` if given)."""
-        check_amount("amount", amount)
-        extra = (
-            self.programme.bonus_for(amount)
-            if bonus is None
-            else check_amount("bonus", bonus, allow_zero=True)
-        )
+    def credit(self, card: StorageCard, request: Credit, *, check: Check | None = None) -> OpResult:
+        """Top up plus the bonus of the configured step (or the request's ``bonus``)."""
+        amount = request.amount
+        extra = self.programme.bonus_for(amount) if request.bonus is None else request.bonus
 
         def compute(state: CardState) -> tuple[SlotState, dict[str, int]]:
             cur = state.current
@@ -209,23 +189,13 @@ class MemberCardService:
                 "amount": amount, "bonus": extra, "points_delta": 0,
             }  # fmt: skip
 
-        params = {"amount": amount, "bonus": bonus}
-        return self._mutate(card, request_id, "credit", params, compute, expected_uid,
-                            expected_balance, check)  # fmt: skip
+        return self._mutate(card, request, "credit", compute, request.expected_balance, check)
 
     def adjust_points(
-        self,
-        card: StorageCard,
-        *,
-        request_id: str,
-        delta: object,
-        expected_uid: str | None = None,
-        check: Check | None = None,
+        self, card: StorageCard, request: AdjustPoints, *, check: Check | None = None
     ) -> OpResult:
         """Add (``delta`` > 0) or redeem (``delta`` < 0) points."""
-        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
-            raise InvalidAmount("delta", f"must be a non-zero integer, got {delta!r}")
-        check_amount("delta", abs(delta))
+        delta = request.delta
 
         def compute(state: CardState) -> tuple[SlotState, dict[str, int]]:
             cur = state.current
@@ -237,8 +207,7 @@ class MemberCardService:
                 "amount": 0, "bonus": 0, "points_delta": delta,
             }  # fmt: skip
 
-        return self._mutate(card, request_id, "points", {"delta": delta}, compute,
-                            expected_uid, None, check)  # fmt: skip
+        return self._mutate(card, request, "points", compute, None, check)
 
     # --- the protocol -------------------------------------------------------------------------
 
@@ -255,22 +224,20 @@ class MemberCardService:
 
     @staticmethod
     def _check_uid(state: CardState, expected_uid: str | None) -> None:
-        if expected_uid is not None and expected_uid.upper() != state.uid_hex:
-            raise CardMismatch(f"expected card {expected_uid.upper()}, presented {state.uid_hex}")
+        if expected_uid is not None and expected_uid != state.uid_hex:
+            raise CardMismatch(f"expected card {expected_uid}, presented {state.uid_hex}")
 
     def _mutate(
         self,
         card: StorageCard,
-        request_id: str,
+        request: ValueRequest,
         op: str,
-        params: dict[str, Any],
         compute: Compute,
-        expected_uid: str | None,
         expected_balance: int | None,
         check: Check | None = None,
     ) -> OpResult:
-        params = {**params, "expected_uid": expected_uid, "expected_balance": expected_balance}
-        with self.journal.claim(request_id, op, params) as claim:
+        request_id, expected_uid = request.request_id, request.expected_uid
+        with self.journal.claim(request_id, op, value_params(request)) as claim:
             if claim.action == "replay":
                 assert claim.record.outcome is not None
                 return OpResult.from_outcome(claim.record.outcome)

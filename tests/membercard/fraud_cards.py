@@ -25,6 +25,7 @@ from daemon.membercard.layout import (
     SLOT_STATE_BLOCKS,
     slot_for_counter,
 )
+from daemon.membercard.requests import Debit
 from daemon.mifare.value import encode_value_block
 from daemon.readers.apdu import KeyType
 from daemon.readers.storage import StorageCard
@@ -91,7 +92,7 @@ def _genuine(term: Terminal, uid: bytes = UID, debits: int = 3) -> SimCard:
     card = issue(term, uid, member_id=MEMBER, balance=100_000, points=10)
     for i in range(debits):
         with term.storage() as sc:
-            term.service.debit(sc, request_id=f"g{uid.hex()}{i}", amount=1_000 * (i + 1))
+            term.service.debit(sc, Debit(request_id=f"g{uid.hex()}{i}", amount=1_000 * (i + 1)))
     return card
 
 
@@ -130,7 +131,9 @@ def build(keystore: Keystore, workdir: Path) -> dict[str, SimCard]:
         t.reader.faults.arm()
         t.reader.faults.remove_after(13)  # card pulled right after the DECREMENT (APDU 13)
         with t.storage() as sc:
-            t.service.debit(sc, request_id="torn", amount=50_000)  # record committed: counter 5
+            t.service.debit(
+                sc, Debit(request_id="torn", amount=50_000)
+            )  # record committed: counter 5
         assert t.reader.apdu_count - n0 == 13
         t.reader.insert(card)
         att = Attacker(keystore, t)

@@ -18,6 +18,14 @@ from daemon.journal import Journal, RequestState
 from daemon.keystore import Keystore
 from daemon.membercard.issuing import IssueSpec, Personaliser
 from daemon.membercard.replace import replace_card
+from daemon.membercard.requests import (
+    AdjustPoints,
+    Credit,
+    Debit,
+    EraseCard,
+    IssueCard,
+    ReplaceCard,
+)
 from daemon.membercard.rules import BonusStep, Programme
 from daemon.membercard.service import MemberCardService
 from daemon.readers.storage import StorageCard
@@ -89,7 +97,7 @@ def issue(
     term.reader.insert(card)
     spec = IssueSpec(member_id, tier, valid_until, balance, points)
     with term.storage() as sc:
-        term.issuer.issue(sc, spec, request_id=request_id or f"issue-{uid.hex()}")
+        term.issuer.issue(sc, IssueCard(spec, request_id=request_id or f"issue-{uid.hex()}"))
     return card
 
 
@@ -173,15 +181,17 @@ class TearLab:
 
                 def run_issue(term: Terminal, sc: StorageCard, rid: str) -> object:
                     if op == "replace":
-                        return replace_card(term.issuer, sc, old_uid=old_hex, request_id=rid)
-                    return term.issuer.issue(sc, spec, request_id=rid)
+                        return replace_card(
+                            term.issuer, sc, ReplaceCard(old_uid=old_hex, request_id=rid)
+                        )
+                    return term.issuer.issue(sc, IssueCard(spec, request_id=rid))
 
                 blank = SimCard.blank(uid=uid).memory
                 return Scenario(op, uid, blank, seed, None, (70_000, 30), run_issue)
             card = issue(t, uid, member_id=member, balance=500_000, points=40)
             for i in range(history):
                 with t.storage() as sc:
-                    t.service.debit(sc, request_id=f"h{i}", amount=1000 + i)
+                    t.service.debit(sc, Debit(request_id=f"h{i}", amount=1000 + i))
             with t.storage() as sc:
                 info = t.service.read(sc)
             seed = _seed(t, uid)
@@ -190,12 +200,12 @@ class TearLab:
         earned = PROGRAMME.points_for(2, amount)
         runs: dict[str, tuple[CardView, Run]] = {
             "debit": ((b - amount, p + earned),
-                      lambda tm, sc, r: tm.service.debit(sc, request_id=r, amount=amount)),
+                      lambda tm, sc, r: tm.service.debit(sc, Debit(r, amount))),
             "credit": ((b + amount + PROGRAMME.bonus_for(amount), p),
-                       lambda tm, sc, r: tm.service.credit(sc, request_id=r, amount=amount)),
+                       lambda tm, sc, r: tm.service.credit(sc, Credit(r, amount))),
             "points": ((b, p - 7),
-                       lambda tm, sc, r: tm.service.adjust_points(sc, request_id=r, delta=-7)),
-            "erase": (None, lambda tm, sc, r: tm.issuer.erase(sc, request_id=r, force=True)),
+                       lambda tm, sc, r: tm.service.adjust_points(sc, AdjustPoints(r, -7))),
+            "erase": (None, lambda tm, sc, r: tm.issuer.erase(sc, EraseCard(r, force=True))),
         }  # fmt: skip
         new, run = runs[op]
         return Scenario(op, uid, memory, seed, (b, p), new, run)

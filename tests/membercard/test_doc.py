@@ -44,6 +44,7 @@ from daemon.membercard.layout import (
     mac_slot,
     slot_for_counter,
 )
+from daemon.membercard.requests import AdjustPoints, Credit, Debit, EraseCard
 from daemon.mifare.access import AccessConditions
 from daemon.mifare.geometry import first_block, trailer_block
 from daemon.mifare.mad import Mad1
@@ -384,10 +385,12 @@ def test_apdu_counts_in_the_table_are_what_the_code_sends(tmp_path: Path, model:
         ops: dict[str, Callable[[StorageCard], object]] = {
             "read (identify + read)": lambda sc: t.service.read(sc),
             "tap: identify + read + debit + verify": lambda sc: t.service.debit(
-                sc, request_id="d1", amount=1234
+                sc, Debit(request_id="d1", amount=1234)
             ),
-            "credit tap": lambda sc: t.service.credit(sc, request_id="c1", amount=100_000),
-            "points tap": lambda sc: t.service.adjust_points(sc, request_id="p1", delta=-5),
+            "credit tap": lambda sc: t.service.credit(sc, Credit(request_id="c1", amount=100_000)),
+            "points tap": lambda sc: t.service.adjust_points(
+                sc, AdjustPoints(request_id="p1", delta=-5)
+            ),
         }
         for name, run in ops.items():
             with t.storage() as sc:
@@ -399,7 +402,7 @@ def test_apdu_counts_in_the_table_are_what_the_code_sends(tmp_path: Path, model:
         memory = card.memory
         with t.storage() as sc:
             n0 = t.reader.apdu_count
-            t.issuer.erase(sc, request_id="e1", force=True)
+            t.issuer.erase(sc, EraseCard(request_id="e1", force=True))
             counts["erase"] = t.reader.apdu_count - n0
     worst = 0
     with terminal(KS, tmp_path / "fresh.db", model=model) as fresh:  # never saw the card
@@ -407,7 +410,7 @@ def test_apdu_counts_in_the_table_are_what_the_code_sends(tmp_path: Path, model:
         for i in range(2):  # both slot parities: one of them reads the written slot first
             with fresh.storage() as sc:
                 n0 = fresh.reader.apdu_count
-                fresh.service.debit(sc, request_id=f"f{i}", amount=100)
+                fresh.service.debit(sc, Debit(request_id=f"f{i}", amount=100))
                 worst = max(worst, fresh.reader.apdu_count - n0)
             fresh.journal.forget_card(uid_for(1).hex().upper())
     counts["same, terminal that never saw the card (worst slot parity)"] = worst

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from daemon.errors import CardHotlisted, FraudDetected
+from daemon.membercard.requests import Debit
 from daemon.membercard.rules import Programme
 from sim.card import SimCard
 from tests.membercard.fraud_cards import CONTEXT, MEMBER, build, fixed_test_keystore, load
@@ -36,7 +37,7 @@ def test_fraud_card_is_refused_with_its_reason(tmp_path: Path, name: str) -> Non
     with terminal(fixed_test_keystore(), tmp_path / "j.db") as t:
         _prepare(t, name, card)
         with pytest.raises(FraudDetected) as info, t.storage() as sc:
-            t.service.debit(sc, request_id="pay-1", amount=100)
+            t.service.debit(sc, Debit(request_id="pay-1", amount=100))
         assert info.value.reason == CONTEXT[name]["reason"]
         uid = card.uid.hex().upper()
         fraud = t.journal.audit_events("fraud", uid=uid)
@@ -83,7 +84,7 @@ def test_restore_trick_without_dropping_the_record_gains_nothing(tmp_path: Path)
         t.reader.faults.arm()
         t.reader.faults.remove_after(13)
         with t.storage() as sc:
-            paid = t.service.debit(sc, request_id="torn", amount=50_000)
+            paid = t.service.debit(sc, Debit(request_id="torn", amount=50_000))
         t.reader.insert(card)
         Attacker(ks, t).restore_transfer(13, 12)
         with t.storage() as sc:

@@ -23,6 +23,7 @@ from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard.batch import load_batch, main, run_batch
 from daemon.membercard.issuing import IssueSpec, Personaliser
 from daemon.membercard.replace import replace_card
+from daemon.membercard.requests import Debit, EraseCard, IssueCard, ReplaceCard
 from daemon.mifare.trailer import transport_trailer
 from daemon.readers.storage import StorageCard
 from sim.card import SimCard
@@ -61,16 +62,16 @@ def test_issue_is_idempotent_and_never_overwrites_a_member_card(term: Terminal) 
     card = issue(term, UID, member_id="1", request_id="iss-1")
     spec = IssueSpec("1", 2, dt.date(2028, 12, 31), 100_000, 50)
     with term.storage() as sc:
-        again = term.issuer.issue(sc, spec, request_id="iss-1")
+        again = term.issuer.issue(sc, IssueCard(spec, request_id="iss-1"))
     assert again.replayed
     before = card.memory
     with pytest.raises(InvalidArgument, match="already holds member 1"), term.storage() as sc:
-        term.issuer.issue(sc, IssueSpec("2"), request_id="iss-2")
+        term.issuer.issue(sc, IssueCard(IssueSpec("2"), request_id="iss-2"))
     assert card.memory == before
     term.reader.remove()
     term.reader.insert(SimCard.blank(uid=uid_for(99)))
     with pytest.raises(InvalidArgument, match="already has card"), term.storage() as sc:
-        term.issuer.issue(sc, IssueSpec("1"), request_id="iss-3")
+        term.issuer.issue(sc, IssueCard(IssueSpec("1"), request_id="iss-3"))
 
 
 def test_foreign_card_is_not_written(term: Terminal) -> None:
@@ -83,7 +84,7 @@ def test_foreign_card_is_not_written(term: Terminal) -> None:
         pytest.raises(UnknownCardFormat, match="sector 2 opens with neither"),
         term.storage() as sc,
     ):
-        other.issue(sc, IssueSpec("9"), request_id="foreign")
+        other.issue(sc, IssueCard(IssueSpec("9"), request_id="foreign"))
     assert card.memory == before
 
 
@@ -98,7 +99,7 @@ def test_configured_factory_key(term: Terminal) -> None:
     term.reader.insert(card)
     issuer = Personaliser(term.keystore, term.journal, PROGRAMME, factory_key=factory)
     with term.storage() as sc:
-        issuer.issue(sc, IssueSpec("55", balance=1), request_id="f")
+        issuer.issue(sc, IssueCard(IssueSpec("55", balance=1), request_id="f"))
     with term.storage() as sc:
         assert term.service.read(sc).balance == 1
 
@@ -113,7 +114,7 @@ def test_bad_issue_specs(term: Terminal) -> None:
         (IssueSpec("1", balance=PROGRAMME.balance_cap + 1), "balance"),
     ]:
         with pytest.raises((InvalidArgument, ValueError), match=field), term.storage() as sc:
-            term.issuer.issue(sc, spec, request_id="bad")
+            term.issuer.issue(sc, IssueCard(spec, request_id="bad"))
 
 
 def test_dictionary_key_refuses_issue(term: Terminal) -> None:
@@ -123,16 +124,18 @@ def test_dictionary_key_refuses_issue(term: Terminal) -> None:
     card = SimCard.blank(uid=UID)
     term.reader.insert(card)
     with pytest.raises(KeystoreError, match="well-known"), term.storage() as sc:
-        Personaliser(weak, term.journal, PROGRAMME).issue(sc, IssueSpec("1"), request_id="w")
+        Personaliser(weak, term.journal, PROGRAMME).issue(
+            sc, IssueCard(IssueSpec("1"), request_id="w")
+        )
     assert card.memory == SimCard.blank(uid=UID).memory
 
 
 def test_erase_back_to_transport_and_reissue(term: Terminal) -> None:
     card = issue(term, UID, member_id="77", balance=500, points=0)
     with pytest.raises(InvalidArgument, match="500 fen"), term.storage() as sc:
-        term.issuer.erase(sc, request_id="e0")
+        term.issuer.erase(sc, EraseCard(request_id="e0"))
     with term.storage() as sc:
-        term.issuer.erase(sc, request_id="e1", force=True)
+        term.issuer.erase(sc, EraseCard(request_id="e1", force=True))
     for sector in range(16):
         block = sector * 4 + 3
         assert card.memory[block * 16 : block * 16 + 16] == transport_trailer()
@@ -143,7 +146,7 @@ def test_erase_back_to_transport_and_reissue(term: Terminal) -> None:
     with pytest.raises(UnknownCardFormat), term.storage() as sc:
         term.service.read(sc)
     with term.storage() as sc:  # same card, new member: counter restarts without an alarm
-        term.issuer.issue(sc, IssueSpec("78", balance=1), request_id="again")
+        term.issuer.issue(sc, IssueCard(IssueSpec("78", balance=1), request_id="again"))
     with term.storage() as sc:
         assert term.service.read(sc).member_id == "78"
 
@@ -151,13 +154,13 @@ def test_erase_back_to_transport_and_reissue(term: Terminal) -> None:
 def test_replace_moves_balance_and_blocks_the_old_card(term: Terminal) -> None:
     old = issue(term, UID, member_id="31", balance=10_000, points=12)
     with term.storage() as sc:
-        term.service.debit(sc, request_id="s1", amount=2_500)
+        term.service.debit(sc, Debit(request_id="s1", amount=2_500))
     term.reader.remove()
     new = SimCard.blank(uid=uid_for(101))
     term.reader.insert(new)
     with term.storage() as sc:
-        res = replace_card(term.issuer, sc, old_uid=UID.hex(), request_id="rep-1")
-        again = replace_card(term.issuer, sc, old_uid=UID.hex(), request_id="rep-1")
+        res = replace_card(term.issuer, sc, ReplaceCard(old_uid=UID.hex(), request_id="rep-1"))
+        again = replace_card(term.issuer, sc, ReplaceCard(old_uid=UID.hex(), request_id="rep-1"))
         info = term.service.read(sc)
     assert again.replayed
     assert (info.member_id, info.balance, info.points) == ("31", 7_500, 12)
@@ -165,9 +168,9 @@ def test_replace_moves_balance_and_blocks_the_old_card(term: Terminal) -> None:
     term.reader.remove()
     term.reader.insert(old)
     with pytest.raises(CardHotlisted, match="replaced"), term.storage() as sc:
-        term.service.debit(sc, request_id="s2", amount=1)
+        term.service.debit(sc, Debit(request_id="s2", amount=1))
     with pytest.raises(MemberNotFound, match="04FFFFFF"), term.storage() as sc:
-        replace_card(term.issuer, sc, old_uid="04ffffff", request_id="rep-2")
+        replace_card(term.issuer, sc, ReplaceCard(old_uid="04ffffff", request_id="rep-2"))
 
 
 def test_replace_refuses_while_the_old_card_has_an_unknown_outcome(term: Terminal) -> None:
@@ -175,13 +178,13 @@ def test_replace_refuses_while_the_old_card_has_an_unknown_outcome(term: Termina
     term.reader.faults.arm()
     term.reader.faults.tear(10, "new")
     with pytest.raises(WriteUnconfirmed), term.storage() as sc:
-        term.service.debit(sc, request_id="torn", amount=5)
+        term.service.debit(sc, Debit(request_id="torn", amount=5))
     term.reader.insert(SimCard.blank(uid=uid_for(102)))
     with (
         pytest.raises(InvalidArgument, match="unresolved transactions torn"),
         term.storage() as sc,
     ):
-        replace_card(term.issuer, sc, old_uid=UID.hex(), request_id="rep")
+        replace_card(term.issuer, sc, ReplaceCard(old_uid=UID.hex(), request_id="rep"))
     assert term.journal.hotlist_reason(UID.hex().upper()) is None
 
 
@@ -295,9 +298,9 @@ def test_cards_not_understood_are_neither_issued_over_nor_erased(
     _rewrite_header(term, card, magic, version)
     before = card.memory
     with pytest.raises(UnknownCardFormat, match=match), term.storage() as sc:
-        term.issuer.issue(sc, IssueSpec("62"), request_id="over")
+        term.issuer.issue(sc, IssueCard(IssueSpec("62"), request_id="over"))
     with pytest.raises(UnknownCardFormat, match=match), term.storage() as sc:
-        term.issuer.erase(sc, request_id="wipe")
+        term.issuer.erase(sc, EraseCard(request_id="wipe"))
     assert card.memory == before
 
 
@@ -330,7 +333,7 @@ def test_a_card_is_replaced_once(term: Terminal) -> None:
     term.reader.remove()
     term.reader.insert(SimCard.blank(uid=uid_for(103)))
     with term.storage() as sc:
-        first = replace_card(term.issuer, sc, old_uid=UID.hex(), request_id="rep-a")
+        first = replace_card(term.issuer, sc, ReplaceCard(old_uid=UID.hex(), request_id="rep-a"))
     term.reader.remove()
     spare = SimCard.blank(uid=uid_for(104))
     term.reader.insert(spare)
@@ -338,7 +341,7 @@ def test_a_card_is_replaced_once(term: Terminal) -> None:
         pytest.raises(InvalidArgument, match=f"already has card {first.uid}; card") as info,
         term.storage() as sc,
     ):
-        replace_card(term.issuer, sc, old_uid=UID.hex(), request_id="rep-b")
+        replace_card(term.issuer, sc, ReplaceCard(old_uid=UID.hex(), request_id="rep-b"))
     assert "already replaced" in info.value.message
     assert spare.memory == SimCard.blank(uid=uid_for(104)).memory
     rec = term.journal.get("rep-b")

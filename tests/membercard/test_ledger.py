@@ -16,6 +16,7 @@ import pytest
 from daemon.errors import CardDaemonError
 from daemon.journal import RequestState
 from daemon.keystore import Keystore
+from daemon.membercard.requests import AdjustPoints, Credit, Debit
 from tests.membercard.terminal import (
     FAULTS,
     Terminal,
@@ -30,11 +31,11 @@ from tests.membercard.terminal import (
 def _pay(term: Terminal, op: str, rid: str, amount: int) -> None:
     with term.storage() as sc:
         if op == "debit":
-            term.service.debit(sc, request_id=rid, amount=amount)
+            term.service.debit(sc, Debit(request_id=rid, amount=amount))
         elif op == "credit":
-            term.service.credit(sc, request_id=rid, amount=amount)
+            term.service.credit(sc, Credit(request_id=rid, amount=amount))
         else:
-            term.service.adjust_points(sc, request_id=rid, delta=amount)
+            term.service.adjust_points(sc, AdjustPoints(request_id=rid, delta=amount))
 
 
 @pytest.mark.parametrize("seed", [1, 2])

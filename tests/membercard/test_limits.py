@@ -27,6 +27,7 @@ from daemon.membercard.layout import (
     mac_slot,
     slot_for_counter,
 )
+from daemon.membercard.requests import AdjustPoints, Credit, Debit
 from daemon.membercard.rules import Programme, Tier
 from daemon.mifare.value import encode_value_block
 from daemon.readers.storage import StorageCard
@@ -80,13 +81,16 @@ POINTS_OVERFLOWS: dict[str, tuple[int, Callable[[Terminal, StorageCard], object]
     # points on the card before, and the request that would take them past 2^31-1
     "earned by tier": (
         MAX_AMOUNT - 5,
-        lambda t, sc: t.service.debit(sc, request_id="x", amount=10_000),  # earns 10 000
+        lambda t, sc: t.service.debit(sc, Debit(request_id="x", amount=10_000)),  # earns 10 000
     ),
     "explicit on a debit": (
         MAX_AMOUNT - 1,
-        lambda t, sc: t.service.debit(sc, request_id="x", amount=1, points=2),
+        lambda t, sc: t.service.debit(sc, Debit(request_id="x", amount=1, points=2)),
     ),
-    "added": (MAX_AMOUNT - 1, lambda t, sc: t.service.adjust_points(sc, request_id="x", delta=2)),
+    "added": (
+        MAX_AMOUNT - 1,
+        lambda t, sc: t.service.adjust_points(sc, AdjustPoints(request_id="x", delta=2)),
+    ),
 }
 
 
@@ -102,12 +106,12 @@ def test_top_up_past_int32_is_refused_even_with_the_cap_at_the_maximum(term: Ter
     _refused(
         term,
         card,
-        lambda sc: term.service.credit(sc, request_id="x", amount=50, bonus=51),
+        lambda sc: term.service.credit(sc, Credit(request_id="x", amount=50, bonus=51)),
         AmountOutOfRange,
         "amount",
     )
     with term.storage() as sc:  # exactly to the limit is fine
-        done = term.service.credit(sc, request_id="y", amount=50, bonus=50)
+        done = term.service.credit(sc, Credit(request_id="y", amount=50, bonus=50))
     assert done.balance == MAX_AMOUNT
 
 
@@ -119,7 +123,7 @@ def test_exhausted_counter_is_refused(term: Terminal) -> None:
     _refused(
         term,
         card,
-        lambda sc: term.service.debit(sc, request_id="x", amount=1),
+        lambda sc: term.service.debit(sc, Debit(request_id="x", amount=1)),
         AmountOutOfRange,
         "counter",
     )
@@ -132,7 +136,7 @@ def test_bad_bonus_override_is_refused_before_the_card_is_touched(
     card = issue(term, UID, balance=1_000, points=0, tier=0)
     before, count = card.memory, term.reader.apdu_count
     with pytest.raises(InvalidAmount, match="bonus"), term.storage() as sc:
-        term.service.credit(sc, request_id="b", amount=100, bonus=bonus)  # type: ignore[arg-type]
+        term.service.credit(sc, Credit(request_id="b", amount=100, bonus=bonus))  # type: ignore[arg-type]
     assert card.memory == before
     assert term.reader.apdu_count == count
     assert term.journal.get("b") is None
@@ -143,5 +147,5 @@ def test_bad_points_override_on_a_debit(term: Terminal, points: object) -> None:
     card = issue(term, UID, balance=1_000, points=0, tier=0)
     before = card.memory
     with pytest.raises(InvalidAmount, match="points"), term.storage() as sc:
-        term.service.debit(sc, request_id="b", amount=100, points=points)  # type: ignore[arg-type]
+        term.service.debit(sc, Debit(request_id="b", amount=100, points=points))  # type: ignore[arg-type]
     assert card.memory == before

@@ -25,6 +25,7 @@ from daemon.errors import (
 from daemon.journal import Journal, RequestState
 from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard.layout import APP_AID, HEADER_BLOCK, KEY_GROUP_APP, SLOT_STATE_BLOCKS
+from daemon.membercard.requests import AdjustPoints, Credit, Debit
 from daemon.membercard.service import MemberCardService
 from daemon.mifare.mad import MAD_KEY_A, Mad1
 from daemon.mifare.value import decode_value_block
@@ -69,14 +70,16 @@ def test_read_shows_member_tier_validity_balance_points(term: Terminal) -> None:
 def test_debit_earns_points_by_tier_and_tools_see_the_balance(term: Terminal) -> None:
     card = issue(term, UID, balance=100_000, points=0, tier=2)  # 金卡: 3 points per 100 yuan
     with term.storage() as sc:
-        paid = term.service.debit(sc, request_id="sale-1", amount=45_678)
+        paid = term.service.debit(sc, Debit(request_id="sale-1", amount=45_678))
     assert (paid.balance, paid.points, paid.points_delta) == (54_322, 12, 12)
     assert not paid.mirror_pending
     for block in (12, 13):  # the purse value blocks mirror the balance for any MIFARE tool
         assert decode_value_block(card.memory[block * 16 : block * 16 + 16]).value == 54_322
     with term.storage() as sc:
-        no_points = term.service.debit(sc, request_id="sale-2", amount=10_000, earn_points=False)
-        explicit = term.service.debit(sc, request_id="sale-3", amount=100, points=7)
+        no_points = term.service.debit(
+            sc, Debit(request_id="sale-2", amount=10_000, earn_points=False)
+        )
+        explicit = term.service.debit(sc, Debit(request_id="sale-3", amount=100, points=7))
     assert no_points.points_delta == 0
     assert explicit.points_delta == 7
     assert explicit.points == 19
@@ -85,9 +88,9 @@ def test_debit_earns_points_by_tier_and_tools_see_the_balance(term: Terminal) ->
 def test_topup_bonus_steps_and_pos_override(term: Terminal) -> None:
     issue(term, UID, balance=0, points=0)
     with term.storage() as sc:
-        a = term.service.credit(sc, request_id="t1", amount=100_000)  # 存1000送50
-        b = term.service.credit(sc, request_id="t2", amount=99_999)  # below the first step
-        c = term.service.credit(sc, request_id="t3", amount=100_000, bonus=0)
+        a = term.service.credit(sc, Credit(request_id="t1", amount=100_000))  # 存1000送50
+        b = term.service.credit(sc, Credit(request_id="t2", amount=99_999))  # below the first step
+        c = term.service.credit(sc, Credit(request_id="t3", amount=100_000, bonus=0))
     assert (a.bonus, a.balance) == (5_000, 105_000)
     assert b.bonus == 0
     assert (c.bonus, c.balance) == (0, 304_999)
@@ -96,10 +99,10 @@ def test_topup_bonus_steps_and_pos_override(term: Terminal) -> None:
 def test_points_redeem_and_adjust(term: Terminal) -> None:
     issue(term, UID, points=100)
     with term.storage() as sc:
-        assert term.service.adjust_points(sc, request_id="r1", delta=-60).points == 40
-        assert term.service.adjust_points(sc, request_id="r2", delta=15).points == 55
+        assert term.service.adjust_points(sc, AdjustPoints(request_id="r1", delta=-60)).points == 40
+        assert term.service.adjust_points(sc, AdjustPoints(request_id="r2", delta=15)).points == 55
         with pytest.raises(InsufficientBalance, match="55 points"):
-            term.service.adjust_points(sc, request_id="r3", delta=-56)
+            term.service.adjust_points(sc, AdjustPoints(request_id="r3", delta=-56))
 
 
 def test_insufficient_funds_and_cap_leave_the_card_untouched(term: Terminal) -> None:
@@ -107,9 +110,9 @@ def test_insufficient_funds_and_cap_leave_the_card_untouched(term: Terminal) -> 
     before = card.memory
     with term.storage() as sc:
         with pytest.raises(InsufficientBalance, match="1000 fen < amount 1001"):
-            term.service.debit(sc, request_id="x1", amount=1_001)
+            term.service.debit(sc, Debit(request_id="x1", amount=1_001))
         with pytest.raises(AmountOutOfRange, match="cap"):
-            term.service.credit(sc, request_id="x2", amount=PROGRAMME.balance_cap)
+            term.service.credit(sc, Credit(request_id="x2", amount=PROGRAMME.balance_cap))
     assert card.memory == before
     rec = term.journal.get("x1")
     assert rec is not None
@@ -121,7 +124,7 @@ def test_bad_amounts_are_refused_before_the_card_is_touched(term: Terminal, amou
     card = issue(term, UID)
     before, count = card.memory, term.reader.apdu_count
     with pytest.raises(InvalidAmount, match="amount"), term.storage() as sc:
-        term.service.debit(sc, request_id="bad", amount=amount)  # type: ignore[arg-type]
+        term.service.debit(sc, Debit(request_id="bad", amount=amount))  # type: ignore[arg-type]
     assert card.memory == before
     assert term.reader.apdu_count == count
     assert term.journal.get("bad") is None
@@ -131,18 +134,18 @@ def test_bad_points_delta(term: Terminal) -> None:
     issue(term, UID)
     for delta in (0, 2**31, 0.5):
         with pytest.raises(InvalidAmount, match="delta"), term.storage() as sc:
-            term.service.adjust_points(sc, request_id="p", delta=delta)
+            term.service.adjust_points(sc, AdjustPoints(request_id="p", delta=delta))
 
 
 def test_expected_uid_and_balance(term: Terminal) -> None:
     issue(term, UID, balance=5_000)
     with term.storage() as sc:
         with pytest.raises(CardMismatch, match="04FFFFFF"):
-            term.service.debit(sc, request_id="a", amount=1, expected_uid="04ffffff")
+            term.service.debit(sc, Debit(request_id="a", amount=1, expected_uid="04ffffff"))
         with pytest.raises(BalanceChanged, match="balance is 5000"):
-            term.service.debit(sc, request_id="b", amount=1, expected_balance=4_000)
+            term.service.debit(sc, Debit(request_id="b", amount=1, expected_balance=4_000))
         ok = term.service.debit(
-            sc, request_id="c", amount=1, expected_uid=UID.hex(), expected_balance=5_000
+            sc, Debit(request_id="c", amount=1, expected_uid=UID.hex(), expected_balance=5_000)
         )
     assert ok.balance == 4_999
 
@@ -154,7 +157,7 @@ def test_expired_card_reads_but_cannot_pay(term: Terminal) -> None:
     with term.storage() as sc:
         assert term.service.read(sc).status == "expired"
         with pytest.raises(CardExpired, match="2026-11-22"):
-            term.service.debit(sc, request_id="e", amount=1)
+            term.service.debit(sc, Debit(request_id="e", amount=1))
     assert TODAY.isoformat() == "2026-11-23"
 
 
@@ -170,10 +173,10 @@ def test_hotlisted_card_is_refused_at_the_uid(term: Terminal) -> None:
 def test_retry_replays_and_reuse_is_refused(term: Terminal) -> None:
     issue(term, UID, balance=10_000)
     with term.storage() as sc:
-        first = term.service.debit(sc, request_id="pos-7", amount=2_500)
-        again = term.service.debit(sc, request_id="pos-7", amount=2_500)
+        first = term.service.debit(sc, Debit(request_id="pos-7", amount=2_500))
+        again = term.service.debit(sc, Debit(request_id="pos-7", amount=2_500))
         with pytest.raises(RequestIdReused, match="pos-7"):
-            term.service.debit(sc, request_id="pos-7", amount=2_501)
+            term.service.debit(sc, Debit(request_id="pos-7", amount=2_501))
         assert term.service.read(sc).balance == 7_500
     assert again.replayed
     assert again.balance == first.balance
@@ -193,7 +196,7 @@ def test_concurrent_duplicates_execute_once(tmp_path: Path) -> None:
 
         def pay(reader: SimReader) -> None:
             with StorageCard(reader.connect()) as sc:
-                results.append(service.debit(sc, request_id="dup", amount=1_000))
+                results.append(service.debit(sc, Debit(request_id="dup", amount=1_000)))
 
         threads = [threading.Thread(target=pay, args=(r,)) for r in readers]
         for th in threads:
@@ -212,7 +215,7 @@ def test_unconfirmed_write_is_resolved_by_the_next_read(term: Terminal) -> None:
     term.reader.faults.arm()
     term.reader.faults.lose_response(11)  # the MAC block write: executed, answer lost
     with pytest.raises(WriteUnconfirmed), term.storage() as sc:
-        term.service.debit(sc, request_id="lost", amount=300)
+        term.service.debit(sc, Debit(request_id="lost", amount=300))
     rec = term.journal.get("lost")
     assert rec is not None
     assert rec.state is RequestState.PENDING
@@ -220,7 +223,7 @@ def test_unconfirmed_write_is_resolved_by_the_next_read(term: Terminal) -> None:
         info = term.service.read(sc)
         assert info.resolved == ("lost",)
         assert info.repaired  # the purse mirror is finished from the card alone
-        retry = term.service.debit(sc, request_id="lost", amount=300)
+        retry = term.service.debit(sc, Debit(request_id="lost", amount=300))
     assert info.balance == 9_700
     assert retry.replayed
     lost = term.journal.get("lost")
@@ -233,11 +236,11 @@ def test_pending_request_on_another_card(term: Terminal) -> None:
     term.reader.faults.arm()
     term.reader.faults.tear(10, "old")
     with pytest.raises(WriteUnconfirmed), term.storage() as sc:
-        term.service.debit(sc, request_id="torn", amount=1)
+        term.service.debit(sc, Debit(request_id="torn", amount=1))
     term.reader.remove()
     issue(term, uid_for(43), member_id="77")  # another member's card
     with pytest.raises(CardMismatch, match="present that card") as info, term.storage() as sc:
-        term.service.debit(sc, request_id="torn", amount=1)
+        term.service.debit(sc, Debit(request_id="torn", amount=1))
     assert card.uid.hex().upper() in info.value.message  # names the card to bring back
 
 
@@ -251,12 +254,12 @@ def test_pending_the_card_can_no_longer_settle_is_left_for_manual_review(tmp_pat
         a.reader.faults.arm()
         a.reader.faults.tear(9, "old")  # the new record's state block: nothing written
         with pytest.raises(WriteUnconfirmed), a.storage() as sc:
-            a.service.debit(sc, request_id="torn", amount=500)
+            a.service.debit(sc, Debit(request_id="torn", amount=500))
         a.reader.faults.clear()
         b.reader.insert(card)
         for i in range(3):
             with b.storage() as sc:
-                b.service.debit(sc, request_id=f"b{i}", amount=100)
+                b.service.debit(sc, Debit(request_id=f"b{i}", amount=100))
         b.reader.remove()
         a.reader.insert(card)
         with a.storage() as sc:
@@ -268,7 +271,7 @@ def test_pending_the_card_can_no_longer_settle_is_left_for_manual_review(tmp_pat
         assert [e["request_id"] for e in a.journal.audit_events("pending_undetermined")] == ["torn"]
         assert [r.request_id for r in a.journal.pending()] == ["torn"]
         with pytest.raises(WriteUnconfirmed, match="manual review"), a.storage() as sc:
-            a.service.debit(sc, request_id="torn", amount=500)
+            a.service.debit(sc, Debit(request_id="torn", amount=500))
         with a.storage() as sc:
             assert a.service.read(sc).balance == 9_700  # the retry did not pay
 
@@ -281,7 +284,7 @@ def test_blank_and_foreign_cards_are_not_member_cards(term: Terminal) -> None:
             pytest.raises(UnknownCardFormat, match="does not open with our key"),
             term.storage() as sc,
         ):
-            term.service.debit(sc, request_id=f"f{card.uid.hex()}", amount=1)
+            term.service.debit(sc, Debit(request_id=f"f{card.uid.hex()}", amount=1))
         assert card.memory == before
         term.reader.remove()
 
@@ -293,7 +296,7 @@ def test_other_format_version_is_refused_and_not_written(term: Terminal) -> None
     _raw_write(term, HEADER_BLOCK, bytes(header))
     before = card.memory
     with pytest.raises(UnknownCardFormat, match="format version 2"), term.storage() as sc:
-        term.service.credit(sc, request_id="v2", amount=100)
+        term.service.credit(sc, Credit(request_id="v2", amount=100))
     assert card.memory == before
 
 
@@ -331,7 +334,7 @@ def test_key_and_mac_rotation(tmp_path: Path) -> None:
     with terminal(new, tmp_path / "b.db") as t:
         t.reader.insert(card)
         with t.storage() as sc:
-            paid = t.service.debit(sc, request_id="rot", amount=1)
+            paid = t.service.debit(sc, Debit(request_id="rot", amount=1))
     assert paid.balance == 999
     mac_block = card.memory[9 * 16 : 10 * 16]  # counter 2 lives in slot 1
     assert mac_block[0] == 2  # written under the new MAC key version
@@ -343,7 +346,7 @@ def test_no_key_bytes_in_logs_or_audit(term: Terminal, caplog: pytest.LogCapture
     term.reader.faults.arm()
     term.reader.faults.tear(9, "garbage")
     with pytest.raises(WriteUnconfirmed), term.storage() as sc:
-        term.service.debit(sc, request_id="t", amount=1)
+        term.service.debit(sc, Debit(request_id="t", amount=1))
     term.reader.insert(card)
     with term.storage() as sc:
         term.service.read(sc)
@@ -369,15 +372,15 @@ def test_every_reader_model_runs_the_protocol(tmp_path: Path, model: str) -> Non
     with terminal(Keystore.generate(), tmp_path / "j.db", model=model) as t:
         card = issue(t, UID, balance=10_000, points=0)
         with t.storage() as sc:
-            t.service.debit(sc, request_id="d", amount=1_234)
-            t.service.credit(sc, request_id="c", amount=100_000)
+            t.service.debit(sc, Debit(request_id="d", amount=1_234))
+            t.service.credit(sc, Credit(request_id="c", amount=100_000))
             info = t.service.read(sc)
         assert (info.balance, info.points) == (10_000 - 1_234 + 105_000, 0)
         assert decode_value_block(card.memory[13 * 16 : 14 * 16]).value == info.balance
         t.reader.faults.arm()
         t.reader.faults.tear(t.reader.faults.count + 13, "garbage")  # somewhere in the purse
         with pytest.raises(WriteUnconfirmed), t.storage() as sc:
-            t.service.debit(sc, request_id="d2", amount=1)
+            t.service.debit(sc, Debit(request_id="d2", amount=1))
         t.reader.insert(card)
         with t.storage() as sc:
             assert t.service.read(sc).balance in (info.balance, info.balance - 1)
@@ -394,7 +397,7 @@ def test_single_key_slot_reader_reloads_between_key_types(tmp_path: Path) -> Non
         card = issue(t, UID, balance=1_000)
         for rid in ("c1", "c2"):
             with StorageCard(t.reader.connect(), one_slot) as sc:
-                t.service.credit(sc, request_id=rid, amount=100)
+                t.service.credit(sc, Credit(request_id=rid, amount=100))
         with StorageCard(t.reader.connect(), one_slot) as sc:
             assert t.service.read(sc).balance == 1_200
         assert decode_value_block(card.memory[12 * 16 : 13 * 16]).value == 1_200

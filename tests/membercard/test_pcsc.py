@@ -36,14 +36,10 @@ from daemon.journal import Journal, RequestState
 from daemon.membercard import MemberCardService, OpResult
 from daemon.membercard.jobs import (
     ReaderProfile,
-    credit_job,
-    debit_job,
-    erase_job,
-    points_job,
-    read_job,
-    replace_job,
+    card_job,
 )
 from daemon.membercard.layout import SLOT_MAC_BLOCKS
+from daemon.membercard.requests import AdjustPoints, Credit, Debit, EraseCard, ReadCard, ReplaceCard
 from daemon.readers.workers import Job, JobContext, ReaderWorker
 from sim.card import SimCard
 from sim.faults import FaultPlan
@@ -64,15 +60,15 @@ PULLED_BEFORE = {"sim": CardRemoved, "pcsc": ResponseLost}
 def test_issue_read_pay_top_up_and_redeem_through_the_reader_worker(till: Till, i: int) -> None:
     card = till.issue(UID, i)
     svc, reader = till.service, till.profiles[i]
-    info = till.run(read_job(svc, reader, expected_uid=UID.hex()), i)
+    info = till.run(card_job(svc, reader, ReadCard(expected_uid=UID.hex())), i)
     assert (info.member_id, info.tier_name, info.balance, info.points) == (
         "8800004711", "金卡", 100_000, 50,
     )  # fmt: skip
-    paid = till.run(debit_job(svc, reader, request_id="sale-1", amount=45_678), i)
+    paid = till.run(card_job(svc, reader, Debit(request_id="sale-1", amount=45_678)), i)
     assert (paid.balance, paid.points_delta, paid.points) == (54_322, 12, 62)  # 3 per 100 yuan
-    topped = till.run(credit_job(svc, reader, request_id="top-1", amount=100_000), i)
+    topped = till.run(card_job(svc, reader, Credit(request_id="top-1", amount=100_000)), i)
     assert (topped.bonus, topped.balance) == (5_000, 159_322)  # 存1000送50
-    redeemed = till.run(points_job(svc, reader, request_id="gift-1", delta=-20), i)
+    redeemed = till.run(card_job(svc, reader, AdjustPoints(request_id="gift-1", delta=-20)), i)
     assert redeemed.points == 42
     assert till.view(i=i) == (159_322, 42)
     assert till.fresh_view(i) == (159_322, 42)  # from the card alone
@@ -87,26 +83,32 @@ def test_bad_input_is_refused_before_anything_is_written(till: Till) -> None:
     svc, reader = till.service, till.profiles[0]
     sent = till.stack.readers[0].apdu_count
     with pytest.raises(InvalidAmount, match="amount"):
-        till.run(debit_job(svc, reader, request_id="zero", amount=0))
+        till.run(card_job(svc, reader, Debit(request_id="zero", amount=0)))
     assert till.stack.readers[0].apdu_count == sent  # refused before the card was spoken to
     before = card.memory
     with pytest.raises(InsufficientBalance, match="balance 100000 fen < amount 100001 fen"):
-        till.run(debit_job(svc, reader, request_id="too-much", amount=100_001))
+        till.run(card_job(svc, reader, Debit(request_id="too-much", amount=100_001)))
     assert card.memory == before
     record = till.journal.get("too-much")
     assert record is not None
     assert record.state is RequestState.ABORTED
     with pytest.raises(InvalidArgument, match=r"job for 'HID Global OMNIKEY.*submitted to reader"):
-        till.run(read_job(svc, till.profiles[1]), 0)  # another reader's dialect and trace
+        till.run(
+            card_job(svc, till.profiles[1], ReadCard()), 0
+        )  # another reader's dialect and trace
 
 
 def test_a_lost_card_is_replaced_and_the_new_one_erased_as_jobs(till: Till) -> None:
     lost = till.issue(UID)
-    till.run(debit_job(till.service, till.profiles[0], request_id="before-loss", amount=5_000))
+    till.run(
+        card_job(till.service, till.profiles[0], Debit(request_id="before-loss", amount=5_000))
+    )
     balance, points = till.view()
     new = SimCard.blank(uid=OTHER_UID)
     till.present(new)
-    job = replace_job(till.issuer, till.profiles[0], old_uid=UID.hex(), request_id="replace-1")
+    job = card_job(
+        till.issuer, till.profiles[0], ReplaceCard(old_uid=UID.hex(), request_id="replace-1")
+    )
     moved = till.run(job)
     assert (moved.uid, moved.balance, moved.points) == (OTHER_UID.hex().upper(), balance, points)
     assert till.run(job).replayed
@@ -115,7 +117,7 @@ def test_a_lost_card_is_replaced_and_the_new_one_erased_as_jobs(till: Till) -> N
     with pytest.raises(CardHotlisted, match=UID.hex().upper()):
         till.view()
     till.present(new)
-    erase = erase_job(till.issuer, till.profiles[0], request_id="erase-1", force=True)
+    erase = card_job(till.issuer, till.profiles[0], EraseCard(request_id="erase-1", force=True))
     assert till.run(erase) == OTHER_UID.hex().upper()
     with pytest.raises(UnknownCardFormat):
         till.view()
@@ -127,14 +129,14 @@ def test_a_lost_card_is_replaced_and_the_new_one_erased_as_jobs(till: Till) -> N
 def test_a_retried_request_id_returns_the_recorded_outcome(till: Till) -> None:
     till.issue(UID)
     svc, reader = till.service, till.profiles[0]
-    first = till.run(debit_job(svc, reader, request_id="sale-7", amount=10_000))
+    first = till.run(card_job(svc, reader, Debit(request_id="sale-7", amount=10_000)))
     sent = till.stack.readers[0].apdu_count
-    again = till.run(debit_job(svc, reader, request_id="sale-7", amount=10_000))
+    again = till.run(card_job(svc, reader, Debit(request_id="sale-7", amount=10_000)))
     assert again.replayed
     assert again.to_outcome() == first.to_outcome()
     assert till.stack.readers[0].apdu_count == sent  # replayed from the journal, card untouched
     with pytest.raises(RequestIdReused, match="sale-7"):
-        till.run(debit_job(svc, reader, request_id="sale-7", amount=20_000))
+        till.run(card_job(svc, reader, Debit(request_id="sale-7", amount=20_000)))
     assert till.view() == (90_000, 50 + PROGRAMME.points_for(2, 10_000))
 
 
@@ -157,7 +159,7 @@ def test_two_pos_clients_with_one_request_id_on_one_reader_pay_once(till: Till) 
     lock = threading.Lock()
 
     def client(n: int) -> None:
-        job = debit_job(till.service, till.profiles[0], request_id="pos-dup", amount=3_000)
+        job = card_job(till.service, till.profiles[0], Debit(request_id="pos-dup", amount=3_000))
         barrier.wait(WAIT)
         future = till.pool.submit(till.name(0), job, time.monotonic() + WAIT)
         submitted[n].set()
@@ -189,7 +191,7 @@ def test_one_request_id_at_two_readers_at_once_executes_once(till: Till) -> None
     futures = [
         till.pool.submit(
             till.name(i),
-            debit_job(till.service, till.profiles[i], request_id="pos-twice", amount=2_500),
+            card_job(till.service, till.profiles[i], Debit(request_id="pos-twice", amount=2_500)),
             time.monotonic() + WAIT,
         )
         for i in range(2)
@@ -206,7 +208,7 @@ def test_one_request_id_at_two_readers_at_once_executes_once(till: Till) -> None
 
 def _debit(amount: int, request_id: str) -> MakeJob:
     def make(service: MemberCardService, reader: ReaderProfile) -> Job[object]:
-        return debit_job(service, reader, request_id=request_id, amount=amount)
+        return card_job(service, reader, Debit(request_id=request_id, amount=amount))
 
     return make
 
@@ -224,7 +226,7 @@ def test_card_pulled_before_the_first_write_changes_nothing(till: Till) -> None:
     first_write = writes(entries)[0]
     last_read = max(k for k in range(1, first_write) if entries[k - 1].command.startswith("READ"))
     before = card.memory
-    job = debit_job(till.service, till.profiles[0], request_id="pulled", amount=8_800)
+    job = card_job(till.service, till.profiles[0], Debit(request_id="pulled", amount=8_800))
     error = till.faulted(job, lambda plan: plan.remove_before(last_read))
     assert isinstance(error, CardRemoved)  # "nothing changed, present the card again"
     assert isinstance(error.__cause__, PULLED_BEFORE[till.stack.kind])
@@ -244,12 +246,12 @@ def test_card_pulled_before_the_first_write_command_is_resolved_not_guessed(till
     card = till.issue(UID)
     first_write = writes(till.dry_run(card, _debit(8_800, "twin")))[0]
     before = card.memory
-    job = debit_job(till.service, till.profiles[0], request_id="pulled-w", amount=8_800)
+    job = card_job(till.service, till.profiles[0], Debit(request_id="pulled-w", amount=8_800))
     error = till.faulted(job, lambda plan: plan.remove_before(first_write))
     assert isinstance(error, WriteUnconfirmed)
     assert card.memory == before
     till.present(card)
-    info = till.run(read_job(till.service, till.profiles[0]))
+    info = till.run(card_job(till.service, till.profiles[0], ReadCard()))
     assert (info.balance, info.resolved) == (100_000, ("pulled-w",))
     record = till.journal.get("pulled-w")
     assert record is not None
@@ -263,14 +265,14 @@ def test_lost_response_on_the_commit_write_resolves_to_exactly_one_debit(till: T
     entries = till.dry_run(card, _debit(8_800, "twin"))
     commit = writes(entries)[1]  # state block, then the MAC block: the commit point
     assert entries[commit - 1].command in {f"UPDATE BINARY block {b}" for b in SLOT_MAC_BLOCKS}
-    job = debit_job(till.service, till.profiles[0], request_id="lost", amount=8_800)
+    job = card_job(till.service, till.profiles[0], Debit(request_id="lost", amount=8_800))
     error = till.faulted(job, lambda plan: plan.lose_response(commit))
     assert isinstance(error, WriteUnconfirmed)
     record = till.journal.get("lost")
     assert record is not None
     assert record.state is RequestState.PENDING
     till.present(card)  # the customer taps again
-    info = till.run(read_job(till.service, till.profiles[0]))
+    info = till.run(card_job(till.service, till.profiles[0], ReadCard()))
     assert (info.balance, info.resolved) == (91_200, ("lost",))  # the write had landed
     record = till.journal.get("lost")
     assert record is not None
@@ -283,7 +285,7 @@ def test_lost_response_on_the_commit_write_resolves_to_exactly_one_debit(till: T
 
 def test_torn_write_at_every_write_of_a_debit_leaves_old_or_new(till: Till, tmp_path: Path) -> None:
     card = till.issue(UID)
-    till.run(debit_job(till.service, till.profiles[0], request_id="earlier", amount=1_000))
+    till.run(card_job(till.service, till.profiles[0], Debit(request_id="earlier", amount=1_000)))
     image = card.memory  # both record slots hold records: the steady state
     points = writes(till.dry_run(card, _debit(20_000, "twin")))
     assert len(points) >= 4  # state, MAC, then the two purse blocks
@@ -294,7 +296,7 @@ def test_torn_write_at_every_write_of_a_debit_leaves_old_or_new(till: Till, tmp_
         with Journal(tmp_path / f"tear-{k}.db") as journal:
             service = till.twin(journal, UID)
             till.present(torn)
-            job = debit_job(service, till.profiles[0], request_id=f"tear-{k}", amount=20_000)
+            job = card_job(service, till.profiles[0], Debit(request_id=f"tear-{k}", amount=20_000))
             outcome = till.faulted(job, _tear_garbage(k))
             if isinstance(outcome, CardDaemonError):
                 assert isinstance(outcome, WriteUnconfirmed), f"write {k}: {outcome!r}"
@@ -324,7 +326,7 @@ def test_a_debit_out_of_time_after_reading_stops_before_the_first_write(till: Ti
     def clock() -> float:
         return float(reader.trace.count)
 
-    job = debit_job(till.service, reader, request_id="late", amount=500)
+    job = card_job(till.service, reader, Debit(request_id="late", amount=500))
     with ReaderWorker(name, lambda: till.stack.backend.connect(name), clock=clock) as worker:
         before = card.memory
         future = worker.submit(job, clock() + 3)

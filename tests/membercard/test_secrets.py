@@ -17,6 +17,14 @@ from daemon.errors import CardDaemonError
 from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard.issuing import IssueSpec
 from daemon.membercard.replace import replace_card
+from daemon.membercard.requests import (
+    AdjustPoints,
+    Credit,
+    Debit,
+    EraseCard,
+    IssueCard,
+    ReplaceCard,
+)
 from daemon.mifare.mad import MAD_KEY_A
 from daemon.readers.storage import StorageCard
 from sim.card import SimCard
@@ -28,16 +36,18 @@ SPEC = IssueSpec("7700012345", 1, None, 5_000, 10)
 Op = Callable[[Terminal, StorageCard], object]
 
 OLD_CARD_OPS: list[Op] = [
-    lambda t, sc: t.issuer.issue(sc, SPEC, request_id="i"),
-    lambda t, sc: t.service.debit(sc, request_id="d", amount=100),
-    lambda t, sc: t.service.credit(sc, request_id="c", amount=1_000),
-    lambda t, sc: t.service.adjust_points(sc, request_id="p", delta=3),
+    lambda t, sc: t.issuer.issue(sc, IssueCard(SPEC, request_id="i")),
+    lambda t, sc: t.service.debit(sc, Debit(request_id="d", amount=100)),
+    lambda t, sc: t.service.credit(sc, Credit(request_id="c", amount=1_000)),
+    lambda t, sc: t.service.adjust_points(sc, AdjustPoints(request_id="p", delta=3)),
     lambda t, sc: t.service.read(sc),
 ]
 NEW_CARD_OPS: list[Op] = [
-    lambda t, sc: replace_card(t.issuer, sc, old_uid=UID.hex().upper(), request_id="r"),
+    lambda t, sc: replace_card(
+        t.issuer, sc, ReplaceCard(old_uid=UID.hex().upper(), request_id="r")
+    ),
     lambda t, sc: t.service.read(sc),
-    lambda t, sc: t.issuer.erase(sc, request_id="e", force=True),
+    lambda t, sc: t.issuer.erase(sc, EraseCard(request_id="e", force=True)),
 ]
 
 
@@ -125,14 +135,14 @@ def test_every_value_change_and_key_use_is_audited(tmp_path: Path) -> None:
         card = SimCard.blank(uid=UID)
         t.reader.insert(card)
         with t.storage() as sc:
-            t.issuer.issue(sc, SPEC, request_id="i")
+            t.issuer.issue(sc, IssueCard(SPEC, request_id="i"))
         for op in OLD_CARD_OPS[1:4]:  # debit, credit, points
             with t.storage() as sc:
                 op(t, sc)
         t.reader.faults.arm()
         t.reader.faults.tear(10, "new")  # MAC block written, response lost: applied
         with pytest.raises(CardDaemonError, match="WRITE_UNCONFIRMED"), t.storage() as sc:
-            t.service.debit(sc, request_id="torn", amount=7)
+            t.service.debit(sc, Debit(request_id="torn", amount=7))
         t.reader.insert(card)
         with t.storage() as sc:
             info = t.service.read(sc)

@@ -17,8 +17,9 @@ from daemon.errors import CardDaemonError
 from daemon.journal import Journal
 from daemon.keystore import Keystore
 from daemon.membercard import IssueSpec, MemberCardService, Personaliser
-from daemon.membercard.jobs import ReaderProfile, issue_job, read_job
+from daemon.membercard.jobs import ReaderProfile, card_job
 from daemon.membercard.layout import PURSE_BACKUP, PURSE_PRIMARY
+from daemon.membercard.requests import IssueCard, ReadCard
 from daemon.mifare.value import decode_value_block
 from daemon.readers.trace import ApduTrace, TraceEntry
 from daemon.readers.workers import Job, ReaderPool
@@ -66,11 +67,16 @@ class Till:
         card = SimCard.blank(uid=uid)
         self.present(card, i)
         spec = IssueSpec(member, 2, dt.date(2028, 12, 31), 100_000, 50)  # tier 2: 金卡
-        self.run(issue_job(self.issuer, self.profiles[i], spec, request_id=f"issue-{uid.hex()}"), i)
+        self.run(
+            card_job(
+                self.issuer, self.profiles[i], IssueCard(spec, request_id=f"issue-{uid.hex()}")
+            ),
+            i,
+        )
         return card
 
     def view(self, service: MemberCardService | None = None, i: int = 0) -> View:
-        info = self.run(read_job(service or self.service, self.profiles[i]), i)
+        info = self.run(card_job(service or self.service, self.profiles[i], ReadCard()), i)
         return info.balance, info.points
 
     def fresh_view(self, i: int = 0) -> View:

@@ -1,0 +1,230 @@
+"""Member card requests: each operation's parameters, declared once.
+
+Why: the service, the personaliser, the reader-worker job dispatcher (:mod:`.jobs`) and the
+coming gRPC servicer all take these objects, so a parameter is named, typed and defaulted in
+one place and a new one cannot be forgotten in a layer in between.
+
+``__post_init__`` checks what is wrong with the request whatever card or programme it meets:
+a request_id that is missing or too long, an amount that is not a whole number of fen in the
+card's range, a UID that is not hex. Each error is :class:`~daemon.errors.InvalidArgument` (or
+its subclass ``InvalidAmount``) naming the field as a client spells it. Rules that depend on
+the card or the configured programme (funds, the balance cap, the tier table, bonus steps)
+stay in the service and :mod:`.rules`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+from daemon.errors import InvalidAmount, InvalidArgument
+from daemon.membercard.layout import MAX_AMOUNT
+from daemon.membercard.rules import check_amount
+
+__all__ = [
+    "ANY_CARD",
+    "MAX_REQUEST_ID",
+    "AdjustPoints",
+    "CardRequest",
+    "Credit",
+    "Debit",
+    "EraseCard",
+    "IssueCard",
+    "IssueSpec",
+    "ReadCard",
+    "ReplaceCard",
+    "ValueRequest",
+    "check_request_id",
+    "normalise_uid",
+    "value_params",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Longest request_id a client may send (the journal's key; printable, one line).
+MAX_REQUEST_ID = 255
+_UID_HEX_LENGTHS = (8, 14, 20)  # 4-, 7- and 10-byte ISO 14443-3 UIDs
+
+
+def check_request_id(value: object) -> str:
+    """A client's idempotency key: a non-empty string of at most :data:`MAX_REQUEST_ID`."""
+    if not isinstance(value, str):
+        raise InvalidArgument("request_id", f"must be a string, got {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_REQUEST_ID:
+        raise InvalidArgument("request_id", f"must be 1..{MAX_REQUEST_ID} characters")
+    if not value.isprintable():
+        raise InvalidArgument("request_id", "must be printable text on one line")
+    return value
+
+
+def normalise_uid(field_name: str, value: object) -> str:
+    """Upper-case hex of a 4-, 7- or 10-byte UID (spaces and colons a technician copies from
+    a tool are dropped), so ``04a1b2c3`` and ``04:A1:B2:C3`` name the same card."""
+    if not isinstance(value, str):
+        raise InvalidArgument(field_name, f"must be a hex string, got {type(value).__name__}")
+    text = value.strip().replace(":", "").replace(" ", "").upper()
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        raise InvalidArgument(field_name, f"{value!r} is not hex") from None
+    if len(text) not in _UID_HEX_LENGTHS:
+        raise InvalidArgument(
+            field_name, f"{value!r} is {len(text) // 2} bytes; a card UID has 4, 7 or 10"
+        )
+    return text
+
+
+def _optional_uid(request: object, field_name: str) -> None:
+    value = getattr(request, field_name)
+    if value is not None:
+        object.__setattr__(request, field_name, normalise_uid(field_name, value))
+
+
+def _flag(field_name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgument(field_name, f"must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCard:
+    """Read the presented card (and settle what an interrupted write left behind)."""
+
+    expected_uid: str | None = None
+
+    def __post_init__(self) -> None:
+        _optional_uid(self, "expected_uid")
+
+
+ANY_CARD = ReadCard()
+"""Read whatever card is presented."""
+
+
+@dataclass(frozen=True, slots=True)
+class Debit:
+    """Pay ``amount`` fen from stored value; points by tier, or ``points`` if given."""
+
+    request_id: str
+    amount: int
+    earn_points: bool = True
+    points: int | None = None
+    expected_uid: str | None = None
+    expected_balance: int | None = None
+
+    def __post_init__(self) -> None:
+        check_request_id(self.request_id)
+        check_amount("amount", self.amount)
+        _flag("earn_points", self.earn_points)
+        if self.points is not None:
+            check_amount("points", self.points, allow_zero=True)
+        _optional_uid(self, "expected_uid")
+        if self.expected_balance is not None:
+            check_amount("expected_balance", self.expected_balance, allow_zero=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Credit:
+    """Top up ``amount`` fen plus the configured step's bonus (or ``bonus`` if given)."""
+
+    request_id: str
+    amount: int
+    bonus: int | None = None
+    expected_uid: str | None = None
+    expected_balance: int | None = None
+
+    def __post_init__(self) -> None:
+        check_request_id(self.request_id)
+        check_amount("amount", self.amount)
+        if self.bonus is not None:
+            check_amount("bonus", self.bonus, allow_zero=True)
+        _optional_uid(self, "expected_uid")
+        if self.expected_balance is not None:
+            check_amount("expected_balance", self.expected_balance, allow_zero=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustPoints:
+    """Add (``delta`` > 0) or redeem (``delta`` < 0) points."""
+
+    request_id: str
+    delta: int
+    expected_uid: str | None = None
+
+    def __post_init__(self) -> None:
+        check_request_id(self.request_id)
+        delta: object = self.delta
+        if not isinstance(delta, int) or isinstance(delta, bool) or delta == 0:
+            raise InvalidAmount("delta", f"must be a non-zero integer, got {delta!r}")
+        if abs(delta) > MAX_AMOUNT:
+            raise InvalidAmount("delta", f"{delta} is outside -{MAX_AMOUNT}..{MAX_AMOUNT}")
+        _optional_uid(self, "expected_uid")
+
+
+ValueRequest = Debit | Credit | AdjustPoints
+"""The requests that change stored value or points (journalled, tear-safe)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssueSpec:
+    """What a new card holds. Checked against the programme (tier table, balance cap) by the
+    personaliser, because a batch file is validated whole before any card is touched."""
+
+    member_id: str
+    tier: int = 0
+    valid_until: dt.date | None = None
+    balance: int = 0
+    points: int = 0
+
+    def journal_params(self) -> dict[str, Any]:
+        return {
+            "member_id": self.member_id, "tier": self.tier, "balance": self.balance,
+            "points": self.points,
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class IssueCard:
+    """Personalise a transport-state card for ``spec``."""
+
+    spec: IssueSpec
+    request_id: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.spec, IssueSpec):
+            raise InvalidArgument("spec", f"must be an IssueSpec, got {type(self.spec).__name__}")
+        check_request_id(self.request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class EraseCard:
+    """Put a card back to transport state; ``force`` also destroys value it still holds."""
+
+    request_id: str
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        check_request_id(self.request_id)
+        _flag("force", self.force)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceCard:
+    """Hotlist lost card ``old_uid`` and move its member, balance and points to the new one."""
+
+    old_uid: str
+    request_id: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "old_uid", normalise_uid("old_uid", self.old_uid))
+        check_request_id(self.request_id)
+
+
+CardRequest = ReadCard | ValueRequest | IssueCard | EraseCard | ReplaceCard
+"""Every request a reader job can carry."""
+
+
+def value_params(request: ValueRequest) -> dict[str, Any]:
+    """What the journal hashes to recognise a retry: every field but the request_id."""
+    return {f.name: getattr(request, f.name) for f in fields(request) if f.name != "request_id"}
