@@ -356,7 +356,7 @@ class EventHub:
         self,
         *,
         sources: str | Collection[str] | None = None,
-        kinds: Collection[str] | None = None,
+        kinds: str | Collection[str] | None = None,
         where: Callable[[Event], bool] | None = None,
         view: View | None = None,
         maxsize: int | None = None,
@@ -374,6 +374,7 @@ class EventHub:
         if size < 1:
             raise InvalidArgument("maxsize", f"must be >= 1, got {size}")
         patterns = (sources,) if isinstance(sources, str) else sources
+        kinds = (kinds,) if isinstance(kinds, str) else kinds  # one kind, not its letters
         with self._lock:
             self._names += 1
             sub = Subscription(
