@@ -1,23 +1,42 @@
 """The member card application: card format v1, tear-safe stored value and points.
 
 ``docs/card-layout.md`` describes the format and the protocol; :mod:`.layout` is its byte-level
-source of truth.
+source of truth; :mod:`.requests` declares each operation's parameters once.
 """
 
-from daemon.membercard.issuing import IssueResult, IssueSpec, Personaliser
+from daemon.membercard.issuing import IssueResult, Personaliser
 from daemon.membercard.replace import replace_card
+from daemon.membercard.requests import (
+    AdjustPoints,
+    CardRequest,
+    Credit,
+    Debit,
+    EraseCard,
+    IssueCard,
+    IssueSpec,
+    ReadCard,
+    ReplaceCard,
+)
 from daemon.membercard.rules import BonusStep, Programme, Tier
 from daemon.membercard.service import CardInfo, MemberCardService, OpResult
 
 __all__ = [
+    "AdjustPoints",
     "BonusStep",
     "CardInfo",
+    "CardRequest",
+    "Credit",
+    "Debit",
+    "EraseCard",
+    "IssueCard",
     "IssueResult",
     "IssueSpec",
     "MemberCardService",
     "OpResult",
     "Personaliser",
     "Programme",
+    "ReadCard",
+    "ReplaceCard",
     "Tier",
     "replace_card",
 ]

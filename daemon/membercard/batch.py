@@ -12,9 +12,11 @@ members already ``issued`` there or bound to a card in the journal are skipped; 
 ``batch:<batch_id>:<member_id>`` makes an interrupted issue resume on the same card (another
 card is refused until that one is presented again).
 
-``python -m daemon.membercard.batch --keys K --journal J --csv IN --results OUT --sim N`` runs it
-against N simulated blank cards (demo); ``--backend pcsc --reader NAME`` waits for each card on
-a real reader.
+``python -m daemon.membercard.batch --config FILE --reader NAME --csv IN --results OUT`` waits
+for each card on a real reader; tiers, balance cap, journal and key file come from the daemon's
+config (``[membercard]``, ``[daemon]``; ``--keys``/``--journal`` override the last two). The
+simulated run (blank simulated cards, for a demo) is ``python -m demo.batch``: the product
+never imports the simulator.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime as dt
+import functools
 import logging
 import os
 import sys
@@ -30,14 +33,27 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon.config import DEFAULT_CONFIG_PATH, DaemonConfig, load_config
 from daemon.errors import CardDaemonError, InvalidArgument, WriteUnconfirmed
+from daemon.journal import Journal
+from daemon.keystore import Keystore
 from daemon.membercard.issuing import IssueSpec, Personaliser
 from daemon.membercard.layout import check_member_id
 from daemon.membercard.requests import IssueCard
 from daemon.membercard.rules import Programme, check_amount
+from daemon.readers.backends import ReaderBackend
 from daemon.readers.storage import StorageCard
 
-__all__ = ["BatchRow", "BatchSummary", "load_batch", "main", "run_batch"]
+__all__ = [
+    "BatchRow",
+    "BatchSummary",
+    "build_parser",
+    "load_batch",
+    "main",
+    "reader_cards",
+    "run_batch",
+    "run_file",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +103,7 @@ def _parse_row(
                 if col == "balance" and _number(cell, col) > programme.balance_cap:
                     raise ValueError(f"{cell[col]} fen is above the card cap")
         except (CardDaemonError, ValueError) as exc:
-            problems.append(f"line {line} {col}: {getattr(exc, 'message', exc)}")
+            problems.append(f"line {line} {col}: {_why(exc)}")
     if len(problems) > found:
         return None
     until = values["valid_until"]
@@ -98,6 +114,13 @@ def _parse_row(
         int(str(values["balance"])),
         int(str(values["points"])),
     )
+
+
+def _why(exc: Exception) -> str:
+    """The reason without the field name the caller already prefixes (``tier: tier: ...``)."""
+    if isinstance(exc, InvalidArgument):
+        return exc.message.removeprefix(f"{exc.field}: ")
+    return getattr(exc, "message", str(exc))
 
 
 def load_batch(path: str | Path, programme: Programme) -> list[BatchRow]:
@@ -220,21 +243,9 @@ def _bar(done: int, total: int, member: str, status: str) -> None:
     sys.stderr.flush()
 
 
-def _sim_cards(count: int) -> Iterator[StorageCard]:
-    from sim.card import SimCard
-    from sim.reader import SimReader
-
-    reader = SimReader(latency="none")
-    for n in range(count):
-        reader.remove()
-        reader.insert(SimCard.blank(uid=bytes((0x04, 0xB0, n >> 8 & 0xFF, n & 0xFF))))
-        yield StorageCard(reader.connect())
-
-
-def _pcsc_cards(backend_name: str, reader: str) -> Iterator[StorageCard]:
-    from daemon.readers.backends import create_backend
-
-    backend = create_backend(backend_name)
+def reader_cards(backend: ReaderBackend, reader: str) -> Iterator[StorageCard]:
+    """Each card presented on ``reader`` in turn (the operator swaps cards); closes the backend
+    when the batch stops."""
     try:
         states = backend.wait_for_change(None, 0)
         while True:
@@ -249,35 +260,42 @@ def _pcsc_cards(backend_name: str, reader: str) -> Iterator[StorageCard]:
         backend.close()
 
 
-def main(argv: list[str] | None = None) -> int:
-    from daemon.journal import Journal
-    from daemon.keystore import Keystore
+def build_parser(prog: str) -> argparse.ArgumentParser:
+    """The options every batch run takes, whatever supplies the cards."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--csv", required=True, help="member IDs to issue (UTF-8 CSV)")
+    parser.add_argument("--results", required=True, help="result CSV, appended and fsynced")
+    parser.add_argument("--batch-id", default=None, help="default: the CSV's file name stem")
+    parser.add_argument(
+        "--config", type=Path, default=DEFAULT_CONFIG_PATH,
+        help="the daemon's config file: its [membercard] tiers and cap, its journal and keys",
+    )  # fmt: skip
+    parser.add_argument("--keys", default=None, help="key file (0600) instead of the config's")
+    parser.add_argument("--journal", default=None, help="journal instead of the config's")
+    return parser
 
-    parser = argparse.ArgumentParser(prog="python -m daemon.membercard.batch")
-    parser.add_argument("--keys", required=True, help="key file (0600)")
-    parser.add_argument("--journal", required=True)
-    parser.add_argument("--csv", required=True)
-    parser.add_argument("--results", required=True)
-    parser.add_argument("--batch-id", default=None)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--sim", type=int, metavar="N", help="N simulated blank cards (demo)")
-    source.add_argument("--reader", help="PC/SC reader name")
-    parser.add_argument("--backend", default="pcsc")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+
+def run_file(
+    args: argparse.Namespace, cards: Callable[[DaemonConfig], Iterator[StorageCard]]
+) -> int:
+    """Load the config's programme, validate the CSV whole, then issue one card per row.
+
+    Returns the exit status: 0 all issued, 1 failures or stopped early, 2 nothing done (bad
+    config, CSV or key file; the message names it)."""
     try:
-        programme = Programme()
-        rows = load_batch(args.csv, programme)
-        keystore = Keystore.load(args.keys)
+        config = load_config(args.config, load_keys=args.keys is None)
+        rows = load_batch(args.csv, config.membercard)
+        keystore = Keystore.load(args.keys) if args.keys else config.keystore
     except CardDaemonError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
-    cards = _sim_cards(args.sim) if args.sim is not None else _pcsc_cards(args.backend, args.reader)
-    with Journal(args.journal) as journal:
-        issuer = Personaliser(keystore, journal, programme)
+    assert keystore is not None  # load_config(load_keys=True) set it
+    journal_path = args.journal or config.daemon.journal_path
+    with Journal(journal_path) as journal:
+        issuer = Personaliser(keystore, journal, config.membercard)
         started = time.monotonic()
         summary = run_batch(
-            issuer, rows, lambda: next(cards, None), args.results,
+            issuer, rows, functools.partial(next, cards(config), None), args.results,
             batch_id=args.batch_id or Path(args.csv).stem, progress=_bar,
         )  # fmt: skip
     sys.stdout.write(
@@ -285,6 +303,16 @@ def main(argv: list[str] | None = None) -> int:
         f"interrupted={summary.interrupted} in {time.monotonic() - started:.1f} s\n"
     )
     return 1 if summary.failed or summary.interrupted else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Batch issue on a real reader of the config's backend (an issuing station)."""
+    parser = build_parser("python -m daemon.membercard.batch")
+    parser.add_argument("--reader", required=True, help="PC/SC reader name")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+
+    return run_file(args, lambda config: reader_cards(config.readers.create_backend(), args.reader))
 
 
 if __name__ == "__main__":

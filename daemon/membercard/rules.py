@@ -75,9 +75,8 @@ class Programme:
 
     def tier(self, index: int) -> Tier:
         if not 0 <= index < len(self.tiers):
-            raise InvalidAmount(
-                "tier", f"tier {index} is not in the tier table (0..{len(self.tiers) - 1})"
-            )
+            known = ", ".join(f"{i} {t.name}" for i, t in enumerate(self.tiers))
+            raise InvalidAmount("tier", f"{index} is not in the tier table ({known})")
         return self.tiers[index]
 
     def points_for(self, tier: int, amount: int) -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -207,9 +206,12 @@ def test_batch_csv_with_bad_rows_names_each_problem(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument) as info:
         load_batch(path, PROGRAMME)
     text = str(info.value)
-    for part in ("line 3 member_id", "line 4 tier", "line 5 valid_until", "line 6 balance",
+    for part in ("line 3 member_id", "line 5 valid_until", "line 6 balance",
                  "line 7 member_id: 1001 repeats line 2", "line 8: 4 fields"):  # fmt: skip
         assert part in text
+    # the field is named once and the tiers by their configured names
+    assert "line 4 tier: 9 is not in the tier table (0 普通会员, 1 银卡" in text
+    assert "tier: tier" not in text
     with pytest.raises(InvalidArgument, match="unknown columns name"):
         load_batch(_csv(tmp_path / "b.csv", ["member_id,name", "1,x"]), PROGRAMME)
     with pytest.raises(InvalidArgument, match="member_id column"):
@@ -250,29 +252,19 @@ def test_batch_is_restartable_without_issuing_twice(term: Terminal, tmp_path: Pa
     assert progress[0] == (1, "issued")
 
 
-def test_batch_module_entry_point(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    keys = tmp_path / "keys.toml"
-    keys.write_text("".join(
-        f'[{p.value}]\ncurrent = 1\n1 = "{os.urandom(32).hex()}"\n' for p in KeyPurpose
-    ))  # fmt: skip
-    os.chmod(keys, 0o600)
-    path = _csv(tmp_path / "in.csv", ["member_id", "1", "2", "3"])
-    code = main(["--keys", str(keys), "--journal", str(tmp_path / "j.db"), "--csv", str(path),
-                 "--results", str(tmp_path / "r.csv"), "--sim", "3"])  # fmt: skip
-    assert code == 0
-    out = capsys.readouterr()
-    assert "issued=3" in out.out
-    assert "[##############################] 3/3 3 issued" in out.err  # the progress bar
-    with open(tmp_path / "r.csv", newline="", encoding="utf-8") as fh:
-        results = list(csv.DictReader(fh))
-    assert [(r["member_id"], r["status"]) for r in results] == [
-        ("1", "issued"), ("2", "issued"), ("3", "issued"),
-    ]  # fmt: skip
-    assert all(len(r["uid"]) == 8 for r in results)
-    os.chmod(keys, 0o644)
-    assert main(["--keys", str(keys), "--journal", str(tmp_path / "j.db"), "--csv", str(path),
-                 "--results", str(tmp_path / "r.csv"), "--sim", "3"]) == 2  # fmt: skip
-    assert "0644" in capsys.readouterr().err
+def test_batch_on_a_real_reader_takes_the_daemon_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The product's batch CLI reads tiers, journal and keys from the config; a config it
+    cannot read stops it before any card (exit 2, the file named). Its simulated twin is
+    ``python -m demo.batch`` (tests/demo/test_batch.py)."""
+    path = _csv(tmp_path / "in.csv", ["member_id", "1"])
+    missing = tmp_path / "nowhere.toml"
+    code = main(["--config", str(missing), "--reader", "ACS ACR1252 PICC", "--csv", str(path),
+                 "--results", str(tmp_path / "r.csv")])  # fmt: skip
+    assert code == 2
+    assert f"{missing}: cannot read the config file" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()
 
 
 def _rewrite_header(term: Terminal, card: SimCard, magic: int, version: int) -> None:

@@ -60,5 +60,8 @@ def test_amount_checks() -> None:
     for bad in (0, -5, 2**31, 1.0, True, None):
         with pytest.raises(InvalidAmount, match="amount"):
             check_amount("amount", bad)
-    with pytest.raises(InvalidArgument, match="tier 7"):
+    with pytest.raises(
+        InvalidArgument,
+        match=r"^INVALID_AMOUNT: tier: 7 is not in the tier table \(0 普通会员, 1 银卡",
+    ):
         Programme().tier(7)
