@@ -14,11 +14,12 @@ from daemon.printers.receipt import Receipt
 from daemon.printers.service import PrinterService
 from daemon.printers.spool import JobState
 from demo.sample import DemoMember, sample_receipt
+from sim.printer.backend import SimPrinterBackend
 from sim.printer.device import VirtualPrinter
 from sim.printer.render import render_png, render_text
 from sim.printer.transports import TcpPrinterServer
 
-__all__ = ["print_demo_receipt", "print_via_daemon"]
+__all__ = ["print_demo_receipt", "print_on_station", "print_via_daemon"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,3 +58,23 @@ def print_demo_receipt(out_dir: Path, member: DemoMember | Mapping[str, Any] | A
     a mapping, a dataclass or any object with those attributes) and return the PNG's path."""
     out_dir = Path(out_dir)
     return print_via_daemon(sample_receipt(_member(member)), out_dir / "receipt.png")
+
+
+def print_on_station(
+    service: PrinterService,
+    member: DemoMember | Mapping[str, Any] | Any,
+    png: Path,
+    timeout: float = 10.0,
+) -> Path:
+    """Print the sample sale for ``member`` on a station's printer (spool + printer thread, as
+    a POS's PrintReceipt will) and render what came out of the simulated printer as PNG."""
+    backend = service.printer.backend
+    if not isinstance(backend, SimPrinterBackend):
+        raise TypeError(f"printer {service.config.id} is not the simulated printer")
+    job = service.submit(sample_receipt(_member(member)))
+    done = service.wait_job(job.id, timeout)
+    if done.state is not JobState.PRINTED:
+        raise TimeoutError(f"print job {job.id} ended {done.state}: {done.detail}")
+    printer = backend.printer
+    out = printer.completed[-1] if printer.completed else printer.current
+    return render_png(out, png, printer.chars_per_line)

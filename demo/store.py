@@ -1,9 +1,10 @@
-"""The simulated store: what `make run` shows until the gRPC daemon exists.
+"""The simulated store: what `make run` shows, built the way the daemon builds a store PC.
 
-This is the store *around* the simulator, not part of the chip model: it drives the daemon's own
-layers (APDU layer, MIFARE codecs, printer spool) against simulated hardware exactly as the daemon
-will drive real hardware. A card is presented to a simulated ACR1252U, read sector by sector with
-the keys a technician would try, decoded, and a member receipt is printed on a simulated printer.
+The store comes from its config file (``demo/store.toml``, backends ``sim``) through
+:class:`daemon.station.Station`, exactly as a store PC's ``/etc/carddaemon/carddaemon.toml``
+does: card jobs run on the reader's worker thread, receipts go through the durable spool, scans
+through the scan stream and the event hub. Only the hands are simulated: a card laid on the
+reader or pulled away, a code scanned, paper coming out of the printer.
 """
 
 from __future__ import annotations
@@ -13,23 +14,26 @@ import datetime as dt
 import logging
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from daemon.errors import CardDaemonError, WriteUnconfirmed
-from daemon.journal import Journal
-from daemon.keystore import Keystore
-from daemon.membercard import IssueSpec, MemberCardService, Personaliser, Programme
-from daemon.membercard.requests import Debit, IssueCard
+from daemon.membercard.requests import Debit, IssueCard, IssueSpec, ReadCard
 from daemon.mifare import decode_dump, encode_value_block, probe_order
 from daemon.mifare.access import AccessConditions
 from daemon.mifare.geometry import CardSize, block_count, first_block, sector_count, trailer_block
 from daemon.mifare.trailer import build_trailer
 from daemon.readers.storage import StorageCard
-from demo.receipt import print_demo_receipt
+from daemon.readers.workers import JobContext
+from daemon.scanners import Role, ScanEvent
+from daemon.station import Station
+from demo.folder import make_store_folder
+from demo.receipt import print_on_station
 from demo.sample import DemoMember
-from demo.scans import run_scanner_demo
+from sim.backend import SimBackend
 from sim.reader import SimReader
+from sim.scanners.backend import SimScanner
 from sim.store import transport_card
 
 __all__ = ["main", "read_card_image"]
@@ -39,6 +43,7 @@ logger = logging.getLogger(__name__)
 DEMO_UID = bytes.fromhex("5A3C9E12")
 MEMBER_UID = bytes.fromhex("04A7E3C2")
 DEMO_KEY_B = bytes.fromhex("B0B1B2B3B4B5")  # a public dictionary key: fine for a demo card
+READER = "front"
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ def read_card_image(
     unread: set[int] = set()
     uid = card.uid()
     keys = probe_order()
+    start = card.trace.count
     for sector in range(sectors):
         first = first_block(sector, size)
         last = trailer_block(sector, size)
@@ -73,7 +79,7 @@ def read_card_image(
                 image[16 * block : 16 * block + 16] = card.read_block(block)
             except CardDaemonError:
                 unread.add(block)
-    return CardImage(uid, bytes(image), frozenset(unread), card.trace.count, 0.0)
+    return CardImage(uid, bytes(image), frozenset(unread), card.trace.count - start, 0.0)
 
 
 def _authenticate_any(card: StorageCard, block: int, keys: tuple[bytes, ...]) -> bool:
@@ -102,105 +108,177 @@ def _yuan(fen: int) -> str:
     return f"¥{fen / 100:,.2f}"
 
 
-def _member_story(reader: SimReader) -> DemoMember:
+def _sim_reader(station: Station) -> SimReader:
+    backend = station.backend
+    assert isinstance(backend, SimBackend), "the demo store runs on the simulated readers"
+    return backend.readers[0]
+
+
+def _present(station: Station, card: object) -> None:
+    """Lay ``card`` on the reader and wait until the station has seen it arrive."""
+    with station.hub.subscribe(sources=f"readers/{READER}", kinds="card_present") as seen:
+        _sim_reader(station).insert(card)  # type: ignore[arg-type]
+        seen.wait_for(lambda e: not e.snapshot, timeout_s=10)
+
+
+def _take_away(station: Station) -> None:
+    with station.hub.subscribe(sources=f"readers/{READER}", kinds="card_removed") as gone:
+        _sim_reader(station).remove()
+        gone.wait_for(lambda e: True, timeout_s=10)
+
+
+def _technician(station: Station) -> None:
+    print("== a technician looks at a card ==")
+    reader = _sim_reader(station)
+    _present(station, transport_card(DEMO_UID))
+    profile = station.profile(READER)
+
+    def look(ctx: JobContext) -> CardImage:
+        card = StorageCard(ctx.connection, profile.dialect, trace=profile.trace)
+        _personalise_demo_sector(card)
+        card.reconnect()
+        return read_card_image(card, sector_count(CardSize.CLASSIC_1K))
+
+    before = reader.clock.now_ms
+    seen = station.run(READER, look, timeout_s=30)
+    elapsed = reader.clock.now_ms - before
+    _take_away(station)
+    readable = 16 - len(seen.unread) // 4
+    print(
+        f"read {readable} of 16 sectors in {seen.apdus} APDUs, "
+        f"{elapsed:.1f} ms simulated in-field time\n"
+    )
+    chunks = decode_dump(seen.image, unread=seen.unread).format_text().split("\n\n")
+    print("\n\n".join(chunks[:3]))  # the header, sector 0 and the value sector
+    print(f"\n(sectors 2-15 are in factory state; {len(chunks) - 3} more sections omitted)")
+
+
+def _member_story(station: Station) -> DemoMember:
     """Issue a member card, pay with it, pull it away mid-payment, and settle that."""
+    print("\n== a member pays at the till ==")
+    reader = _sim_reader(station)
     card = transport_card(MEMBER_UID)
-    reader.insert(card)
-    keystore = Keystore.generate()  # demo keys: in memory only, gone when the demo ends
+    _present(station, card)
     today = dt.date.today()
-    with tempfile.TemporaryDirectory() as tmp, Journal(Path(tmp) / "journal.sqlite3") as journal:
-        programme = Programme()
-        service = MemberCardService(keystore, journal, programme)
-        issuer = Personaliser(keystore, journal, programme)
-        spec = IssueSpec(
-            "8860123403721",
-            tier=2,
-            valid_until=today.replace(year=today.year + 2),
-            balance=50000,
-            points=2345,
-        )
-        with StorageCard(reader.connect()) as sc:
-            issuer.issue(sc, IssueCard(spec, request_id="demo-issue-1"))
-        print(
-            f"issued member card {spec.member_id} on UID {MEMBER_UID.hex(' ').upper()}: "
-            f"{programme.tiers[spec.tier].name}, opening balance {_yuan(spec.balance)}"
-        )
+    spec = IssueSpec(
+        "8860123403721",
+        tier=2,
+        valid_until=today.replace(year=today.year + 2),
+        balance=50000,
+        points=2345,
+    )
+    station.card(READER, IssueCard(spec, request_id="demo-issue-1"))
+    tier = station.programme.tiers[spec.tier]
+    print(
+        f"issued member card {spec.member_id} on UID {MEMBER_UID.hex(' ').upper()}: "
+        f"{tier.name}, opening balance {_yuan(spec.balance)}"
+    )
+    info = station.card(READER, ReadCard())
+    paid = station.card(READER, Debit(request_id="demo-sale-0042", amount=11165))
+    print(
+        f"sale 0042: paid {_yuan(paid.amount)} from stored value, "
+        f"+{paid.points_delta} points -> balance {_yuan(paid.balance)}, "
+        f"{paid.points} points ({info.tier_name}: pays {info.discount / 100:g}% of the price)"
+    )
 
-        with StorageCard(reader.connect()) as sc:
-            info = service.read(sc)
-            paid = service.debit(sc, Debit(request_id="demo-sale-0042", amount=11165))
+    reader.faults.arm()
+    reader.faults.tear(11, outcome="garbage")  # the customer pulls the card mid-write
+    try:
+        station.card(READER, Debit(request_id="demo-sale-0043", amount=2000))
+        print("sale 0043: completed before the card left")
+    except WriteUnconfirmed as exc:
         print(
-            f"sale 0042: paid {_yuan(paid.amount)} from stored value, "
-            f"+{paid.points_delta} points -> balance {_yuan(paid.balance)}, "
-            f"{paid.points} points ({info.tier_name}, {info.discount / 100:g}% of price)"
+            f"sale 0043: card pulled mid-write -> {exc.reason}: the cashier is asked "
+            "to present the card again"
         )
-
-        reader.faults.arm()
-        reader.faults.tear(11, outcome="garbage")  # the customer pulls the card mid-write
-        try:
-            with StorageCard(reader.connect()) as sc:
-                service.debit(sc, Debit(request_id="demo-sale-0043", amount=2000))
-            print("sale 0043: completed before the card left")
-        except WriteUnconfirmed as exc:
-            print(
-                f"sale 0043: card pulled mid-write -> {exc.reason}: the cashier is asked "
-                "to present the card again"
-            )
-        reader.faults.clear()
-        reader.insert(card)
-        with StorageCard(reader.connect()) as sc:
-            after = service.read(sc)
-            retry = service.debit(sc, Debit(request_id="demo-sale-0043", amount=2000))
-        how = "replayed the recorded outcome" if retry.replayed else "applied it once"
-        print(
-            f"card presented again: balance {_yuan(after.balance)} read from the card alone; "
-            f"retrying sale 0043 with the same request id {how} -> {_yuan(retry.balance)}"
-        )
-    reader.remove()
+    reader.faults.clear()
+    if reader.card is not None:
+        _take_away(station)
+    _present(station, card)
+    after = station.card(READER, ReadCard())
+    retry = station.card(READER, Debit(request_id="demo-sale-0043", amount=2000))
+    how = "replayed the recorded outcome" if retry.replayed else "applied it once"
+    print(
+        f"card presented again: balance {_yuan(after.balance)} read from the card alone; "
+        f"retrying sale 0043 with the same request id {how} -> {_yuan(retry.balance)}"
+    )
+    _take_away(station)
     masked = spec.member_id[:4] + "*" * (len(spec.member_id) - 8) + spec.member_id[-4:]
     return DemoMember(
         masked, info.tier_name, paid.balance_before, paid.balance, paid.points_delta, paid.points
     )
 
 
+_SCANS = (
+    (b"6901234567892", "]E0"),  # a product (EAN-13)
+    (b"0106901234567892\x1d10LOT2026\x1d3103000750", "]C1"),  # a GS1 label: GTIN, batch, weight
+    (b"134567890123456789", "]Q1"),  # a WeChat Pay payment code
+    (b"2812345678901234", "]Q1"),  # an Alipay payment code
+)
+
+
+def _scanner(station: Station) -> list[str]:
+    """A few scans as the POS and a technician each see them (payment codes masked)."""
+    gun = station.scanner("front").backend
+    assert isinstance(gun, SimScanner), "the demo store runs on the simulated scanner"
+    scans = station.scans
+    assert scans is not None
+    gun.wait_open()
+    with scans.subscribe(Role.POS) as pos, scans.subscribe(Role.TECHNICIAN) as tech:
+        for data, aim in _SCANS:
+            gun.inject(data, aim=aim)
+            time.sleep(0.01)  # a cashier scans one item at a time
+
+        def seen(sub: object) -> list[ScanEvent]:
+            out: list[ScanEvent] = []
+            deadline = time.monotonic() + 10
+            while len(out) < len(_SCANS) and time.monotonic() < deadline:
+                event = sub.get(1)  # type: ignore[attr-defined]
+                if isinstance(event.payload, ScanEvent):
+                    out.append(event.payload)
+            return out
+
+        by_pos, by_tech = seen(pos), seen(tech)
+    width = 30
+    lines = [f"{'seq':>3}  {'kind':<8} {'POS sees':<{width}} technician sees"]
+    for p, t in zip(by_pos, by_tech, strict=True):
+        c = p.classification
+        extra = c.payment or c.member_status or (c.product.kind if c.product else "")
+        text = p.text.replace("\x1d", "<GS>")
+        shown = text if len(text) <= width else text[: width - 1] + "…"
+        lines.append(
+            f"{p.sequence:>3}  {c.kind.value:<8} {shown:<{width}} "
+            f"{t.text.replace(chr(0x1D), '<GS>')}" + (f"  [{extra}]" if extra else "")
+        )
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
-    parser.add_argument("--out", type=Path, default=None, help="where to write the receipt PNG")
+    parser = argparse.ArgumentParser(prog="carddaemon-demo", description=__doc__)
+    parser.add_argument("--out", type=Path, default=None, help="folder for the receipt PNG")
     parser.add_argument("--realtime", action="store_true", help="really wait out reader latency")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
     out_dir = args.out or Path(tempfile.mkdtemp(prefix="carddaemon-demo-"))
+    if out_dir.exists() and not out_dir.is_dir():
+        parser.error(f"--out {out_dir}: not a folder")
     out_dir.mkdir(parents=True, exist_ok=True)
-    with SimReader(model="acr1252u", realtime=args.realtime) as reader:
-        print(f"simulated store: reader '{reader.name}'\n")
-        print("== a technician looks at a card ==")
-        reader.insert(transport_card(DEMO_UID))
-        with StorageCard(reader.connect()) as card:
-            _personalise_demo_sector(card)
-            card.reconnect()
-            before = reader.clock.now_ms
-            seen = read_card_image(card, sector_count(CardSize.CLASSIC_1K))
-            elapsed = reader.clock.now_ms - before
-        reader.remove()
-        readable = 16 - len(seen.unread) // 4
-        print(
-            f"read {readable} of 16 sectors in {seen.apdus} APDUs, "
-            f"{elapsed:.1f} ms simulated in-field time\n"
-        )
-        chunks = decode_dump(seen.image, unread=seen.unread).format_text().split("\n\n")
-        print("\n\n".join(chunks[:3]))  # the header, sector 0 and the value sector
-        print(f"\n(sectors 2-15 are in factory state; {len(chunks) - 3} more sections omitted)")
-
-        print("\n== a member pays at the till ==")
-        member = _member_story(reader)
-
-    png = print_demo_receipt(out_dir, member)
-    print(f"\nreceipt printed on the simulated printer; preview: {png}")
-
-    print("\n== the scanner gun ==")
-    for line in run_scanner_demo():
-        print(line)
+    with (
+        tempfile.TemporaryDirectory(prefix="carddaemon-store-") as folder,
+        Station.from_config(make_store_folder(Path(folder))) as station,
+    ):
+        station.start()
+        station.wait_for_reader(READER)
+        _sim_reader(station).realtime = args.realtime
+        print(f"simulated store: reader '{station.reader(READER).name}'\n")
+        _technician(station)
+        member = _member_story(station)
+        png = print_on_station(station.printer("receipt"), member, out_dir / "receipt.png")
+        print(f"\nreceipt printed on the simulated printer; preview: {png}")
+        print("\n== the scanner gun ==")
+        for line in _scanner(station):
+            print(line)
     return 0
 
 

@@ -29,3 +29,39 @@ def test_demo_store_passes_its_options_on(tmp_path: Path) -> None:
     assert "balance ¥368.35 read from the card alone" in out
     assert "replayed the recorded outcome -> ¥368.35" in out
     assert "FF FF FF FF FF FF" not in out
+    # the tier comes from the store's config file: 金卡 pays 85 % of the price
+    assert "金卡: pays 85% of the price" in out
+    # the scanner gun: the POS sees the payment code, the technician only a masked one
+    assert "134567890123456789             1345**********6789  [WECHAT_PAY]" in out
+    assert "ERROR" not in done.stderr
+    assert "WARNING" not in done.stderr
+
+
+def test_demo_store_refuses_an_out_that_is_a_file(tmp_path: Path) -> None:
+    target = tmp_path / "r.png"
+    target.write_bytes(b"not a folder")
+    done = subprocess.run(
+        [str(BIN / "carddaemon-demo"), "--out", str(target)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--out" in done.stderr
+    assert "not a folder" in done.stderr
+    assert target.read_bytes() == b"not a folder"
+
+
+def test_demo_store_runs_from_its_config_file_through_the_station() -> None:
+    """`make run` builds the store with Station.from_config on demo/store.toml, nothing else."""
+    import ast
+
+    source = (Path(__file__).resolve().parents[2] / "demo" / "store.py").read_text("utf-8")
+    calls = {
+        node.func.attr
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+    }
+    assert "from_config" in calls
+    assert "SimReader(" not in source  # no hand-built reader beside the station
