@@ -48,6 +48,7 @@ from daemon.membercard.requests import (
     ValueRequest,
 )
 from daemon.membercard.service import CardInfo, MemberCardService, OpResult
+from daemon.printers.backend import PrinterBackend, PrinterConfig
 from daemon.printers.service import PrinterService
 from daemon.printers.spool import Spool
 from daemon.readers.backends import ReaderBackend
@@ -94,7 +95,10 @@ class Station(ClosesOnExit):
         *,
         keystore: Keystore | None = None,
         today: Callable[[], dt.date] = dt.date.today,
+        usb_backend: Any = None,
     ) -> None:
+        """``usb_backend``: a pyusb backend for USB printers and HID-POS scanners instead of
+        libusb (the simulator's USB bus in tests and benchmarks; never set in production)."""
         keys = keystore if keystore is not None else config.keystore
         if keys is None:
             raise ConfigError(
@@ -105,6 +109,7 @@ class Station(ClosesOnExit):
         self.keystore = keys
         self.programme = config.membercard
         self._today = today
+        self._usb_backend = usb_backend
         self._lock = threading.Lock()
         self._started = False
         self._closed = False
@@ -173,10 +178,11 @@ class Station(ClosesOnExit):
             path = daemon.state_dir / SPOOL_FILE
             spool = self.spool = _opened("daemon.state_dir", "the print spool", path, Spool)
             for pid, pconfig in self.config.printers.items():
-                self._printers[pid] = PrinterService(pconfig, spool, hub=self.hub)
+                backend = self._usb_printer(pconfig) if pconfig.backend == "usb" else None
+                self._printers[pid] = PrinterService(pconfig, spool, backend, hub=self.hub)
         self.scans = ScanStream(hub=self.hub)
         for sid, sconfig in self.config.scanners.items():
-            self._scanners[sid] = sconfig.build(self.scans)
+            self._scanners[sid] = sconfig.build(self.scans, usb_backend=self._usb_backend)
         for scanner in self._scanners.values():
             scanner.start()
 
@@ -210,6 +216,13 @@ class Station(ClosesOnExit):
             except Exception:
                 logger.exception("station: closing the %s failed", what)
         logger.info("station closed")
+
+    def _usb_printer(self, config: PrinterConfig) -> PrinterBackend | None:
+        if self._usb_backend is None:
+            return None  # the registry's usb backend on libusb
+        from daemon.printers.connectors import UsbBackend  # python-escpos only when used
+
+        return UsbBackend(config, self._usb_backend)
 
     @property
     def running(self) -> bool:

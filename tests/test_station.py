@@ -250,3 +250,28 @@ def test_a_part_that_fails_to_start_stops_the_parts_already_started(store: Path)
     assert "spool.sqlite3" in str(err.value)
     assert not station.running
     assert set(threading.enumerate()) - before == set()
+
+
+def test_a_usb_scanner_on_the_simulated_usb_bus(tmp_path: Path) -> None:
+    """HID-POS through the product's pyusb path, with the simulator's USB bus below it."""
+    from daemon.scanners import Role
+    from sim.scanners import SimHidPosDevice, SimUsbBackend
+    from sim.scanners.script import play
+
+    dev = SimHidPosDevice()
+    text = STORE_CONFIG.read_text(encoding="utf-8").replace(
+        '[scanners.front]\nbackend = "sim"\naim = true',
+        f'[scanners.front]\nbackend = "hidpos"\nvid = {dev.vid}\npid = {dev.pid}',
+    )
+    config = tmp_path / "store.toml"
+    config.write_text(text, encoding="utf-8")
+    store = make_store_folder(tmp_path / "store", config)
+    with Station.from_config(store, usb_backend=SimUsbBackend(dev)) as station:
+        station.start()
+        assert station.scans is not None
+        with station.scans.subscribe(Role.POS) as pos:
+            pos.wait_for(lambda e: e.kind == "status" and "CONNECTED" in str(e.payload), 10)
+            play(dev, ["scan 6901234567892 ]E0"])
+            scan = pos.wait_for(lambda e: e.kind == "scan", 10)
+    assert scan.source == "scanners/front"
+    assert getattr(scan.payload, "text", None) == "6901234567892"
