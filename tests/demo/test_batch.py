@@ -79,11 +79,12 @@ def test_daemon_never_imports_the_simulator() -> None:
     found = []
     for path in sorted((ROOT / "daemon").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 names = [node.module]
+            else:
+                continue
             found += [
                 f"{path.relative_to(ROOT)}:{node.lineno} {name}"
                 for name in names
