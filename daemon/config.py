@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 
 from daemon import registry
 from daemon._config_table import Table, check_keys, with_value
+from daemon.api.settings import ApiConfig, parse_api
 from daemon.diagnostics.probe import STATIONS
 from daemon.errors import ConfigError, KeystoreError
 from daemon.keystore import Keystore
@@ -73,7 +74,7 @@ DEFAULT_JOB_DEADLINE_MS = 2000
 MAX_QUEUE_SIZE = 256
 DEFAULT_STATE_DIR = Path("/var/lib/carddaemon")
 
-_SECTIONS = ("daemon", "readers", "printers", "scanners", "membercard")
+_SECTIONS = ("daemon", "readers", "printers", "scanners", "membercard", "api")
 _DAEMON_KEYS = ("state_dir", "journal_path", "keystore_file", "keystore_credentials", "station")
 _READER_KEYS = ("match", "dialect", "queue_size", "job_deadline_ms")
 _MEMBERCARD_KEYS = ("tiers", "bonus", "balance_cap", "hotlist_on_fraud")
@@ -159,6 +160,7 @@ class DaemonConfig:
     scanners: Mapping[str, ScannerConfig]
     membercard: Programme
     keystore: Keystore | None = field(default=None, repr=False, compare=False)
+    api: ApiConfig = field(default_factory=ApiConfig)
 
 
 def load_config(
@@ -268,6 +270,7 @@ def _build(
         if scanner is not None:
             scanners[sid] = scanner
     programme = unit("membercard", _membercard)
+    api = unit("api", functools.partial(parse_api, base_dir=base_dir))
     keystore = None
     if load_keys and daemon is not None:
         keystore = problems.check(functools.partial(_load_keys, daemon))
@@ -275,6 +278,7 @@ def _build(
     assert daemon is not None  # each is None only when an error was found above
     assert readers is not None
     assert programme is not None
+    assert api is not None
     return DaemonConfig(
         source,
         daemon,
@@ -283,6 +287,7 @@ def _build(
         MappingProxyType(scanners),
         programme,
         keystore,
+        api,
     )
 
 
