@@ -134,7 +134,7 @@ def test_bad_points_delta(term: Terminal) -> None:
     issue(term, UID)
     for delta in (0, 2**31, 0.5):
         with pytest.raises(InvalidAmount, match="delta"), term.storage() as sc:
-            term.service.adjust_points(sc, AdjustPoints(request_id="p", delta=delta))
+            term.service.adjust_points(sc, AdjustPoints(request_id="p", delta=delta))  # type: ignore[arg-type]
 
 
 def test_expected_uid_and_balance(term: Terminal) -> None:
