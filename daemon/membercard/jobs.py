@@ -1,11 +1,11 @@
 """Member card operations as reader-worker jobs (``Callable[[JobContext], T]``).
 
 Why: a card operation must run on the reader's worker thread, which owns the connection (MIFARE
-authentication state is per connection) and serialises jobs. Each factory here returns a job
+authentication state is per connection) and serialises jobs. :func:`card_job` returns a job
 that wraps the worker's connection in a :class:`~daemon.readers.storage.StorageCard` with the
 reader's dialect and long-lived APDU trace (:class:`ReaderProfile`), then hands the request
-(:mod:`.requests`) to the service or the personaliser: :func:`card_job` is the one entry, so
-no operation's parameters are restated here. Nothing else: every rule lives in the service.
+(:mod:`.requests`) to the service or the personaliser: one entry for every operation, so no
+operation's parameters are restated here. Nothing else: every rule lives in the service.
 
 Deadlines are checked only where no card write is in flight; a started write is never
 abandoned, its outcome (or ``WriteUnconfirmed``) is always returned:
