@@ -350,8 +350,7 @@ def test_async_get_times_out_and_close_ends_async_iteration() -> None:
 
 def test_one_kind_may_be_given_as_a_plain_string() -> None:
     """``kinds="scan"`` means the kind "scan", not the letters s, c, a and n."""
-    with EventHub() as hub:
-        with hub.subscribe(kinds="scan") as sub:
-            hub.publish("scanners/front", "status", "connected")
-            hub.publish("scanners/front", "scan", "6901234567892")
-            assert [e.kind for e in sub.drain()] == ["scan"]
+    with EventHub() as hub, hub.subscribe(kinds="scan") as sub:
+        hub.publish("scanners/front", "status", "connected")
+        hub.publish("scanners/front", "scan", "6901234567892")
+        assert [e.kind for e in sub.drain()] == ["scan"]
