@@ -53,9 +53,11 @@ __all__ = [
     "ReceiptInvalid",
     "RequestIdReused",
     "ResponseLost",
+    "RoleNotAllowed",
     "ScannerError",
     "ScannerUnavailable",
     "SubscriptionClosed",
+    "TooManyStreams",
     "UnknownCardFormat",
     "UnsafeAccessBits",
     "ValueBlockMismatch",
@@ -142,6 +144,20 @@ class OperationNotAllowed(CardDaemonError):
     """
 
     reason = "OPERATION_NOT_ALLOWED"
+
+
+class RoleNotAllowed(OperationNotAllowed):
+    """This listener's role may not call the method: the POS socket cannot issue cards, the
+    issuer socket cannot debit. Maps to PERMISSION_DENIED."""
+
+    reason = "ROLE_NOT_ALLOWED"
+
+
+class TooManyStreams(CardDaemonError):
+    """Every stream slot of a listener is taken (``[api] max_streams``): close a stream you no
+    longer read. Maps to RESOURCE_EXHAUSTED."""
+
+    reason = "TOO_MANY_STREAMS"
 
 
 # --- the card ---------------------------------------------------------------------------------

@@ -1,0 +1,150 @@
+"""The one interceptor every listener runs: role allow-list, error mapping, stream cap.
+
+Why an interceptor and not a decorator per handler: a forgotten decorator would silently serve
+a method to the wrong role (gRPC's Python API has no per-call auth hook; grpc/grpc#18459).
+Here every call of every service passes the same three checks:
+
+1. the method's service must be in the listener's role allow-list, else ``PERMISSION_DENIED``
+   with reason ``ROLE_NOT_ALLOWED`` naming the role and the method;
+2. a handler raising a domain error (:mod:`daemon.errors`) is answered with that error's one
+   status and ``ErrorInfo`` (:mod:`daemon.api.errors`); anything else is ``INTERNAL`` and
+   logged with its traceback, never shown to the client;
+3. at most ``max_streams`` server streams are open per listener; one more is
+   ``RESOURCE_EXHAUSTED`` (reason ``TOO_MANY_STREAMS``) so a flood cannot starve the tills.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from daemon.api.errors import to_status
+from daemon.errors import CardDaemonError, RoleNotAllowed, TooManyStreams
+
+__all__ = ["ALWAYS", "Guard", "abort_with"]
+
+logger = logging.getLogger(__name__)
+
+Handler = grpc.RpcMethodHandler[Any, Any]
+
+#: Services every role may call: health checks.
+ALWAYS = frozenset({"grpc.health.v1.Health"})
+
+
+async def abort_with(context: aio.ServicerContext[Any, Any], exc: CardDaemonError) -> None:
+    """End the call with ``exc``'s status and ErrorInfo (raises ``AbortError``)."""
+    status = to_status(exc)
+    await context.abort(status.code, status.details, status.trailing_metadata)
+
+
+def _service(method: str) -> str:
+    """``/carddaemon.v1.ReaderService/ListReaders`` -> ``carddaemon.v1.ReaderService``."""
+    return method.lstrip("/").split("/", 1)[0]
+
+
+class Guard(aio.ServerInterceptor):
+    """Role allow-list + error mapping + stream cap for one listener."""
+
+    def __init__(self, role: str, services: Collection[str], *, max_streams: int) -> None:
+        self.role = role
+        self.services = frozenset(services) | ALWAYS
+        self.max_streams = max_streams
+        self.open_streams = 0
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Handler | None:
+        method = handler_call_details.method
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler  # unknown method: gRPC answers UNIMPLEMENTED itself
+        if _service(method) not in self.services and not method.startswith("/grpc.reflection."):
+            return _refusal(
+                handler,
+                RoleNotAllowed(f"the {self.role} role may not call {method.lstrip('/')}"),
+            )
+        return _wrapped(handler, self, method)
+
+
+def _refusal(handler: Handler, exc: CardDaemonError) -> Handler:
+    async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        await abort_with(context, exc)
+
+    async def stream(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        await abort_with(context, exc)
+        yield  # pragma: no cover - abort raises
+
+    return _like(handler, unary, stream)
+
+
+def _like(
+    handler: Handler,
+    unary: Callable[..., Any],
+    stream: Callable[..., Any],
+) -> Handler:
+    """A handler of the same shape (unary or server stream) with new behaviour."""
+    if handler.unary_stream is not None:
+        return grpc.unary_stream_rpc_method_handler(
+            stream,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    if handler.unary_unary is not None:
+        return grpc.unary_unary_rpc_method_handler(
+            unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+    return handler  # client or bidi streams: none in our contract
+
+
+def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
+    # aio handlers are coroutines / async generators; grpc's stubs type them as sync ones
+    inner_unary: Any = handler.unary_unary
+    inner_stream: Any = handler.unary_stream
+
+    async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        assert inner_unary is not None
+        try:
+            return await inner_unary(request, context)
+        except CardDaemonError as exc:
+            logger.info("%s: %s", method, exc)
+            await abort_with(context, exc)
+        except (aio.AbortError, grpc.RpcError):
+            raise
+        except Exception:
+            logger.exception("%s failed", method)
+            await abort_with(context, CardDaemonError(f"{method}: internal error"))
+
+    async def stream(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        assert inner_stream is not None
+        if guard.open_streams >= guard.max_streams:
+            await abort_with(
+                context,
+                TooManyStreams(
+                    f"{guard.open_streams} streams already open on the {guard.role} listener "
+                    f"(max_streams = {guard.max_streams})"
+                ),
+            )
+        guard.open_streams += 1
+        try:
+            async for item in inner_stream(request, context):
+                yield item
+        except CardDaemonError as exc:
+            logger.info("%s: %s", method, exc)
+            await abort_with(context, exc)
+        except (aio.AbortError, grpc.RpcError):
+            raise
+        except Exception:
+            logger.exception("%s failed", method)
+            await abort_with(context, CardDaemonError(f"{method}: internal error"))
+        finally:
+            guard.open_streams -= 1
+
+    return _like(handler, unary, stream)
