@@ -26,6 +26,7 @@ __all__ = [
     "CardHotlisted",
     "CardMismatch",
     "CardRemoved",
+    "CertificateNotMapped",
     "ConfigError",
     "CounterRollback",
     "DeviceError",
@@ -151,6 +152,13 @@ class RoleNotAllowed(OperationNotAllowed):
     issuer socket cannot debit. Maps to PERMISSION_DENIED."""
 
     reason = "ROLE_NOT_ALLOWED"
+
+
+class CertificateNotMapped(CardDaemonError):
+    """A TLS client's certificate is valid but its name has no role in ``[api.tcp] roles``.
+    Maps to UNAUTHENTICATED."""
+
+    reason = "CERTIFICATE_NOT_MAPPED"
 
 
 class TooManyStreams(CardDaemonError):

@@ -16,16 +16,16 @@ Here every call of every service passes the same three checks:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from typing import Any
 
 import grpc
 from grpc import aio
 
 from daemon.api.errors import to_status
-from daemon.errors import CardDaemonError, RoleNotAllowed, TooManyStreams
+from daemon.errors import CardDaemonError, CertificateNotMapped, RoleNotAllowed, TooManyStreams
 
-__all__ = ["ALWAYS", "Guard", "abort_with"]
+__all__ = ["ALWAYS", "Guard", "TlsGuard", "abort_with"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +71,48 @@ class Guard(aio.ServerInterceptor):
             )
         return _wrapped(handler, self, method)
 
+    def admit(self, context: aio.ServicerContext[Any, Any], method: str) -> None:
+        """Per-call check before the handler runs (the role was checked when the call came
+        in on a role's own socket; :class:`TlsGuard` checks the client certificate here)."""
+
+
+class TlsGuard(Guard):
+    """The TCP listener: mutual TLS, the role from the client certificate's name.
+
+    gRPC interceptors see no peer, so the role is checked per call on the servicer context
+    (``auth_context()``: the certificate's common name and subject alternative names, which
+    the TLS handshake has already verified against ``client_ca_file``)."""
+
+    def __init__(
+        self,
+        names: Mapping[str, str],
+        services_by_role: Mapping[str, Collection[str]],
+        *,
+        max_streams: int,
+    ) -> None:
+        every = {name for names_ in services_by_role.values() for name in names_}
+        super().__init__("tcp", every, max_streams=max_streams)
+        self.names = dict(names)
+        self.by_role = {role: frozenset(v) | ALWAYS for role, v in services_by_role.items()}
+
+    def role_of(self, context: aio.ServicerContext[Any, Any]) -> str | None:
+        auth = context.auth_context()
+        seen = [
+            value.decode("utf-8", "replace")
+            for key in ("x509_common_name", "x509_subject_alternative_name")
+            for value in auth.get(key, [])
+        ]
+        return next((self.names[name] for name in seen if name in self.names), None)
+
+    def admit(self, context: aio.ServicerContext[Any, Any], method: str) -> None:
+        role = self.role_of(context)
+        if role is None:
+            raise CertificateNotMapped(
+                "the client certificate's name is not mapped to a role in [api.tcp] roles"
+            )
+        if _service(method) not in self.by_role.get(role, ALWAYS):
+            raise RoleNotAllowed(f"the {role} role may not call {method.lstrip('/')}")
+
 
 def _refusal(handler: Handler, exc: CardDaemonError) -> Handler:
     async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
@@ -112,6 +154,7 @@ def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
     async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         assert inner_unary is not None
         try:
+            guard.admit(context, method)
             return await inner_unary(request, context)
         except CardDaemonError as exc:
             logger.info("%s: %s", method, exc)
@@ -134,6 +177,7 @@ def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
             )
         guard.open_streams += 1
         try:
+            guard.admit(context, method)
             async for item in inner_stream(request, context):
                 yield item
         except CardDaemonError as exc:

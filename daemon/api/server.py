@@ -1,0 +1,190 @@
+"""The daemon's gRPC side: one ``grpc.aio`` server per listener, all over one station.
+
+Each role listens on its own Unix socket (``[api.<role>]``), created with the mode and group
+from the config (the process umask must not decide who may connect: the mode is set after
+binding, from restrictive to the configured one), and serves only its role's services; the
+optional TCP listener needs mutual TLS and takes the role from the client certificate. Health
+(``grpc.health.v1``) is on every listener, reflection only on the technician's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import stat
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc import aio
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from daemon.api.guard import Guard, TlsGuard
+from daemon.api.settings import ApiConfig, ListenerConfig
+from daemon.errors import ConfigError
+
+__all__ = ["ApiServer", "Listener", "Service"]
+
+logger = logging.getLogger(__name__)
+
+#: ``(servicer, server)`` -> None, as protoc's ``add_XServicer_to_server``.
+Register = Callable[[Any, aio.Server], None]
+
+
+@dataclass(frozen=True)
+class Service:
+    """One gRPC service the daemon offers: its full name, who may call it, how to add it."""
+
+    name: str  # "carddaemon.v1.ReaderService"
+    roles: frozenset[str]
+    servicer: Any
+    register: Register
+
+
+@dataclass
+class Listener:
+    role: str
+    address: str  # "unix:/run/carddaemon/pos.sock" or "0.0.0.0:50443"
+    server: aio.Server
+    path: Path | None = None  # the socket file
+
+
+class ApiServer:
+    """Start/stop every listener; ``health`` is shared so a status set once shows everywhere."""
+
+    def __init__(self, config: ApiConfig, services: Sequence[Service]) -> None:
+        self.config = config
+        self.services = tuple(services)
+        self.health = health.aio.HealthServicer()
+        self.listeners: list[Listener] = []
+
+    def _options(self) -> list[tuple[str, Any]]:
+        size = self.config.max_message_bytes
+        return [
+            ("grpc.max_receive_message_length", size),
+            ("grpc.max_send_message_length", size),
+            ("grpc.so_reuseport", 0),
+        ]
+
+    def _server(self, role: str) -> aio.Server:
+        allowed = [s for s in self.services if role in s.roles]
+        guard = Guard(role, [s.name for s in allowed], max_streams=self.config.max_streams)
+        server = aio.server(interceptors=[guard], options=self._options())
+        for service in allowed:
+            service.register(service.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        if role == "technician":
+            from grpc_reflection.v1alpha import reflection
+
+            names = [s.name for s in allowed]
+            reflection.enable_server_reflection(
+                (*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                 reflection.SERVICE_NAME),
+                server,
+            )  # fmt: skip
+        return server
+
+    async def start(self) -> None:
+        """Bind every enabled listener; a socket that cannot be made names its config key."""
+        api = self.config
+        _runtime_dir(api.runtime_dir)
+        for item in api.listeners:
+            if item.enabled:
+                self.listeners.append(await self._start_unix(item))
+        if api.tcp is not None:
+            self.listeners.append(await self._start_tcp())
+        await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
+
+    async def _start_unix(self, item: ListenerConfig) -> Listener:
+        path = item.socket
+        key = f"api.{item.role}.socket"
+        _clear_stale(path, key)
+        server = self._server(item.role)
+        address = f"unix:{path}"
+        try:
+            server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise ConfigError(key, f"cannot listen on {str(path)!r}: {exc}") from None
+        await server.start()
+        try:
+            os.chmod(path, item.mode)
+            if item.group is not None:
+                os.chown(path, -1, grp.getgrnam(item.group).gr_gid)
+        except OSError as exc:
+            await server.stop(None)
+            raise ConfigError(f"api.{item.role}.group", f"cannot set {path}: {exc}") from None
+        logger.info("listening for %s on %s (mode %04o)", item.role, path, item.mode)
+        return Listener(item.role, address, server, path)
+
+    async def _start_tcp(self) -> Listener:
+        tcp = self.config.tcp
+        assert tcp is not None
+        by_role = {
+            role: [s.name for s in self.services if role in s.roles]
+            for role in set(tcp.roles.values())
+        }
+        guard = TlsGuard(tcp.roles, by_role, max_streams=self.config.max_streams)
+        server = aio.server(interceptors=[guard], options=self._options())
+        for service in self.services:
+            if any(role in service.roles for role in by_role):
+                service.register(service.servicer, server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        credentials = grpc.ssl_server_credentials(
+            [(tcp.key_file.read_bytes(), tcp.cert_file.read_bytes())],
+            root_certificates=tcp.client_ca_file.read_bytes(),
+            require_client_auth=True,
+        )
+        try:
+            port = server.add_secure_port(tcp.address, credentials)
+        except RuntimeError as exc:
+            raise ConfigError("api.tcp.address", f"cannot listen on {tcp.address}: {exc}") from None
+        await server.start()
+        address = f"{tcp.address.rpartition(':')[0]}:{port}"
+        logger.info("listening for TLS clients on %s", address)
+        return Listener("tcp", address, server)
+
+    async def set_serving(self, service: str, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse
+        await self.health.set(service, status.SERVING if serving else status.NOT_SERVING)
+
+    async def stop(self, grace_s: float = 5.0) -> None:
+        """Refuse new calls, let running ones finish for ``grace_s``, remove the sockets."""
+        await self.health.enter_graceful_shutdown()
+        listeners, self.listeners = self.listeners, []
+        await asyncio.gather(*(item.server.stop(grace_s) for item in listeners))
+        for item in listeners:
+            if item.path is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    item.path.unlink()
+
+    def addresses(self) -> Mapping[str, str]:
+        return {item.role: item.address for item in self.listeners}
+
+
+def _runtime_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            "api.runtime_dir", f"cannot create {str(path)!r}: {exc.strerror}"
+        ) from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError("api.runtime_dir", f"{str(path)!r} is not writable by the daemon")
+
+
+def _clear_stale(path: Path, key: str) -> None:
+    """A socket file left by a crashed daemon is removed; anything else there is refused."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ConfigError(
+            key, f"{str(path)!r} exists and is not a socket; remove it or pick another"
+        )
+    path.unlink()
