@@ -1,16 +1,22 @@
 """APDU count and simulated in-field time of every member card operation, per reader profile.
 
-Runs on the in-process simulator with its virtual clock (NXP air times + reader overhead per
-APDU: ``acr1252u`` 5 ms, ``acr122u`` 25 ms). The ACR1252U reads three blocks per READ BINARY;
-the ACR122U one. "tap" = identify + read + debit + verify, on a card this terminal has seen
-before (its journal predicts which record slot is written next); "fresh" = the same at a
-terminal that has never seen the card (one more authentication half of the time).
+Each store is a :class:`~daemon.station.Station` built from a config file, and every operation
+is a member card request run on the reader's worker thread (``station.card``), as the API will
+run it. The simulated store is ``demo/store.toml`` (reader backend ``sim``, an ACR1252U); the
+ACR122U profile is the same file with that reader's ``match`` and ``dialect`` changed. The
+simulated readers charge a virtual clock (NXP air times + reader overhead per APDU:
+``acr1252u`` 5 ms, ``acr122u`` 25 ms). The ACR1252U reads three blocks per READ BINARY; the
+ACR122U one. "tap" = identify + read + debit + verify, on a card this station has seen before
+(its journal predicts which record slot is written next); "fresh" = the same at a second
+station (its own store folder and journal) that has never seen the card (one more
+authentication half of the time).
 
 Then, wall-clock over the real stack: ``PCSC_TAPS`` tap-to-done debits (identify + read + debit
-+ verify, a fresh ``SCardConnect`` each, as after a card event) submitted as member card jobs to a
-reader worker, through a private pcscd + vpcd + pyscard, with the journal's fsyncs on disk. The
-simulated card charges no air time here, so this is the host path's cost; add the reader's air
-time (``tap_ms``) for a real tap. pcscd runs in a mount namespace: root needed.
++ verify, a fresh ``SCardConnect`` each, as after a card event) on a station built from
+``bench/pcsc_store.toml`` (reader backend ``pcsc``), through a private pcscd + vpcd + pyscard,
+with the journal's fsyncs on disk. The simulated card charges no air time here, so this is the
+host path's cost; add the reader's air time (``tap_ms``) for a real tap. pcscd runs in a mount
+namespace: root needed.
 
     .venv/bin/python bench/card_ops.py [--pcsc-taps N]     (N=0: skip the real stack)
 
@@ -28,104 +34,130 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 RUN_DIR = tempfile.mkdtemp(prefix="carddaemon-bench-pcscd-")
 # libpcsclite reads this once, at the first PC/SC call: set it before anything can call.
 os.environ["PCSCLITE_CSOCK_NAME"] = os.path.join(RUN_DIR, "pcscd.comm")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon.errors import CardDaemonError  # noqa: E402
-from daemon.journal import Journal  # noqa: E402
-from daemon.keystore import Keystore  # noqa: E402
-from daemon.membercard import IssueSpec, MemberCardService, Personaliser  # noqa: E402
-from daemon.membercard.jobs import ReaderProfile, card_job  # noqa: E402
-from daemon.membercard.replace import replace_card  # noqa: E402
 from daemon.membercard.requests import (  # noqa: E402
     AdjustPoints,
+    CardRequest,
     Credit,
     Debit,
     EraseCard,
     IssueCard,
+    IssueSpec,
     ReadCard,
     ReplaceCard,
 )
-from daemon.readers.pcsc import PcscBackend  # noqa: E402
-from daemon.readers.workers import Job, ReaderPool  # noqa: E402
+from daemon.station import Station  # noqa: E402
+from demo.folder import STORE_CONFIG, make_store_folder  # noqa: E402
+from sim.backend import SimBackend  # noqa: E402
 from sim.card import SimCard  # noqa: E402
 from sim.pcscd import PrivatePcscd  # noqa: E402
 from sim.reader import SimReader  # noqa: E402
 from sim.vpcd import VpcdBridge  # noqa: E402
-from tests.membercard.terminal import (  # noqa: E402
-    PROGRAMME,
-    TODAY,
-    Terminal,
-    issue,
-    terminal,
-    uid_for,
-)
 
 DEBIT_MAX_APDUS = 10
 TAP_MAX_APDUS = 16
 TAP_MAX_MS = 150.0
 
+READER = "front"
+PCSC_CONFIG = Path(__file__).resolve().with_name("pcsc_store.toml")
+#: demo/store.toml's reader table, and what it becomes for the ACR122U profile
+ACR1252U_READER = 'match = "ACS ACR1252*PICC*"\ndialect = "acr1252u"'
+ACR122U_READER = 'match = "ACS ACR122U*"\ndialect = "acr122u"'
 
-def measure(term: Terminal, action: Callable[[Terminal], object]) -> tuple[int, float]:
-    n0, t0 = term.reader.apdu_count, term.reader.clock.now_ms
-    action(term)
-    return term.reader.apdu_count - n0, term.reader.clock.now_ms - t0
+
+def uid_for(n: int) -> bytes:
+    """A distinct, valid 4-byte NUID (byte 0 never 0x88)."""
+    return bytes((0x04, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF))
 
 
-def run_profile(ks: Keystore, workdir: Path, model: str) -> dict[str, tuple[int, float]]:
+def store_config(model: str, tmp: Path) -> Path:
+    """The simulated store's config file for reader ``model``."""
+    if model == "acr1252u":
+        return STORE_CONFIG
+    text = STORE_CONFIG.read_text(encoding="utf-8")
+    if ACR1252U_READER not in text:
+        raise SystemExit(f"{STORE_CONFIG}: its [readers.front] table is not {ACR1252U_READER!r}")
+    path = tmp / f"store-{model}.toml"
+    path.write_text(text.replace(ACR1252U_READER, ACR122U_READER), encoding="utf-8")
+    return path
+
+
+def open_store(folder: Path, config: Path, *, keys_from: Path | None = None) -> Station:
+    """A started station in a new store folder; ``keys_from``: another store folder whose key
+    file it gets (one chain: every store PC holds the same master keys)."""
+    path = make_store_folder(folder, config)
+    if keys_from is not None:
+        shutil.copyfile(keys_from / "keys.toml", folder / "keys.toml")  # stays 0600
+    station = Station.from_config(path).start()
+    station.wait_for_reader(READER)
+    return station
+
+
+def sim_reader(station: Station) -> SimReader:
+    backend = station.backend
+    assert isinstance(backend, SimBackend), "the simulated store runs on the simulated readers"
+    return backend.readers[0]
+
+
+def present(station: Station, card: SimCard) -> None:
+    """Lay ``card`` on the reader and wait until the station has seen it arrive."""
+    with station.hub.subscribe(sources=f"readers/{READER}", kinds="card_present") as seen:
+        sim_reader(station).insert(card)
+        seen.wait_for(lambda e: not e.snapshot, timeout_s=10)
+
+
+def take_away(station: Station) -> SimCard:
+    with station.hub.subscribe(sources=f"readers/{READER}", kinds="card_removed") as gone:
+        card = sim_reader(station).remove()
+        gone.wait_for(lambda e: not e.snapshot, timeout_s=10)
+    assert card is not None
+    return card
+
+
+def measure(station: Station, request: CardRequest) -> tuple[int, float]:
+    """APDUs and virtual-clock ms of one request run on the reader's worker."""
+    reader = sim_reader(station)
+    n0, t0 = reader.apdu_count, reader.clock.now_ms
+    station.card(READER, request)
+    return reader.apdu_count - n0, reader.clock.now_ms - t0
+
+
+def issue_spec(balance: int) -> IssueSpec:
+    today = dt.date.today()
+    return IssueSpec("8800001234", 2, today.replace(year=today.year + 3), balance, 50)
+
+
+def run_profile(workdir: Path, model: str) -> dict[str, tuple[int, float]]:
     out: dict[str, tuple[int, float]] = {}
-    with terminal(ks, workdir / f"{model}.db", model=model, latency=model) as t:
-        out["issue"] = measure(t, lambda tm: issue(tm, uid_for(1), balance=500_000))
-        with t.storage() as sc:  # first sight: the journal learns the counter
-            t.service.read(sc)
-
-        def op(name: str, fn: Callable[..., object], **kw: object) -> None:
-            def go(tm: Terminal) -> None:
-                with tm.storage() as sc:
-                    fn(tm, sc, **kw)
-
-            out[name] = measure(t, go)
-
-        op("read", lambda tm, sc: tm.service.read(sc))
-        op("tap_debit", lambda tm, sc: tm.service.debit(sc, Debit(request_id="d1", amount=1234)))
-        op("credit", lambda tm, sc: tm.service.credit(sc, Credit(request_id="c1", amount=100_000)))
-        op(
-            "points",
-            lambda tm, sc: tm.service.adjust_points(sc, AdjustPoints(request_id="p1", delta=-5)),
-        )
-        op("debit_again", lambda tm, sc: tm.service.debit(sc, Debit(request_id="d2", amount=999)))
-        card = t.reader.remove()
-        assert card is not None
-        t.reader.insert(SimCard.blank(uid=uid_for(2)))
-        out["replace"] = measure(
-            t,
-            lambda tm: _with(tm, lambda sc: replace_card(tm.issuer, sc,
-                                                          ReplaceCard("04000001", "r1"))),
-        )  # fmt: skip
-        out["erase"] = measure(
-            t,
-            lambda tm: _with(
-                tm, lambda sc: tm.issuer.erase(sc, EraseCard(request_id="e1", force=True))
-            ),
-        )
-        t.reader.remove()
-        t.reader.insert(card)
-    with terminal(ks, workdir / f"{model}-fresh.db", model=model, latency=model) as f:
-        f.reader.insert(SimCard(card.uid, memory=card.memory))
+    config = store_config(model, workdir)
+    with open_store(workdir / model, config) as st:
+        present(st, SimCard.blank(uid=uid_for(1)))
+        # ¥3,000: the credit below (¥1,000 + bonus) stays under the store's ¥5,000 cap
+        out["issue"] = measure(st, IssueCard(issue_spec(300_000), request_id="i1"))
+        st.card(READER, ReadCard())  # first sight: the journal learns the counter
+        out["read"] = measure(st, ReadCard())
+        out["tap_debit"] = measure(st, Debit(request_id="d1", amount=1234))
+        out["credit"] = measure(st, Credit(request_id="c1", amount=100_000))
+        out["points"] = measure(st, AdjustPoints(request_id="p1", delta=-5))
+        out["debit_again"] = measure(st, Debit(request_id="d2", amount=999))
+        card = take_away(st)
+        present(st, SimCard.blank(uid=uid_for(2)))
+        out["replace"] = measure(st, ReplaceCard(uid_for(1).hex().upper(), "r1"))
+        out["erase"] = measure(st, EraseCard(request_id="e1", force=True))
+    with open_store(workdir / f"{model}-fresh", config, keys_from=workdir / model) as fresh:
+        present(fresh, SimCard(card.uid, memory=card.memory))
+        journal = fresh.journal
+        assert journal is not None
         worst = (0, 0.0)
         for i in range(2):  # both slot parities
-
-            def tap(tm: Terminal, rid: str = f"f{i}") -> None:
-                _with(tm, lambda sc: tm.service.debit(sc, Debit(request_id=rid, amount=100)))
-
-            n, ms = measure(f, tap)
-            worst = max(worst, (n, ms))
-            f.journal.forget_card(card.uid.hex().upper())
+            worst = max(worst, measure(fresh, Debit(request_id=f"f{i}", amount=100)))
+            journal.forget_card(card.uid.hex().upper())
         out["tap_debit_fresh_worst"] = worst
     return out
 
@@ -135,53 +167,40 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _with(term: Terminal, fn: Callable[..., object]) -> None:
-    with term.storage() as sc:
-        fn(sc)
-
-
 FRIENDLY = "ACS ACR1252 1S CL Reader PICC"
 PCSC_TAPS = 50
 PCSC_WARMUP = 5
 
 
-def pcsc_taps(ks: Keystore, workdir: Path, taps: int) -> list[float]:
+def pcsc_taps(workdir: Path, taps: int) -> list[float]:
     """Wall-clock ms of ``taps`` debits as reader-worker jobs over pcscd + vpcd + pyscard."""
     reader = SimReader(f"{FRIENDLY} 00 00", model="acr1252u", latency="none")
     reader.insert(SimCard.blank(uid=uid_for(3)))
     with (
-        Journal(workdir / "pcsc.db") as journal,
         PrivatePcscd([FRIENDLY], run_dir=RUN_DIR, debug=False) as pcscd,
         VpcdBridge([(reader, pcscd.slot(FRIENDLY).port)]) as bridge,
-        PcscBackend() as backend,
-        ReaderPool(backend.connect) as pool,
     ):
         bridge.wait_connected()
-        name = pcscd.slot(FRIENDLY).reader_name
-        deadline = time.monotonic() + 10
-        states = backend.wait_for_change(None, 0)
-        while name not in states or not states[name].present:
-            if time.monotonic() > deadline:
-                raise SystemExit("pcscd never saw the simulated card")
-            states = backend.wait_for_change(states, 0.5)
-        pool.reader_attached(name)
-        profile = ReaderProfile.for_reader(name)
-        service = MemberCardService(ks, journal, PROGRAMME, today=lambda: TODAY)
-        issuer = Personaliser(ks, journal, PROGRAMME, today=lambda: TODAY)
+        with Station.from_config(make_store_folder(workdir / "pcsc", PCSC_CONFIG)) as st:
+            with st.hub.subscribe(sources=f"readers/{READER}", kinds="card_present") as seen:
+                st.start()
+                seen.wait_for(lambda e: True, timeout_s=10)  # pcscd sees the simulated card
+            name = st.reader(READER).name
+            pool = st.pool
+            assert pool is not None
 
-        def run(job: Job[object]) -> float:
-            pool.card_removed(name)  # a fresh connection per tap, as after a card event
-            t0 = time.perf_counter()
-            pool.submit(name, job, time.monotonic() + 10).result(10)
-            return (time.perf_counter() - t0) * 1e3
+            def run(request: CardRequest) -> float:
+                pool.card_removed(name)  # a fresh connection per tap, as after a card event
+                t0 = time.perf_counter()
+                st.card(READER, request)
+                return (time.perf_counter() - t0) * 1e3
 
-        spec = IssueSpec("8800000003", 2, dt.date(2029, 12, 31), 1_000_000, 0)
-        run(card_job(issuer, profile, IssueCard(spec, request_id="pcsc-issue")))
-        run(card_job(service, profile, ReadCard()))  # first sight: the journal learns the counter
-        times = [
-            run(card_job(service, profile, Debit(request_id=f"pcsc-tap-{i}", amount=100)))
-            for i in range(taps + PCSC_WARMUP)
-        ]
+            run(IssueCard(issue_spec(400_000), request_id="pcsc-issue"))
+            run(ReadCard())  # first sight: the journal learns the counter
+            times = [
+                run(Debit(request_id=f"pcsc-tap-{i}", amount=100))
+                for i in range(taps + PCSC_WARMUP)
+            ]
     return times[PCSC_WARMUP:]
 
 
@@ -190,14 +209,13 @@ def main() -> int:
     parser.add_argument("--pcsc-taps", type=int, default=PCSC_TAPS, metavar="N")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    ks = Keystore.generate()
     real: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        fast = run_profile(ks, Path(tmp), "acr1252u")
-        slow = run_profile(ks, Path(tmp), "acr122u")
+        fast = run_profile(Path(tmp), "acr1252u")
+        slow = run_profile(Path(tmp), "acr122u")
         try:
             if args.pcsc_taps > 0:
-                real = pcsc_taps(ks, Path(tmp), args.pcsc_taps)
+                real = pcsc_taps(Path(tmp), args.pcsc_taps)
         except (CardDaemonError, OSError) as exc:  # no root, no pcscd: say so, go on
             print(f"pcsc taps skipped: {exc}")
         finally:
