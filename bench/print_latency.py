@@ -2,7 +2,10 @@
 
 Runs the real printing layer (encoder, SQLite spool with fsync, worker, python-escpos
 connectors) against the simulated printer over TCP and over pseudo-terminals paced at 9600 and
-115200 baud. Prints a table and ends with one summary line:
+115200 baud. Each link is a store PC of its own: a config file naming the printer
+(``backend = "network"`` to the simulated printer's TCP port on 127.0.0.1, ``backend = "serial"``
+to its pty), loaded into a :class:`~daemon.station.Station` and printed on through
+``station.printer(id)``. Prints a table and ends with one summary line:
 
     print_latency: first_byte_p99_ms=... writes_per_receipt=... bytes_per_receipt=...
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import statistics
 import sys
 import tempfile
@@ -22,7 +26,9 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from daemon.printers import JobState, PrinterConfig, PrinterService
+from daemon.printers import JobState, PrinterService
+from daemon.station import Station
+from demo.folder import make_store_folder
 from demo.sample import sample_receipt
 from sim.printer import PtyPrinterServer, TcpPrinterServer, VirtualPrinter
 
@@ -46,21 +52,43 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
+PRINTER = "bench"
+#: a store PC that has only this printer (no readers, no scanners)
+STORE = """\
+[daemon]
+state_dir = "state"
+journal_path = "journal.sqlite3"
+keystore_file = "keys.toml"
+
+[readers]
+backend = "sim"
+
+[printers.bench]
+{printer}
+poll_interval_s = 1.0
+"""
+
+
+def _station(tmp: Path, kind: str, printer: str) -> Station:
+    """A station from a config file whose ``[printers.bench]`` table holds ``printer``."""
+    source = tmp / f"{kind}.toml"
+    source.write_text(STORE.format(printer=printer), encoding="utf-8")
+    return Station.from_config(make_store_folder(tmp / kind, source)).start()
+
+
 @contextlib.contextmanager
 def link(kind: str, sim: VirtualPrinter, tmp: Path) -> Iterator[PrinterService]:
     if kind == "tcp":
         with TcpPrinterServer(sim) as srv:
-            cfg = PrinterConfig(id="bench", port=srv.port, poll_interval_s=1.0)
-            with PrinterService(cfg, tmp / f"{kind}.db") as service:
-                yield service
+            table = f'backend = "network"\nhost = "127.0.0.1"\nport = {srv.port}'
+            with _station(tmp, kind, table) as station:
+                yield station.printer(PRINTER)
         return
     baud = int(kind.split("-")[1])
     with PtyPrinterServer(sim, baudrate=baud) as srv:
-        cfg = PrinterConfig(
-            id="bench", backend="serial", device=srv.path, baudrate=baud, poll_interval_s=1.0
-        )
-        with PrinterService(cfg, tmp / f"{kind}.db") as service:
-            yield service
+        table = f'backend = "serial"\ndevice = "{srv.path}"\nbaudrate = {baud}'
+        with _station(tmp, kind, table) as station:
+            yield station.printer(PRINTER)
 
 
 def run(kind: str, count: int, tmp: Path) -> Result:
@@ -96,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow", type=int, default=3, help="receipts over 9600 baud pty")
     parser.add_argument("--dir", type=Path, default=None, help="where the spool file lives")
     args = parser.parse_args(argv)
+    logging.disable(logging.WARNING)  # the simulator's backends are not carddaemon's own: known
     results = []
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="print-bench-") as tmp:
         for kind, n in (("tcp", args.tcp), ("pty-115200", args.fast), ("pty-9600", args.slow)):
