@@ -17,6 +17,7 @@ __all__ = [
     "CardAbsent",
     "CardAccessDenied",
     "CardAuthFailed",
+    "CardBusy",
     "CardCloned",
     "CardCommandFailed",
     "CardDaemonError",
@@ -260,6 +261,13 @@ class CardMismatch(CardError):
 
 class CardHotlisted(CardError):
     reason = "CARD_HOTLISTED"
+
+
+class CardBusy(CardError):
+    """Another operation on this card's UID is running at this PC (a second reader or thread):
+    refused before anything is written; retry once the other one is done."""
+
+    reason = "CARD_BUSY"
 
 
 class CardExpired(CardError):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from daemon.errors import (
+    CardBusy,
     CardCloned,
     CounterRollback,
     OperationTimeout,
@@ -122,6 +123,15 @@ class CardSeen:
     state: dict[str, Any]
 
 
+@dataclass(slots=True)
+class _CardHold:
+    """One UID's operation in progress at this PC (see :meth:`Journal.card_lock`)."""
+
+    owner: int  # thread ident
+    depth: int = 1
+    contended: bool = False
+
+
 def _canon(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
 
@@ -145,6 +155,7 @@ class Journal:
         self._wait_timeout = wait_timeout_s
         self._lock = threading.RLock()
         self._active: dict[str, threading.Event] = {}
+        self._cards: dict[str, _CardHold] = {}
         self._db: sqlite3.Connection | None = sqlite3.connect(
             str(self.path), isolation_level=None, check_same_thread=False
         )
@@ -252,16 +263,88 @@ class Journal:
         )  # fmt: skip
 
     def record_intent(
-        self, request_id: str, uid: str, before: Mapping[str, Any], after: Mapping[str, Any]
+        self,
+        request_id: str,
+        uid: str,
+        before: Mapping[str, Any],
+        after: Mapping[str, Any],
+        *,
+        expect_counter: int | None = None,
     ) -> None:
-        """Durably record what is about to be written; call before the first card write."""
+        """Durably record what is about to be written; call before the first card write.
+
+        ``expect_counter`` (value changes): the counter the card showed in this tap. In the same
+        SQLite transaction the intent is refused (``CardBusy``, nothing recorded) when this PC
+        has meanwhile seen the card at a higher counter, another open intent on this UID
+        starts from the same counter, or a second tap of the UID was refused while this
+        operation held it (a clone on another reader): never two writes on one counter."""
+        with self._lock:
+            hold = self._cards.get(uid)
+            if expect_counter is not None and hold is not None and hold.contended:
+                raise CardBusy(
+                    f"card {uid} was presented on another reader during this operation "
+                    "(clone suspected, audited); nothing written, present one card only"
+                )
         with self._tx() as db:
+            if expect_counter is not None:
+                self._check_counter_free(db, request_id, uid, expect_counter)
             db.execute(
                 "UPDATE requests SET uid=?, state=?, before=?, after=?, updated=? "
                 "WHERE request_id=?",
                 (uid, RequestState.PENDING, _canon(before), _canon(after), self._clock(),
                  request_id),
             )  # fmt: skip
+
+    @staticmethod
+    def _check_counter_free(
+        db: sqlite3.Connection, request_id: str, uid: str, counter: int
+    ) -> None:
+        row = db.execute("SELECT last_counter FROM cards WHERE uid=?", (uid,)).fetchone()
+        if row is not None and row[0] > counter:
+            raise CardBusy(
+                f"card {uid}: this PC saw counter {row[0]} while this operation read {counter} "
+                "(another operation used the card meanwhile); nothing written, read it again"
+            )
+        others = db.execute(
+            "SELECT request_id FROM requests WHERE state=? AND uid=? AND request_id<>?"
+            " AND json_extract(before, '$.state.counter')>=?",
+            (RequestState.PENDING, uid, request_id, counter),
+        ).fetchall()
+        if others:
+            raise CardBusy(
+                f"card {uid}: request {others[0][0]} is writing counter {counter + 1} too; "
+                "nothing written, present the card again"
+            )
+
+    @contextlib.contextmanager
+    def card_lock(self, uid: str) -> Iterator[None]:
+        """Hold ``uid`` for one operation, from reading the card to journalling the outcome.
+
+        A second hold of the same UID from another thread (another reader, or a second thread
+        on the same reader) is refused at once with ``CardBusy`` and marks the running one
+        *contended*: it is then refused too at its intent unless it already wrote one (a card
+        seen on two readers at once is a clone signal). The same thread may nest holds."""
+        me = threading.get_ident()
+        with self._lock:
+            hold = self._cards.get(uid)
+            if hold is not None and hold.owner != me:
+                hold.contended = True
+                raise CardBusy(
+                    f"card {uid} is in use by another operation at this PC (another reader or "
+                    "thread); nothing done, present the card again when that one is finished"
+                )
+            if hold is None:
+                self._cards[uid] = _CardHold(me)
+            else:
+                hold.depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                hold = self._cards[uid]
+                hold.depth -= 1
+                if hold.depth == 0:
+                    del self._cards[uid]
 
     def finish(self, request_id: str, state: RequestState, outcome: Mapping[str, Any]) -> None:
         """Close a request as COMMITTED or ABORTED, with its outcome (replayed on retry)."""

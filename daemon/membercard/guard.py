@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from daemon.errors import CardDaemonError, CardHotlisted, CardRemoved, FraudDetected
+from daemon.errors import CardBusy, CardDaemonError, CardHotlisted, CardRemoved, FraudDetected
 from daemon.journal import Journal, RequestRecord, RequestState
 from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard.layout import PURSE_SECTOR, SlotState, slot_checksum_ok, slot_for_counter
@@ -78,13 +78,19 @@ class CardGuard:
             self.keystore,
             key_use=lambda p, v, g: uses.append({"purpose": p, "version": v, "group": g}),
         )
-        uid = ""
-        try:
+        with contextlib.ExitStack() as stack:
             uid = session.uid.hex().upper()
             reason = self.journal.hotlist_reason(uid)
             if reason is not None:
                 self.journal.audit("refused", uid=uid, detail={"reason": "CARD_HOTLISTED"})
                 raise CardHotlisted(f"card {uid} is hotlisted ({reason})")
+            try:  # held from this read to the outcome: one operation per UID at this PC
+                stack.enter_context(self.journal.card_lock(uid))
+            except CardBusy as exc:
+                logger.warning("card %s refused: %s", uid, exc)
+                self.journal.audit("card_busy", uid=uid, detail={"message": exc.message})
+                raise
+            stack.callback(self._audit_uses, uid, uses)
             seen = self.journal.last_seen(uid)
             image = session.read_image(slot_for_counter(seen.last_counter) if seen else None)
             for version in mac_versions_checked(self.keystore, image):
@@ -103,9 +109,10 @@ class CardGuard:
                 repaired = True
             self.observe(state, state.current)
             yield Tap(session, state, repaired, resolved)
-        finally:
-            if uses:
-                self.journal.audit("key_use", uid=uid or None, detail={"uses": uses})
+
+    def _audit_uses(self, uid: str, uses: list[dict[str, Any]]) -> None:
+        if uses:
+            self.journal.audit("key_use", uid=uid or None, detail={"uses": uses})
 
     def fraud(self, uid: str, exc: FraudDetected) -> None:
         logger.warning("card %s refused: %s", uid, exc)

@@ -285,6 +285,7 @@ class MemberCardService:
                         state.uid_hex,
                         {"state": state.current.as_dict()},
                         {"state": new.as_dict(), "result": result.to_outcome()},
+                        expect_counter=state.current.counter,
                     )
                     intent = True
                     return self._commit(tap.session, state, new, result)
