@@ -76,13 +76,15 @@ def test_devices_are_reached_by_their_config_ids(station: Station) -> None:
     assert info.queue_size == 8
     assert station.printer("printers/receipt") is station.printer("receipt")
     assert station.scanner("scanners/front") is station.scanner("front")
-    assert [r.id for r in station.readers()] == ["front"]
+    station.wait_for_reader("back")
+    assert [r.id for r in station.readers()] == ["back", "front"]
+    assert station.reader("back").dialect == "acr122u"
 
 
 @pytest.mark.parametrize(
     ("lookup", "named", "lists"),
     [
-        (lambda s: s.reader("back"), "readers/back", "readers/front"),
+        (lambda s: s.reader("side"), "readers/side", "readers/front"),
         (lambda s: s.printer("printers/kitchen"), "printers/kitchen", "printers/receipt"),
         (lambda s: s.scanner("lane2"), "scanners/lane2", "scanners/front"),
     ],
@@ -103,7 +105,9 @@ def test_a_reader_no_table_matches_gets_an_id_from_its_name(station: Station) ->
     info = station.wait_for_reader("hid-global-omnikey-5422-smartcard-reader-01-00")
     assert not info.configured
     assert info.dialect == "omnikey"
+    station.wait_for_reader("back")
     assert [r.id for r in station.readers()] == [
+        "back",
         "front",
         "hid-global-omnikey-5422-smartcard-reader-01-00",
     ]
@@ -123,9 +127,11 @@ def test_a_member_pays_through_the_station(station: Station) -> None:
 
 
 def test_one_sequence_across_readers_printers_and_scanners(station: Station) -> None:
+    station.wait_for_reader("back")
     with station.hub.subscribe() as sub:
-        snapshot = [sub.get(1) for _ in range(3)]
+        snapshot = [sub.get(1) for _ in range(4)]
         assert {e.source for e in snapshot} == {
+            "readers/back",
             "readers/front",
             "printers/receipt",
             "scanners/front",
