@@ -4,6 +4,10 @@ Runs N ACS debit flows (LOAD KEY, GENERAL AUTHENTICATE, VALUE READ, VALUE decrem
 BINARY) straight through ``SimReader.process`` and prints the host CPU time per APDU (p50/p99)
 and the simulated duration of one flow on the ``acr1252u`` and ``acr122u`` profiles.
 
+No :class:`~daemon.station.Station` here, unlike the other benchmarks: this measures the
+simulator's chip and reader models alone, below every daemon layer (no connection, no worker,
+no config), so there is nothing of the daemon to build.
+
     .venv/bin/python bench/sim_card_speed.py [N]
 """
 
