@@ -2,14 +2,14 @@
 
 Each store is a :class:`~daemon.station.Station` built from a config file, and every operation
 is a member card request run on the reader's worker thread (``station.card``), as the API will
-run it. The simulated store is ``demo/store.toml`` (reader backend ``sim``, an ACR1252U); the
-ACR122U profile is the same file with that reader's ``match`` and ``dialect`` changed. The
-simulated readers charge a virtual clock (NXP air times + reader overhead per APDU:
-``acr1252u`` 5 ms, ``acr122u`` 25 ms). The ACR1252U reads three blocks per READ BINARY; the
-ACR122U one. "tap" = identify + read + debit + verify, on a card this station has seen before
-(its journal predicts which record slot is written next); "fresh" = the same at a second
-station (its own store folder and journal) that has never seen the card (one more
-authentication half of the time).
+run it. The simulated store is ``demo/store.toml`` (reader backend ``sim``): its lane ``front``
+is an ACR1252U, its lane ``back`` an ACR122U; each profile runs on a store of its own (a fresh
+store folder), on that lane. The simulated readers charge a virtual clock (NXP air times +
+reader overhead per APDU: ``acr1252u`` 5 ms, ``acr122u`` 25 ms). The ACR1252U reads three
+blocks per READ BINARY; the ACR122U one. "tap" = identify + read + debit + verify, on a card
+this station has seen before (its journal predicts which record slot is written next);
+"fresh" = the same at a second station (its own store folder and journal, the chain's key
+file) that has never seen the card (one more authentication half of the time).
 
 Then, wall-clock over the real stack: ``PCSC_TAPS`` tap-to-done debits (identify + read + debit
 + verify, a fresh ``SCardConnect`` each, as after a card event) on a station built from
@@ -64,11 +64,10 @@ DEBIT_MAX_APDUS = 10
 TAP_MAX_APDUS = 16
 TAP_MAX_MS = 150.0
 
-READER = "front"
+READER = "front"  # the pcsc store's reader
+#: the reader profiles measured: demo/store.toml's lanes
+LANES = {"acr1252u": "front", "acr122u": "back"}
 PCSC_CONFIG = Path(__file__).resolve().with_name("pcsc_store.toml")
-#: demo/store.toml's reader table, and what it becomes for the ACR122U profile
-ACR1252U_READER = 'match = "ACS ACR1252*PICC*"\ndialect = "acr1252u"'
-ACR122U_READER = 'match = "ACS ACR122U*"\ndialect = "acr122u"'
 
 
 def uid_for(n: int) -> bytes:
@@ -76,55 +75,44 @@ def uid_for(n: int) -> bytes:
     return bytes((0x04, (n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF))
 
 
-def store_config(model: str, tmp: Path) -> Path:
-    """The simulated store's config file for reader ``model``."""
-    if model == "acr1252u":
-        return STORE_CONFIG
-    text = STORE_CONFIG.read_text(encoding="utf-8")
-    if ACR1252U_READER not in text:
-        raise SystemExit(f"{STORE_CONFIG}: its [readers.front] table is not {ACR1252U_READER!r}")
-    path = tmp / f"store-{model}.toml"
-    path.write_text(text.replace(ACR1252U_READER, ACR122U_READER), encoding="utf-8")
-    return path
-
-
-def open_store(folder: Path, config: Path, *, keys_from: Path | None = None) -> Station:
+def open_store(folder: Path, lane: str, *, keys_from: Path | None = None) -> Station:
     """A started station in a new store folder; ``keys_from``: another store folder whose key
     file it gets (one chain: every store PC holds the same master keys)."""
-    path = make_store_folder(folder, config)
+    path = make_store_folder(folder, STORE_CONFIG)
     if keys_from is not None:
         shutil.copyfile(keys_from / "keys.toml", folder / "keys.toml")  # stays 0600
     station = Station.from_config(path).start()
-    station.wait_for_reader(READER)
+    station.wait_for_reader(lane)
     return station
 
 
-def sim_reader(station: Station) -> SimReader:
+def sim_reader(station: Station, lane: str) -> SimReader:
+    """The simulated reader behind lane ``lane``, for scripting cards."""
     backend = station.backend
     assert isinstance(backend, SimBackend), "the simulated store runs on the simulated readers"
-    return backend.readers[0]
+    return backend.reader(station.reader(lane).name)
 
 
-def present(station: Station, card: SimCard) -> None:
-    """Lay ``card`` on the reader and wait until the station has seen it arrive."""
-    with station.hub.subscribe(sources=f"readers/{READER}", kinds="card_present") as seen:
-        sim_reader(station).insert(card)
+def present(station: Station, lane: str, card: SimCard) -> None:
+    """Lay ``card`` on the lane's reader and wait until the station has seen it arrive."""
+    with station.hub.subscribe(sources=f"readers/{lane}", kinds="card_present") as seen:
+        sim_reader(station, lane).insert(card)
         seen.wait_for(lambda e: not e.snapshot, timeout_s=10)
 
 
-def take_away(station: Station) -> SimCard:
-    with station.hub.subscribe(sources=f"readers/{READER}", kinds="card_removed") as gone:
-        card = sim_reader(station).remove()
+def take_away(station: Station, lane: str) -> SimCard:
+    with station.hub.subscribe(sources=f"readers/{lane}", kinds="card_removed") as gone:
+        card = sim_reader(station, lane).remove()
         gone.wait_for(lambda e: not e.snapshot, timeout_s=10)
     assert card is not None
     return card
 
 
-def measure(station: Station, request: CardRequest) -> tuple[int, float]:
-    """APDUs and virtual-clock ms of one request run on the reader's worker."""
-    reader = sim_reader(station)
+def measure(station: Station, lane: str, request: CardRequest) -> tuple[int, float]:
+    """APDUs and virtual-clock ms of one request run on the lane's reader worker."""
+    reader = sim_reader(station, lane)
     n0, t0 = reader.apdu_count, reader.clock.now_ms
-    station.card(READER, request)
+    station.card(lane, request)
     return reader.apdu_count - n0, reader.clock.now_ms - t0
 
 
@@ -135,28 +123,28 @@ def issue_spec(balance: int) -> IssueSpec:
 
 def run_profile(workdir: Path, model: str) -> dict[str, tuple[int, float]]:
     out: dict[str, tuple[int, float]] = {}
-    config = store_config(model, workdir)
-    with open_store(workdir / model, config) as st:
-        present(st, SimCard.blank(uid=uid_for(1)))
+    lane = LANES[model]
+    with open_store(workdir / model, lane) as st:
+        present(st, lane, SimCard.blank(uid=uid_for(1)))
         # ¥3,000: the credit below (¥1,000 + bonus) stays under the store's ¥5,000 cap
-        out["issue"] = measure(st, IssueCard(issue_spec(300_000), request_id="i1"))
-        st.card(READER, ReadCard())  # first sight: the journal learns the counter
-        out["read"] = measure(st, ReadCard())
-        out["tap_debit"] = measure(st, Debit(request_id="d1", amount=1234))
-        out["credit"] = measure(st, Credit(request_id="c1", amount=100_000))
-        out["points"] = measure(st, AdjustPoints(request_id="p1", delta=-5))
-        out["debit_again"] = measure(st, Debit(request_id="d2", amount=999))
-        card = take_away(st)
-        present(st, SimCard.blank(uid=uid_for(2)))
-        out["replace"] = measure(st, ReplaceCard(uid_for(1).hex().upper(), "r1"))
-        out["erase"] = measure(st, EraseCard(request_id="e1", force=True))
-    with open_store(workdir / f"{model}-fresh", config, keys_from=workdir / model) as fresh:
-        present(fresh, SimCard(card.uid, memory=card.memory))
+        out["issue"] = measure(st, lane, IssueCard(issue_spec(300_000), request_id="i1"))
+        st.card(lane, ReadCard())  # first sight: the journal learns the counter
+        out["read"] = measure(st, lane, ReadCard())
+        out["tap_debit"] = measure(st, lane, Debit(request_id="d1", amount=1234))
+        out["credit"] = measure(st, lane, Credit(request_id="c1", amount=100_000))
+        out["points"] = measure(st, lane, AdjustPoints(request_id="p1", delta=-5))
+        out["debit_again"] = measure(st, lane, Debit(request_id="d2", amount=999))
+        card = take_away(st, lane)
+        present(st, lane, SimCard.blank(uid=uid_for(2)))
+        out["replace"] = measure(st, lane, ReplaceCard(uid_for(1).hex().upper(), "r1"))
+        out["erase"] = measure(st, lane, EraseCard(request_id="e1", force=True))
+    with open_store(workdir / f"{model}-fresh", lane, keys_from=workdir / model) as fresh:
+        present(fresh, lane, SimCard(card.uid, memory=card.memory))
         journal = fresh.journal
         assert journal is not None
         worst = (0, 0.0)
         for i in range(2):  # both slot parities
-            worst = max(worst, measure(fresh, Debit(request_id=f"f{i}", amount=100)))
+            worst = max(worst, measure(fresh, lane, Debit(request_id=f"f{i}", amount=100)))
             journal.forget_card(card.uid.hex().upper())
         out["tap_debit_fresh_worst"] = worst
     return out

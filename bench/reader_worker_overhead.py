@@ -40,7 +40,7 @@ def uid_job(ctx: JobContext) -> bytes:
 def measure(station: Station, jobs: int) -> tuple[list[float], list[float]]:
     backend = station.backend
     assert isinstance(backend, SimBackend), "demo/store.toml runs on the simulated readers"
-    reader = backend.readers[0]
+    reader = backend.reader(station.reader(READER).name)  # the lane's simulated reader
     reader.profile = get_profile("none")  # host time only
     with station.hub.subscribe(sources=f"readers/{READER}", kinds="card_present") as seen:
         reader.insert(SimCard.blank(uid=bytes.fromhex("11223344")))

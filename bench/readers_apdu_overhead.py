@@ -37,7 +37,7 @@ READER = "front"
 def measure(station: Station, n: int) -> tuple[list[float], list[float]]:
     backend = station.backend
     assert isinstance(backend, SimBackend), "demo/store.toml runs on the simulated readers"
-    reader = backend.readers[0]
+    reader = backend.reader(station.reader(READER).name)  # the lane's simulated reader
     reader.profile = get_profile("none")  # host time only
     reader.insert(SimCard.blank())
     profile = station.profile(READER)
