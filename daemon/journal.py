@@ -262,6 +262,14 @@ class Journal:
             _load(row[7]),
         )  # fmt: skip
 
+    def bind_request(self, request_id: str, uid: str) -> None:
+        """Record the card a request first met (kept once set; the intent names it too)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE requests SET uid=?, updated=? WHERE request_id=? AND uid IS NULL",
+                (uid, self._clock(), request_id),
+            )
+
     def record_intent(
         self,
         request_id: str,

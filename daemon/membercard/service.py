@@ -33,9 +33,10 @@ from daemon.errors import (
     CardExpired,
     CardMismatch,
     InsufficientBalance,
+    RequestIdReused,
     WriteUnconfirmed,
 )
-from daemon.journal import Journal, RequestState
+from daemon.journal import Journal, RequestRecord, RequestState
 from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard.guard import CardGuard
 from daemon.membercard.layout import MAX_AMOUNT, SlotState, mac_slot
@@ -227,6 +228,25 @@ class MemberCardService:
         if expected_uid is not None and expected_uid != state.uid_hex:
             raise CardMismatch(f"expected card {expected_uid}, presented {state.uid_hex}")
 
+    def _check_bound(self, record: RequestRecord, state: CardState) -> None:
+        """The first card a request meets (past its ``expected_uid``) is its card: the same
+        request_id on another card is a reuse, never a replay of the first card's outcome."""
+        uid = state.uid_hex
+        if record.uid is None:
+            self.journal.bind_request(record.request_id, uid)
+            return
+        if record.uid != uid:
+            self.journal.audit(
+                "request_id_reused",
+                uid=uid,
+                request_id=record.request_id,
+                detail={"bound_uid": record.uid, "state": record.state.value},
+            )
+            raise RequestIdReused(
+                f"request_id {record.request_id!r} belongs to card {record.uid}, presented "
+                f"{uid}; nothing written (use a new request_id for this card)"
+            )
+
     def _mutate(
         self,
         card: StorageCard,
@@ -237,19 +257,14 @@ class MemberCardService:
         check: Check | None = None,
     ) -> OpResult:
         request_id, expected_uid = request.request_id, request.expected_uid
-        with self.journal.claim(request_id, op, value_params(request)) as claim:
-            if claim.action == "replay":
-                assert claim.record.outcome is not None
-                return OpResult.from_outcome(claim.record.outcome)
+        with self.journal.claim(request_id, op, value_params(request)):
             intent = False
             try:
+                # even a replay reads the card: a request is bound to the card it ran on
                 with self.guard.tap(card) as tap:
                     state = tap.state
                     record = self.journal.get(request_id)
                     assert record is not None
-                    if record.state is RequestState.COMMITTED:
-                        assert record.outcome is not None
-                        return OpResult.from_outcome(record.outcome)
                     if record.state is RequestState.PENDING:
                         if record.uid != state.uid_hex:
                             raise CardMismatch(
@@ -261,6 +276,10 @@ class MemberCardService:
                             "applied; left for manual review"
                         )
                     self._check_uid(state, expected_uid)
+                    self._check_bound(record, state)
+                    if record.state is RequestState.COMMITTED:
+                        assert record.outcome is not None
+                        return OpResult.from_outcome(record.outcome)
                     if self._expired(state):
                         raise CardExpired(
                             f"card {state.uid_hex} expired on {state.header.valid_until}"

@@ -127,14 +127,18 @@ def test_a_lost_card_is_replaced_and_the_new_one_erased_as_jobs(till: Till) -> N
 
 
 def test_a_retried_request_id_returns_the_recorded_outcome(till: Till) -> None:
-    till.issue(UID)
+    card = till.issue(UID)
     svc, reader = till.service, till.profiles[0]
     first = till.run(card_job(svc, reader, Debit(request_id="sale-7", amount=10_000)))
-    sent = till.stack.readers[0].apdu_count
+    memory, traced = card.memory, reader.trace.count
     again = till.run(card_job(svc, reader, Debit(request_id="sale-7", amount=10_000)))
     assert again.replayed
     assert again.to_outcome() == first.to_outcome()
-    assert till.stack.readers[0].apdu_count == sent  # replayed from the journal, card untouched
+    # replayed from the journal: the card is read (a request is bound to its card), not written
+    assert card.memory == memory
+    replay = [e for e in reader.trace.entries() if e.seq > traced]
+    assert replay  # the ring (32) holds the whole replay: a read is 8 APDUs
+    assert not writes(replay)
     with pytest.raises(RequestIdReused, match="sale-7"):
         till.run(card_job(svc, reader, Debit(request_id="sale-7", amount=20_000)))
     assert till.view() == (90_000, 50 + PROGRAMME.points_for(2, 10_000))
@@ -182,7 +186,8 @@ def test_two_pos_clients_with_one_request_id_on_one_reader_pay_once(till: Till) 
 
 
 def test_one_request_id_at_two_readers_at_once_executes_once(till: Till) -> None:
-    """Two workers run the duplicates truly in parallel; the journal lets exactly one through."""
+    """Two workers run the duplicates truly in parallel; the journal lets exactly one through,
+    and the other card is refused: a request is bound to the card it ran on."""
     cards = [till.issue(UID, 0), till.issue(OTHER_UID, 1, member="8800004712")]
     gates = [(threading.Event(), threading.Event()) for _ in range(2)]
     for i, (started, release) in enumerate(gates):
@@ -198,8 +203,13 @@ def test_one_request_id_at_two_readers_at_once_executes_once(till: Till) -> None
     ]
     for _, release in gates:
         release.set()
-    results = [f.result(WAIT) for f in futures]
-    assert sorted(r.replayed for r in results) == [False, True]
+    outcomes: list[object] = []
+    for f in futures:
+        try:
+            outcomes.append(f.result(WAIT))
+        except RequestIdReused as exc:  # the duplicate met the other card: not a replay
+            outcomes.append(exc)
+    assert sorted(type(o).__name__ for o in outcomes) == ["OpResult", "RequestIdReused"]
     assert sorted(purse(c)[0] for c in cards) == [97_500, 100_000]  # one card, once
 
 
