@@ -10,19 +10,37 @@ STAMP := $(VENV)/.carddaemon-installed
 DEBS := pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools fonts-wqy-zenhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types pytest bench debs venv receipt-png clean
+.PHONY: run test lint types proto proto-gen pytest bench debs venv node receipt-png clean
 
 run: debs venv
 	$(BIN)/python -m demo
 
-test: debs venv lint types pytest
+test: debs venv node lint types proto pytest
 
 lint: venv
-	$(BIN)/ruff check daemon sim demo tests bench
-	$(BIN)/ruff format --check daemon sim demo tests bench
+	$(BIN)/ruff check daemon sim demo proto tests bench
+	$(BIN)/ruff format --check daemon sim demo proto tests bench
 
 types: venv
 	$(BIN)/mypy
+
+# the gRPC contract: buf lint, and the generated Python code must be what proto/ generates
+proto: venv node
+	npx --no-install buf lint
+	$(BIN)/python proto/generate.py --check
+
+proto-gen: venv
+	$(BIN)/python proto/generate.py
+
+# npm packages for buf and the Node.js POS test client (Node.js and npm from Debian if missing)
+node: node_modules/.carddaemon-installed
+
+node_modules/.carddaemon-installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "installing Debian packages: nodejs npm"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 pytest: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider \
