@@ -101,6 +101,14 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    """The daemon: the station of the config file and its gRPC listeners, until SIGTERM."""
+    from daemon.api.run import run
+    from daemon.api.services import build_services
+
+    return run(args.config, build_services)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carddaemon", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
@@ -113,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path)
     p.add_argument("--uid-length", type=int, choices=(4, 7), default=4)
     p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("serve", help="run the daemon (gRPC listeners over this PC's devices)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=Path("/etc/carddaemon/carddaemon.toml"),
+        help="the config file (default /etc/carddaemon/carddaemon.toml)",
+    )
+    p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser("check-config", help="validate a config file as the daemon would")
     p.add_argument("file", type=Path)

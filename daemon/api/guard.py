@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 from grpc import aio
@@ -29,7 +29,7 @@ __all__ = ["ALWAYS", "Guard", "TlsGuard", "abort_with"]
 
 logger = logging.getLogger(__name__)
 
-Handler = grpc.RpcMethodHandler[Any, Any]
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # generic only in the stubs
 
 #: Services every role may call: health checks.
 ALWAYS = frozenset({"grpc.health.v1.Health"})
@@ -44,6 +44,11 @@ async def abort_with(context: aio.ServicerContext[Any, Any], exc: CardDaemonErro
 def _service(method: str) -> str:
     """``/carddaemon.v1.ReaderService/ListReaders`` -> ``carddaemon.v1.ReaderService``."""
     return method.lstrip("/").split("/", 1)[0]
+
+
+def _allowed(method: str, allowed: frozenset[str]) -> bool:
+    """The whole service is allowed, or this one ``Service/Method``."""
+    return _service(method) in allowed or method.lstrip("/") in allowed
 
 
 class Guard(aio.ServerInterceptor):
@@ -64,7 +69,7 @@ class Guard(aio.ServerInterceptor):
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler  # unknown method: gRPC answers UNIMPLEMENTED itself
-        if _service(method) not in self.services and not method.startswith("/grpc.reflection."):
+        if not _allowed(method, self.services) and not method.startswith("/grpc.reflection."):
             return _refusal(
                 handler,
                 RoleNotAllowed(f"the {self.role} role may not call {method.lstrip('/')}"),
@@ -110,7 +115,7 @@ class TlsGuard(Guard):
             raise CertificateNotMapped(
                 "the client certificate's name is not mapped to a role in [api.tcp] roles"
             )
-        if _service(method) not in self.by_role.get(role, ALWAYS):
+        if not _allowed(method, self.by_role.get(role, ALWAYS)):
             raise RoleNotAllowed(f"the {role} role may not call {method.lstrip('/')}")
 
 

@@ -16,7 +16,7 @@ import logging
 import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,17 @@ class Service:
     """One gRPC service the daemon offers: its full name, who may call it, how to add it."""
 
     name: str  # "carddaemon.v1.ReaderService"
-    roles: frozenset[str]
+    roles: frozenset[str]  # roles that may call every method
     servicer: Any
     register: Register
+    #: roles that may call only some methods (e.g. the technician: GetOperation)
+    some: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    def allowed(self, role: str) -> frozenset[str]:
+        """What ``role`` may call: the service name (everything) or ``Service/Method`` names."""
+        if role in self.roles:
+            return frozenset({self.name})
+        return frozenset(f"{self.name}/{m}" for m in self.some.get(role, ()))
 
 
 @dataclass
@@ -72,10 +80,13 @@ class ApiServer:
         ]
 
     def _server(self, role: str) -> aio.Server:
-        allowed = [s for s in self.services if role in s.roles]
-        guard = Guard(role, [s.name for s in allowed], max_streams=self.config.max_streams)
+        allowed = [s for s in self.services if s.allowed(role)]
+        names = [name for s in allowed for name in s.allowed(role)]
+        guard = Guard(role, names, max_streams=self.config.max_streams)
         server = aio.server(interceptors=[guard], options=self._options())
-        for service in allowed:
+        # every service on every listener: a call of another role's method is then
+        # PERMISSION_DENIED naming the role (the guard), not a puzzling UNIMPLEMENTED
+        for service in self.services:
             service.register(service.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if role == "technician":
@@ -125,14 +136,13 @@ class ApiServer:
         tcp = self.config.tcp
         assert tcp is not None
         by_role = {
-            role: [s.name for s in self.services if role in s.roles]
+            role: [name for s in self.services for name in s.allowed(role)]
             for role in set(tcp.roles.values())
         }
         guard = TlsGuard(tcp.roles, by_role, max_streams=self.config.max_streams)
         server = aio.server(interceptors=[guard], options=self._options())
         for service in self.services:
-            if any(role in service.roles for role in by_role):
-                service.register(service.servicer, server)
+            service.register(service.servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         credentials = grpc.ssl_server_credentials(
             [(tcp.key_file.read_bytes(), tcp.cert_file.read_bytes())],

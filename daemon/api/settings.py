@@ -10,7 +10,7 @@ from the client certificate, mapped here by name.
     [api]
     runtime_dir = "/run/carddaemon"      # RuntimeDirectory=carddaemon
     max_message_bytes = 1048576
-    max_wait_ms = 30000                  # WaitForCard and event-stream waits
+    max_wait_ms = 60000                  # the longest WaitForCard wait
     max_call_ms = 10000                  # a call without a client deadline
     max_streams = 16                     # open streams per listener
 
@@ -87,7 +87,7 @@ class ApiConfig:
     )
     tcp: TcpConfig | None = None
     max_message_bytes: int = 1 << 20
-    max_wait_ms: int = 30_000
+    max_wait_ms: int = 60_000
     max_call_ms: int = 10_000
     max_streams: int = 16
 
@@ -106,7 +106,7 @@ def parse_api(t: Table, base_dir: Path | None) -> ApiConfig:
         listeners,
         tcp,
         t.integer("max_message_bytes", 1 << 20, 4096, 64 << 20),
-        t.integer("max_wait_ms", 30_000, 100, 600_000),
+        t.integer("max_wait_ms", 60_000, 100, 600_000),
         t.integer("max_call_ms", 10_000, 100, 600_000),
         t.integer("max_streams", 16, 1, 1024),
     )

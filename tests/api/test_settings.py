@@ -29,7 +29,7 @@ def test_defaults_are_one_socket_per_role_in_run_carddaemon() -> None:
         (role, f"/run/carddaemon/{role}.sock", 0o660) for role in ROLES
     ]
     assert api.tcp is None
-    assert (api.max_wait_ms, api.max_streams) == (30_000, 16)
+    assert (api.max_wait_ms, api.max_streams) == (60_000, 16)
 
 
 def test_sockets_live_in_the_runtime_dir_and_groups_must_exist(tmp_path: Path) -> None:

@@ -1,0 +1,224 @@
+"""``MemberCardService``: read, pay, top up, points, and settling unknown outcomes (POS role).
+
+Every card call runs as a job on the reader's worker thread (``Station.run_async``), never on
+the event loop. A call the client cancels before its job started is dropped from the queue
+(nothing was written); one whose job started runs to its end, and its outcome is in the journal
+for ``GetOperation``: never half-done.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from grpc import aio
+
+from daemon.api import convert
+from daemon.api.server import Service
+from daemon.api.settings import ApiConfig
+from daemon.api.v1 import member_card_service_pb2 as pb
+from daemon.api.v1 import member_card_service_pb2_grpc as pb_grpc
+from daemon.errors import InvalidArgument
+from daemon.journal import RequestRecord, RequestState
+from daemon.membercard.requests import AdjustPoints, CardRequest, Credit, Debit, ReadCard
+from daemon.membercard.service import CardInfo, OpResult
+from daemon.station import Station
+
+__all__ = ["MemberCardServicer", "service"]
+
+Context = aio.ServicerContext[Any, Any]
+
+_OPS = {
+    "debit": pb.OPERATION_TYPE_DEBIT,
+    "credit": pb.OPERATION_TYPE_CREDIT,
+    "points": pb.OPERATION_TYPE_ADJUST_POINTS,
+    "issue": pb.OPERATION_TYPE_ISSUE,
+    "erase": pb.OPERATION_TYPE_ERASE,
+    "replace": pb.OPERATION_TYPE_REPLACE,
+}
+_STATES = {
+    RequestState.COMMITTED: pb.GetOperationResponse.STATE_COMMITTED,
+    RequestState.PENDING: pb.GetOperationResponse.STATE_PENDING,
+    RequestState.ABORTED: pb.GetOperationResponse.STATE_NOT_APPLIED,
+    RequestState.CLAIMED: pb.GetOperationResponse.STATE_IN_PROGRESS,
+}
+MAX_PAGE = 100
+
+
+def member_card(info: CardInfo) -> pb.MemberCard:
+    return pb.MemberCard(
+        uid=info.uid,
+        member_id=info.member_id,
+        tier=info.tier,
+        tier_name=info.tier_name,
+        price_rate_bp=info.discount,
+        valid_until=convert.date(info.valid_until),
+        balance=convert.money(info.balance),
+        points=info.points,
+        counter=info.counter,
+        status=(
+            pb.MEMBER_CARD_STATUS_EXPIRED
+            if info.status == "expired"
+            else pb.MEMBER_CARD_STATUS_ACTIVE
+        ),
+    )
+
+
+def operation_result(result: OpResult) -> pb.OperationResult:
+    return pb.OperationResult(
+        request_id=result.request_id,
+        type=_OPS.get(result.op, pb.OPERATION_TYPE_UNSPECIFIED),
+        uid=result.uid,
+        member_id=result.member_id,
+        amount=convert.money(result.amount),
+        bonus=convert.money(result.bonus),
+        points_delta=result.points_delta,
+        balance_before=convert.money(result.balance_before),
+        balance_after=convert.money(result.balance),
+        points_before=result.points_before,
+        points_after=result.points,
+        counter=result.counter,
+        replayed=result.replayed,
+    )
+
+
+def _uid(value: str) -> str | None:
+    return value or None
+
+
+class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
+    def __init__(self, station: Station, max_call_ms: int) -> None:
+        self.station = station
+        self.max_call_s = max_call_ms / 1000
+
+    async def _run(self, reader: str, request: CardRequest, context: Context) -> Any:
+        reader_id = convert.resource_id(reader, "readers", "reader")
+        self.station.reader(reader_id)  # NOT_FOUND before the request is judged further
+        # None when the client set no deadline (grpc's stubs say float)
+        left = cast("float | None", context.time_remaining())
+        limit = self.max_call_s if left is None else min(left, self.max_call_s)
+        job = self.station.card_job(reader_id, request)
+        return await self.station.run_async(reader_id, job, timeout_s=max(limit, 0.0))
+
+    async def ReadCard(self, request: pb.ReadCardRequest, context: Context) -> pb.ReadCardResponse:
+        info: CardInfo = await self._run(
+            request.reader, ReadCard(expected_uid=_uid(request.expected_uid)), context
+        )
+        return pb.ReadCardResponse(
+            card=member_card(info),
+            resolved_request_ids=list(info.resolved),
+            repaired=info.repaired,
+        )
+
+    async def Debit(self, request: pb.DebitRequest, context: Context) -> pb.DebitResponse:
+        debit = Debit(
+            request_id=convert.request_id(request.request_id),
+            amount=convert.amount(request.amount, "amount"),
+            points=request.points if request.HasField("points") else None,
+            expected_uid=_uid(request.expected_uid),
+            expected_balance=convert.optional_amount(
+                request.expected_balance, request.HasField("expected_balance"), "expected_balance"
+            ),
+        )
+        result: OpResult = await self._run(request.reader, debit, context)
+        return pb.DebitResponse(result=operation_result(result))
+
+    async def Credit(self, request: pb.CreditRequest, context: Context) -> pb.CreditResponse:
+        credit = Credit(
+            request_id=convert.request_id(request.request_id),
+            amount=convert.amount(request.amount, "amount"),
+            bonus=convert.optional_amount(request.bonus, request.HasField("bonus"), "bonus"),
+            expected_uid=_uid(request.expected_uid),
+            expected_balance=convert.optional_amount(
+                request.expected_balance, request.HasField("expected_balance"), "expected_balance"
+            ),
+        )
+        result: OpResult = await self._run(request.reader, credit, context)
+        return pb.CreditResponse(result=operation_result(result))
+
+    async def AdjustPoints(
+        self, request: pb.AdjustPointsRequest, context: Context
+    ) -> pb.AdjustPointsResponse:
+        if request.points_delta == 0:
+            raise InvalidArgument(
+                "points_delta", "must not be zero (positive earns, negative redeems)"
+            )
+        if request.HasField("expected_balance"):
+            convert.amount(request.expected_balance, "expected_balance", allow_zero=True)
+        adjust = AdjustPoints(
+            request_id=convert.request_id(request.request_id),
+            delta=request.points_delta,
+            expected_uid=_uid(request.expected_uid),
+        )
+        result: OpResult = await self._run(request.reader, adjust, context)
+        return pb.AdjustPointsResponse(result=operation_result(result))
+
+    async def GetOperation(
+        self, request: pb.GetOperationRequest, context: Context
+    ) -> pb.GetOperationResponse:
+        rid = convert.request_id(request.request_id)
+        journal = self.station.journal
+        record = journal.get(rid) if journal is not None else None
+        if record is None:
+            return pb.GetOperationResponse(
+                request_id=rid, state=pb.GetOperationResponse.STATE_NOT_RECORDED
+            )
+        response = pb.GetOperationResponse(
+            request_id=rid,
+            state=_STATES.get(record.state, pb.GetOperationResponse.STATE_UNSPECIFIED),
+            type=_OPS.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED),
+            uid=record.uid or "",
+        )
+        outcome = record.outcome or {}
+        if record.state is RequestState.COMMITTED and "balance_before" in outcome:
+            response.result.CopyFrom(operation_result(OpResult.from_outcome(outcome)))
+        elif record.state is RequestState.ABORTED:
+            response.error_reason = str(outcome.get("reason", ""))
+        return response
+
+    async def ListPendingOperations(
+        self, request: pb.ListPendingOperationsRequest, context: Context
+    ) -> pb.ListPendingOperationsResponse:
+        if request.page_size < 0:
+            raise InvalidArgument("page_size", f"must not be negative, got {request.page_size}")
+        size = min(request.page_size or MAX_PAGE, MAX_PAGE)
+        start = 0
+        if request.page_token:
+            if not request.page_token.isdigit():
+                raise InvalidArgument("page_token", "not a token this daemon gave out")
+            start = int(request.page_token)
+        journal = self.station.journal
+        records = journal.pending() if journal is not None else []
+        if request.uid:
+            uid = request.uid.upper()
+            records = [r for r in records if r.uid == uid]
+        page = records[start : start + size]
+        more = start + size < len(records)
+        return pb.ListPendingOperationsResponse(
+            operations=[_pending(r) for r in page],
+            next_page_token=str(start + size) if more else "",
+        )
+
+
+def _pending(record: RequestRecord) -> pb.PendingOperation:
+    before = record.before or {}
+    after = record.after or {}
+    return pb.PendingOperation(
+        request_id=record.request_id,
+        type=_OPS.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED),
+        uid=record.uid or "",
+        member_id=str(before.get("member_id", after.get("member_id", ""))),
+        balance_before=convert.money(int(before.get("balance", 0))),
+        balance_if_applied=convert.money(int(after.get("balance", 0))),
+        points_before=int(before.get("points", 0)),
+        points_if_applied=int(after.get("points", 0)),
+    )
+
+
+def service(station: Station, api: ApiConfig) -> Service:
+    return Service(
+        pb.DESCRIPTOR.services_by_name["MemberCardService"].full_name,
+        frozenset({"pos"}),
+        MemberCardServicer(station, api.max_call_ms),
+        pb_grpc.add_MemberCardServiceServicer_to_server,
+        {"technician": frozenset({"GetOperation", "ListPendingOperations"})},
+    )
