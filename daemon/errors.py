@@ -33,6 +33,7 @@ __all__ = [
     "DeviceError",
     "DeviceNotFound",
     "FraudDetected",
+    "HistoryForked",
     "InsufficientBalance",
     "InvalidAmount",
     "InvalidArgument",
@@ -306,6 +307,13 @@ class CounterRollback(FraudDetected):
 
 class CardCloned(FraudDetected):
     reason = "CARD_CLONED"
+
+
+class HistoryForked(FraudDetected):
+    """Two histories of one card: a record whose write tag belongs to an intent this PC closed
+    as not applied, or a counter whose committed record this PC saw with another write tag."""
+
+    reason = "HISTORY_FORKED"
 
 
 class ValueBlockMismatch(FraudDetected):

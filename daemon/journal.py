@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from daemon.errors import (
     CardBusy,
     CardCloned,
     CounterRollback,
+    HistoryForked,
     OperationTimeout,
     RequestIdReused,
 )
@@ -73,6 +74,14 @@ CREATE TABLE IF NOT EXISTS hotlist (
     uid TEXT PRIMARY KEY,
     reason TEXT NOT NULL,
     at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS records (
+    uid TEXT NOT NULL,
+    counter INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    status TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (uid, counter, tag)
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -398,10 +407,21 @@ class Journal:
             )
 
     def observe(
-        self, uid: str, member_id: str | None, counter: int, state: Mapping[str, Any]
+        self,
+        uid: str,
+        member_id: str | None,
+        counter: int,
+        state: Mapping[str, Any],
+        records: Sequence[tuple[int, str]] = (),
     ) -> None:
-        """Remember a verified card state; the counter only ever moves up."""
+        """Remember a verified card state; the counter only ever moves up. ``records``: the
+        (counter, write tag) of each committed record verified on the card (see
+        :meth:`check_history`), in the same transaction."""
         with self._tx() as db:
+            db.executemany(
+                "INSERT OR IGNORE INTO records (uid, counter, tag, status, at) VALUES (?,?,?,?,?)",
+                [(uid, c, tag, "seen", self._clock()) for c, tag in records],
+            )
             row = db.execute("SELECT last_counter FROM cards WHERE uid=?", (uid,)).fetchone()
             if row is not None and row[0] > counter:
                 return
@@ -417,6 +437,40 @@ class Journal:
         """Drop the last-seen state of an erased card (its counter restarts on re-issue)."""
         with self._tx() as db:
             db.execute("DELETE FROM cards WHERE uid=?", (uid,))
+            db.execute("DELETE FROM records WHERE uid=?", (uid,))
+
+    # --- records: which (UID, counter, write tag) this PC knows as committed or as burned -----
+
+    def burn_record(self, uid: str, counter: int, tag: str) -> None:
+        """Remember a record whose intent was closed as not applied: it must never appear on
+        the card (committed records are remembered by :meth:`observe`)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO records (uid, counter, tag, status, at) VALUES (?,?,?,?,?)",
+                (uid, counter, tag, "burned", self._clock()),
+            )
+
+    def check_history(self, uid: str, records: list[tuple[int, str]]) -> None:
+        """Refuse records that fork this card's history as this PC knows it: a burned tag, or
+        another tag at a counter whose committed record this PC has seen."""
+        with self._lock:
+            assert self._db is not None
+            for counter, tag in records:
+                rows = self._db.execute(
+                    "SELECT tag, status FROM records WHERE uid=? AND counter=?", (uid, counter)
+                ).fetchall()
+                for known, status in rows:
+                    if status == "burned" and known == tag:
+                        raise HistoryForked(
+                            f"card {uid} shows record {counter} with write tag {tag}, whose "
+                            "intent this PC closed as not applied (record hidden, then put back)"
+                        )
+                    if status == "seen" and known != tag:
+                        raise HistoryForked(
+                            f"card {uid} shows record {counter} with write tag {tag}; this PC "
+                            f"knows record {counter} of this card with tag {known} (two "
+                            "histories of one card: a dump restored and used elsewhere)"
+                        )
 
     def bound_uid(self, member_id: str) -> str | None:
         with self._lock:

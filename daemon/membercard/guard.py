@@ -22,7 +22,7 @@ from daemon.membercard.layout import PURSE_SECTOR, SlotState, slot_checksum_ok, 
 from daemon.membercard.purse import read_purse, store_purse
 from daemon.membercard.rules import Programme
 from daemon.membercard.session import CardSession, RawImage
-from daemon.membercard.state import CardState, evaluate
+from daemon.membercard.state import CardState, SlotStatus, evaluate
 from daemon.readers.storage import StorageCard
 
 __all__ = ["VALUE_OPS", "CardGuard", "Tap"]
@@ -64,6 +64,12 @@ def pending_applied(record: RequestRecord, state: CardState) -> bool | None:
     return None
 
 
+def _valid(state: CardState) -> list[SlotState]:
+    """Every valid record the card shows: the current one and a valid other slot."""
+    other = state.other.state if state.other.status is SlotStatus.VALID else None
+    return [state.current] + ([other] if other is not None else [])
+
+
 class CardGuard:
     def __init__(self, keystore: Keystore, journal: Journal, programme: Programme) -> None:
         self.keystore = keystore
@@ -99,6 +105,7 @@ class CardGuard:
                 state = evaluate(self.keystore, image)
                 self.journal.check_counter(uid, state.current.counter)
                 self.journal.check_binding(state.header.member_id, uid)
+                self.journal.check_history(uid, [(r.counter, r.tag.hex()) for r in _valid(state)])
             except FraudDetected as exc:
                 self.fraud(uid, exc)
                 raise
@@ -121,7 +128,7 @@ class CardGuard:
             self.journal.hotlist(uid, exc.reason)
 
     def observe(self, state: CardState, current: SlotState) -> None:
-        """Remember the verified counter (rollback check) and bind the member to this UID."""
+        """Remember the verified counter (rollback check) and bind the member to this UID,"""
         header = state.header
         snapshot = {
             "member_id": header.member_id,
@@ -131,7 +138,12 @@ class CardGuard:
             "points": current.points,
             "counter": current.counter,
         }
-        self.journal.observe(state.uid_hex, header.member_id, current.counter, snapshot)
+        # and the committed records it now knows (another tag at one of their counters: a fork)
+        known = _valid(state) if current == state.current else [current]
+        self.journal.observe(
+            state.uid_hex, header.member_id, current.counter, snapshot,
+            [(r.counter, r.tag.hex()) for r in known],
+        )  # fmt: skip
         if self.journal.bound_uid(header.member_id) is None:
             self.journal.bind_member(header.member_id, state.uid_hex)
 
@@ -163,6 +175,9 @@ class CardGuard:
                     detail=outcome,
                 )
             else:
+                assert record.after is not None
+                after = record.after["state"]  # burned: this record must never appear
+                self.journal.burn_record(state.uid_hex, int(after["counter"]), str(after["tag"]))
                 self.journal.finish(
                     record.request_id, RequestState.ABORTED, {"error": "NOT_APPLIED"}
                 )

@@ -420,16 +420,28 @@ def test_apdu_counts_in_the_table_are_what_the_code_sends(tmp_path: Path, model:
 
 
 def test_fraud_table_reasons_are_the_fraud_errors() -> None:
-    rows = table("fraud", "detected by", "reason")
+    rows = table("fraud", "detected by", "reason", "test")
     documented = {c for r in rows for c in code(r["reason"])}
-    fraud = {
-        cls.reason
+    reasons = {
+        cls.reason: cls
         for cls in vars(errors).values()
-        if isinstance(cls, type) and issubclass(cls, errors.FraudDetected)
-        and cls is not errors.FraudDetected
+        if isinstance(cls, type) and issubclass(cls, errors.CardDaemonError)
+    }
+    fraud = {
+        r for r, cls in reasons.items()
+        if issubclass(cls, errors.FraudDetected) and cls is not errors.FraudDetected
     }  # fmt: skip
     assert fraud <= documented
-    assert documented <= fraud
+    assert documented <= set(reasons)  # every backticked reason is a real one
+
+
+def test_every_fraud_row_names_a_test_that_exists() -> None:
+    root = Path(__file__).resolve().parents[2]
+    for row in table("fraud", "detected by", "reason", "test"):
+        (ref,) = code(row["test"])
+        path, _, name = ref.partition("::")
+        source = (root / path).read_text(encoding="utf-8")
+        assert re.search(rf"^def {re.escape(name)}\(", source, re.M), (row["fraud"], ref)
 
 
 def test_tearing_claims_name_every_fault_the_tests_inject() -> None:

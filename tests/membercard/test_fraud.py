@@ -135,3 +135,19 @@ def test_key_a_decrement_of_the_purse_is_a_value_block_mismatch(
         ]
         assert t.journal.hotlist_reason(uid) == "VALUE_BLOCK_MISMATCH"
         assert card.memory == before
+
+
+def test_a_copy_to_another_uid_is_not_a_member_card(tmp_path: Path) -> None:
+    """A magic card with another UID and the whole image copied: the sector keys and the MAC
+    are derived from the UID, so the copy does not even open with this card's keys."""
+    from daemon.errors import UnknownCardFormat
+    from tests.membercard.fraud_cards import _genuine
+    from tests.membercard.terminal import uid_for
+
+    with terminal(fixed_test_keystore(), tmp_path / "a.db") as t:
+        card = _genuine(t)
+        t.reader.remove()
+        block0 = SimCard.blank(uid=uid_for(999_001)).memory[:16]  # a magic card's block 0
+        t.reader.insert(SimCard(uid_for(999_001), memory=block0 + card.memory[16:]))
+        with pytest.raises(UnknownCardFormat), t.storage() as sc:
+            t.service.read(sc)
