@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS requests (
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_pending ON requests (uid, state);
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state, updated);
 CREATE TABLE IF NOT EXISTS cards (
     uid TEXT PRIMARY KEY,
     member_id TEXT,
@@ -372,6 +373,38 @@ class Journal:
                 "UPDATE requests SET state=?, outcome=?, updated=? WHERE request_id=?",
                 (state, _canon(outcome), self._clock(), request_id),
             )
+
+    def close_abandoned(self, older_than_s: float) -> tuple[str, ...]:
+        """Close ``CLAIMED`` requests untouched for ``older_than_s`` and with no intent as
+        never started (``ABORTED``, error ``ABANDONED``), each audited as ``claim_abandoned``.
+
+        A claim is left behind when the process dies between claiming and its intent (``kill
+        -9``): nothing of it reached a card. A claim executing in this process is never
+        closed; a retry with the same id executes the request as for any ABORTED one."""
+        cutoff = self._clock() - older_than_s
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT request_id, op, uid FROM requests WHERE state=? AND updated<=?"
+                " AND after IS NULL ORDER BY created",
+                (RequestState.CLAIMED, cutoff),
+            ).fetchall()
+            stale = [r for r in rows if r[0] not in self._active]
+            outcome = _canon({"error": "ABANDONED"})
+            db.executemany(
+                "UPDATE requests SET state=?, outcome=?, updated=? WHERE request_id=? AND state=?",
+                [(RequestState.ABORTED, outcome, self._clock(), r[0], RequestState.CLAIMED)
+                 for r in stale],
+            )  # fmt: skip
+        for request_id, op, uid in stale:
+            self.audit(
+                "claim_abandoned",
+                uid=uid,
+                request_id=request_id,
+                detail={"op": op, "older_than_s": older_than_s},
+            )
+        if stale:
+            logger.info("journal %s: closed %d abandoned claims", self.path, len(stale))
+        return tuple(r[0] for r in stale)
 
     def _pending(self, query: str, args: tuple[object, ...]) -> list[RequestRecord]:
         with self._lock:

@@ -5,6 +5,7 @@ Config (a table of the daemon's TOML file, here as the parsed mapping)::
     [membercard]
     balance_cap = 10000000          # fen on one card (100 000 yuan)
     hotlist_on_fraud = true
+    abandoned_claim_age_s = 3600    # CLAIMED requests with no intent older than this: closed
     [[membercard.tiers]]            # index in this list = tier byte on the card
     name = "普通会员"
     discount = 9500                 # per 10000 of the price paid (9.5折)
@@ -32,6 +33,7 @@ __all__ = ["DEFAULT_TIERS", "BonusStep", "Programme", "Tier", "check_amount"]
 logger = logging.getLogger(__name__)
 
 _FEN_PER_100_YUAN = 10000
+_MAX_CLAIM_AGE = 30 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class Programme:
     bonus_steps: tuple[BonusStep, ...] = ()
     balance_cap: int = 10_000_000
     hotlist_on_fraud: bool = True
+    abandoned_claim_age_s: int = 3600
 
     def tier(self, index: int) -> Tier:
         if not 0 <= index < len(self.tiers):
@@ -106,7 +109,13 @@ class Programme:
             raise ConfigError(f"{key}.hotlist_on_fraud", "must be true or false")
         if len(tiers) > 0x100:
             raise ConfigError(f"{key}.tiers", "at most 256 tiers")
-        return cls(tiers, tuple(sorted(steps, key=lambda s: s.min_topup)), cap, hot)
+        age = section.get("abandoned_claim_age_s", 3600)
+        if not isinstance(age, int) or isinstance(age, bool) or not 60 <= age <= _MAX_CLAIM_AGE:
+            raise ConfigError(
+                f"{key}.abandoned_claim_age_s",
+                f"must be an integer number of seconds in 60..{_MAX_CLAIM_AGE}, got {age!r}",
+            )
+        return cls(tiers, tuple(sorted(steps, key=lambda s: s.min_topup)), cap, hot, age)
 
 
 def _list(section: Mapping[str, Any], name: str, key: str) -> Sequence[Mapping[str, Any]]:

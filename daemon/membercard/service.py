@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -126,6 +128,15 @@ class MemberCardService:
         self.guard = CardGuard(keystore, journal, self.programme)
         self._today = today
         self._new_tag = new_tag
+        self._swept = -math.inf
+        self.sweep()
+
+    def sweep(self) -> tuple[str, ...]:
+        """Close requests a dead process left ``CLAIMED`` (``abandoned_claim_age_s``; audited).
+        Run when the service starts and then at most once per that age, before a value
+        operation claims its id."""
+        self._swept = time.monotonic()
+        return self.journal.close_abandoned(self.programme.abandoned_claim_age_s)
 
     # --- read ---------------------------------------------------------------------------------
 
@@ -257,6 +268,8 @@ class MemberCardService:
         check: Check | None = None,
     ) -> OpResult:
         request_id, expected_uid = request.request_id, request.expected_uid
+        if time.monotonic() - self._swept >= self.programme.abandoned_claim_age_s:
+            self.sweep()
         with self.journal.claim(request_id, op, value_params(request)):
             intent = False
             try:
