@@ -14,6 +14,7 @@ import contextlib
 import grp
 import logging
 import os
+import socket
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -194,7 +195,14 @@ def _clear_stale(path: Path, key: str) -> None:
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(st.st_mode):
-        raise ConfigError(
-            key, f"{str(path)!r} exists and is not a socket; remove it or pick another"
-        )
-    path.unlink()
+        raise ConfigError(key, f"{str(path)!r} exists and is not a socket; remove it")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()  # nobody answers: left behind by a daemon that died
+        return
+    finally:
+        probe.close()
+    raise ConfigError(key, f"another carddaemon is already listening on {str(path)!r}")

@@ -9,6 +9,7 @@ serve`` as a real process on the same kind of store folder (end-to-end, signals,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -125,9 +126,11 @@ def _await_grpc_aio_shutdown(timeout_s: float = 10.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[Api]:
-    config = store_folder(tmp_path / "store")
+@contextlib.contextmanager
+def run_api(folder: Path, extra: str = "") -> Iterator[Api]:
+    """A station of the simulated store in ``folder`` with its listeners (``extra``: more
+    ``[api]`` lines), stopped and cleaned up on exit."""
+    config = store_folder(folder / "store", extra)
     with Station.from_config(config) as station:
         station.start()
         station.wait_for_reader("front")
@@ -145,6 +148,12 @@ def api(tmp_path: Path) -> Iterator[Api]:
                 channel.close()
             thread.shutdown()
             _await_grpc_aio_shutdown()
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[Api]:
+    with run_api(tmp_path) as handle:
+        yield handle
 
 
 @dataclass
