@@ -85,6 +85,16 @@ def _uid(value: str) -> str | None:
     return value or None
 
 
+def _expected_uid(value: str) -> str:
+    """Mutations must name the card the customer showed: a request replayed or retried on
+    another card is then refused (CARD_MISMATCH) instead of charging the wrong card."""
+    if not value:
+        raise InvalidArgument(
+            "expected_uid", "required: the UID of the card the customer showed (from ReadCard)"
+        )
+    return value
+
+
 class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
     def __init__(self, station: Station, max_call_ms: int) -> None:
         self.station = station
@@ -114,7 +124,7 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
             request_id=convert.request_id(request.request_id),
             amount=convert.amount(request.amount, "amount"),
             points=request.points if request.HasField("points") else None,
-            expected_uid=_uid(request.expected_uid),
+            expected_uid=_expected_uid(request.expected_uid),
             expected_balance=convert.optional_amount(
                 request.expected_balance, request.HasField("expected_balance"), "expected_balance"
             ),
@@ -127,7 +137,7 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
             request_id=convert.request_id(request.request_id),
             amount=convert.amount(request.amount, "amount"),
             bonus=convert.optional_amount(request.bonus, request.HasField("bonus"), "bonus"),
-            expected_uid=_uid(request.expected_uid),
+            expected_uid=_expected_uid(request.expected_uid),
             expected_balance=convert.optional_amount(
                 request.expected_balance, request.HasField("expected_balance"), "expected_balance"
             ),
@@ -147,7 +157,7 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
         adjust = AdjustPoints(
             request_id=convert.request_id(request.request_id),
             delta=request.points_delta,
-            expected_uid=_uid(request.expected_uid),
+            expected_uid=_expected_uid(request.expected_uid),
         )
         result: OpResult = await self._run(request.reader, adjust, context)
         return pb.AdjustPointsResponse(result=operation_result(result))

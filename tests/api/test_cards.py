@@ -61,7 +61,9 @@ def test_read_then_pay_then_retry_returns_the_recorded_outcome(
         8500,
     )
     assert read.card.balance == cny(50_000)
-    sale = m.DebitRequest(reader="readers/front", request_id="sale-1", amount=cny(11_165))
+    sale = m.DebitRequest(
+        expected_uid=UID, reader="readers/front", request_id="sale-1", amount=cny(11_165)
+    )
     paid = pos.Debit(sale, timeout=10).result
     assert (paid.balance_before, paid.balance_after, paid.points_delta) == (
         cny(50_000),
@@ -81,9 +83,16 @@ def test_a_stale_expected_balance_is_aborted_and_nothing_is_charged(
     api: Api, pos: mg.MemberCardServiceStub
 ) -> None:
     member_on_front(api)
-    pos.Debit(m.DebitRequest(reader="front", request_id="s1", amount=cny(1_000)), timeout=10)
+    pos.Debit(
+        m.DebitRequest(expected_uid=UID, reader="front", request_id="s1", amount=cny(1_000)),
+        timeout=10,
+    )
     stale = m.DebitRequest(
-        reader="front", request_id="s2", amount=cny(1_000), expected_balance=cny(50_000)
+        expected_uid=UID,
+        reader="front",
+        request_id="s2",
+        amount=cny(1_000),
+        expected_balance=cny(50_000),
     )
     with pytest.raises(grpc.RpcError) as err:
         pos.Debit(stale, timeout=10)
@@ -105,7 +114,10 @@ def test_a_card_pulled_mid_debit_is_unconfirmed_then_settled(
     reader.faults.remove_after(9)
     with pytest.raises(grpc.RpcError) as err:
         pos.Debit(
-            m.DebitRequest(reader="front", request_id="sale-9", amount=cny(2_000)), timeout=10
+            m.DebitRequest(
+                expected_uid=UID, reader="front", request_id="sale-9", amount=cny(2_000)
+            ),
+            timeout=10,
         )
     reader.faults.clear()
     assert err.value.code() is grpc.StatusCode.FAILED_PRECONDITION
@@ -132,30 +144,43 @@ def test_a_card_pulled_mid_debit_is_unconfirmed_then_settled(
 @pytest.mark.parametrize(
     ("request_", "field", "code"),
     [
-        (m.DebitRequest(reader="front", amount=cny(100)), "request_id", "INVALID_ARGUMENT"),
         (
-            m.DebitRequest(reader="front", request_id="x" * 65, amount=cny(100)),
+            m.DebitRequest(expected_uid=UID, reader="front", amount=cny(100)),
             "request_id",
             "INVALID_ARGUMENT",
         ),
-        (m.DebitRequest(reader="front", request_id="a"), "amount.currency_code", "INVALID_AMOUNT"),
         (
-            m.DebitRequest(reader="front", request_id="a", amount=cny(0)),
+            m.DebitRequest(reader="front", request_id="a", amount=cny(100)),
+            "expected_uid",
+            "INVALID_ARGUMENT",
+        ),
+        (
+            m.DebitRequest(expected_uid=UID, reader="front", request_id="x" * 65, amount=cny(100)),
+            "request_id",
+            "INVALID_ARGUMENT",
+        ),
+        (
+            m.DebitRequest(expected_uid=UID, reader="front", request_id="a"),
+            "amount.currency_code",
+            "INVALID_AMOUNT",
+        ),
+        (
+            m.DebitRequest(expected_uid=UID, reader="front", request_id="a", amount=cny(0)),
             "amount.amount_fen",
             "INVALID_AMOUNT",
         ),
         (
-            m.DebitRequest(reader="front", request_id="a", amount=cny(-5)),
+            m.DebitRequest(expected_uid=UID, reader="front", request_id="a", amount=cny(-5)),
             "amount.amount_fen",
             "INVALID_AMOUNT",
         ),
         (
-            m.DebitRequest(reader="lanes/1", request_id="a", amount=cny(5)),
+            m.DebitRequest(expected_uid=UID, reader="lanes/1", request_id="a", amount=cny(5)),
             "reader",
             "INVALID_ARGUMENT",
         ),
         (
-            m.DebitRequest(reader="front", request_id="a", amount=cny(2**40)),
+            m.DebitRequest(expected_uid=UID, reader="front", request_id="a", amount=cny(2**40)),
             "amount",
             "INVALID_AMOUNT",  # beyond what a card can ever hold
         ),
@@ -181,7 +206,7 @@ def test_an_unknown_reader_is_not_found_and_lists_the_readers(
 
 
 def test_the_issuer_socket_cannot_debit_and_the_technician_may_only_look(api: Api) -> None:
-    sale = m.DebitRequest(reader="front", request_id="s", amount=cny(100))
+    sale = m.DebitRequest(expected_uid=UID, reader="front", request_id="s", amount=cny(100))
     for role in ("issuer", "technician"):
         with pytest.raises(grpc.RpcError) as err:
             mg.MemberCardServiceStub(api.channel(role)).Debit(sale, timeout=5)
