@@ -24,9 +24,11 @@ lint: venv
 types: venv
 	$(BIN)/mypy
 
-# the gRPC contract: buf lint, and the generated Python code must be what proto/ generates
+# the gRPC contract: buf lint, no breaking change against main (v1 has landed: field numbers,
+# names and types are kept), and the generated Python code must be what proto/ generates
 proto: venv node
 	npx --no-install buf lint
+	npx --no-install buf breaking --against '.git#branch=main'
 	$(BIN)/python proto/generate.py --check
 
 proto-gen: venv
