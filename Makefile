@@ -10,10 +10,16 @@ STAMP := $(VENV)/.carddaemon-installed
 DEBS := pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools fonts-wqy-zenhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types proto proto-gen pytest bench debs venv node receipt-png clean
+.PHONY: run demo test lint types proto proto-gen pytest bench debs venv node receipt-png clean
 
-run: debs venv
-	$(BIN)/python -m demo
+# the daemon on the simulated store, in the foreground until Ctrl-C (it prints its sockets and
+# commands to try from another terminal); a store folder of your own: make run RUN_ARGS="--folder DIR"
+run: debs venv node
+	$(BIN)/carddaemon-demo serve $(RUN_ARGS)
+
+# the scripted story: a technician's look at a card, a member paying, a receipt, the scanner
+demo: debs venv
+	$(BIN)/carddaemon-demo story
 
 test: debs venv node lint types proto pytest
 

@@ -1,7 +1,7 @@
-"""``python -m demo``: the simulated store (what ``make run`` shows)."""
+"""``python -m demo``: ``carddaemon-demo`` (``serve`` or ``story``, see demo/cli.py)."""
 
 import sys
 
-from demo.store import main
+from demo.cli import main
 
 sys.exit(main())

@@ -1,0 +1,31 @@
+"""``carddaemon-demo``: the simulated store.
+
+* ``carddaemon-demo serve [--folder DIR]`` - the daemon on the simulated store, in the
+  foreground, until Ctrl-C (what ``make run`` starts);
+* ``carddaemon-demo story [--out DIR] [--realtime]`` - the scripted walk through a technician's
+  look at a card, a member paying and a receipt (what ``make demo`` shows). Without a command
+  (``carddaemon-demo --out DIR``) the story runs, as before.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "serve":
+        from demo.serve import main as serve
+
+        return serve(args[1:])
+    if args and args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    if args and args[0] == "story":
+        args = args[1:]
+    from demo.store import main as story
+
+    return story(args)
