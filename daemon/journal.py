@@ -95,6 +95,11 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 """
 _PENDING_BY_UID = "SELECT request_id FROM requests WHERE state=? AND uid=? ORDER BY created"
+_HOTLIST_ADD = "INSERT OR IGNORE INTO hotlist (uid, reason, at) VALUES (?,?,?)"
+_HOTLIST_UPDATE = (
+    "INSERT INTO hotlist (uid, reason, at) VALUES (?,?,?)"
+    " ON CONFLICT(uid) DO UPDATE SET reason=excluded.reason"
+)
 _PENDING_BY_AGE = "SELECT request_id FROM requests WHERE state=? AND updated<=? ORDER BY created"
 
 
@@ -416,6 +421,28 @@ class Journal:
         """Unresolved requests on this card, oldest first (resolved when it is read)."""
         return self._pending(_PENDING_BY_UID, (uid,))
 
+    def requests_for_uid(self, uid: str) -> list[tuple[float, RequestRecord]]:
+        """Every request that met card ``uid``, with its last update time, newest first."""
+        with self._lock:
+            assert self._db is not None
+            rows = self._db.execute(
+                "SELECT request_id, updated FROM requests WHERE uid=? ORDER BY updated DESC",
+                (uid,),
+            ).fetchall()
+        found = [(float(r[1]), self.get(r[0])) for r in rows]
+        return [(at, record) for at, record in found if record is not None]
+
+    def uids_of_member(self, member_id: str) -> list[str]:
+        """Every card UID this PC has known for ``member_id`` (bound, seen or audited)."""
+        with self._lock:
+            assert self._db is not None
+            rows = self._db.execute(
+                "SELECT uid FROM members WHERE member_id=? UNION SELECT uid FROM cards WHERE"
+                " member_id=? UNION SELECT uid FROM audit WHERE member_id=? AND uid IS NOT NULL",
+                (member_id, member_id, member_id),
+            ).fetchall()
+        return sorted(str(r[0]) for r in rows)
+
     def pending(self, older_than_s: float = 0.0) -> list[RequestRecord]:
         """Unresolved requests whose intent is at least ``older_than_s`` old (alerts and
         reconciliation: a card that never comes back leaves one here)."""
@@ -531,18 +558,29 @@ class Journal:
         with self._tx() as db:
             db.execute("DELETE FROM members WHERE member_id=? AND uid=?", (member_id, uid))
 
-    def hotlist(self, uid: str, reason: str) -> None:
+    def hotlist(self, uid: str, reason: str, *, update: bool = False) -> None:
+        """Block ``uid``; a UID already listed keeps its entry unless ``update`` (new reason,
+        same listing time)."""
         with self._tx() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO hotlist (uid, reason, at) VALUES (?,?,?)",
-                (uid, reason, self._clock()),
-            )
+            db.execute(_HOTLIST_UPDATE if update else _HOTLIST_ADD, (uid, reason, self._clock()))
         self.audit("hotlist", uid=uid, detail={"reason": reason})
 
-    def unhotlist(self, uid: str) -> None:
+    def unhotlist(self, uid: str, note: str | None = None) -> bool:
+        """Unblock ``uid`` (audited with ``note``); False when it was not listed."""
         with self._tx() as db:
-            db.execute("DELETE FROM hotlist WHERE uid=?", (uid,))
-        self.audit("unhotlist", uid=uid, detail={})
+            removed = db.execute("DELETE FROM hotlist WHERE uid=?", (uid,)).rowcount > 0
+        self.audit("unhotlist", uid=uid, detail={} if note is None else {"note": note,
+                   "removed": removed})  # fmt: skip
+        return removed
+
+    def hotlist_entries(self) -> list[tuple[str, str, float]]:
+        """Every listed ``(uid, reason, listed at)``, newest first."""
+        with self._lock:
+            assert self._db is not None
+            rows = self._db.execute(
+                "SELECT uid, reason, at FROM hotlist ORDER BY at DESC, uid"
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     def hotlist_reason(self, uid: str) -> str | None:
         with self._lock:

@@ -151,3 +151,24 @@ def test_old_pending_requests_are_listed_for_alerts(tmp_path: Path) -> None:
             j.record_intent("r2", "U", {}, {})
         assert [r.request_id for r in j.pending(older_than_s=600)] == ["r1"]
         assert len(j.pending()) == 2
+
+
+def test_hotlist_listing_update_and_unlisting_with_a_note(journal: Journal) -> None:
+    journal.hotlist("U1", "LOST")
+    journal.hotlist("U1", "STOLEN")  # already listed: kept as it was
+    assert journal.hotlist_reason("U1") == "LOST"
+    journal.hotlist("U1", "STOLEN", update=True)
+    assert [(u, r) for u, r, _ in journal.hotlist_entries()] == [("U1", "STOLEN")]
+    assert journal.unhotlist("U1", "found") is True
+    assert journal.unhotlist("U1", "found") is False
+    assert journal.hotlist_entries() == []
+    assert journal.audit_events("unhotlist")[0]["detail"] == {"note": "found", "removed": True}
+
+
+def test_requests_and_uids_of_a_card_and_member(journal: Journal) -> None:
+    with journal.claim("r1", "debit", {"amount": 1}):
+        journal.bind_request("r1", "U1")
+    journal.bind_member("1001", "U1")
+    journal.audit("issue", uid="U0", member_id="1001")
+    assert [r.request_id for _, r in journal.requests_for_uid("U1")] == ["r1"]
+    assert journal.uids_of_member("1001") == ["U0", "U1"]
