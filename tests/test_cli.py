@@ -56,7 +56,7 @@ def test_decode_refuses_an_oversized_file(
 
 
 def test_unknown_backend_names_the_config_key(capsys: pytest.CaptureFixture[str]) -> None:
-    assert carddaemon(["readers", "--backend", "bogus"]) == 2
+    assert carddaemon(["readers", "--local", "--backend", "bogus"]) == 2
     assert "readers.backend" in capsys.readouterr().err
 
 

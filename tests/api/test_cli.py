@@ -1,0 +1,115 @@
+"""The `carddaemon` gRPC client commands against `carddaemon serve` as a real process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from daemon.cli import main as carddaemon
+from tests.api.conftest import BIN, Served
+
+
+def run(served: Served, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = carddaemon(["--socket", str(served.socket("pos")), *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_readers_read_and_sim_over_the_pos_socket(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(served, "readers", capsys=capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == ["readers/back", "readers/front"]
+    assert all(" empty " in line for line in lines)  # a bare serve: the cards are in the drawer
+    code, out, _ = run(served, "sim", "present", "readers/front", "gold", capsys=capsys)
+    assert (code, out.strip()) == (0, "presented gold (9E1A4B01) on readers/front")
+    code, out, _ = run(served, "readers", capsys=capsys)
+    assert "card 9E1A4B01 (MIFARE Classic 1K)" in out
+    code, out, _ = run(served, "read", "front", capsys=capsys)
+    assert code == 0
+    assert "member       8860000000017" in out
+    assert "tier         金卡 (pays 85% of the price)" in out
+    assert "balance      ¥500.00" in out
+    assert "points       2345" in out
+    assert "valid until  " in out
+    assert "(active)" in out
+    code, out, _ = run(served, "sim", "cards", capsys=capsys)
+    assert code == 0
+    assert [line.split()[:3] for line in out.splitlines()][:2] == [
+        ["gold", "9E1A4B01", "readers/front"],
+        ["silver", "9E1A4B02", "(in"],
+    ]
+    code, out, _ = run(served, "sim", "swap", "front", "silver", capsys=capsys)
+    assert out.splitlines() == ["removed gold", "presented silver on readers/front"]
+    code, out, _ = run(served, "sim", "remove", "front", capsys=capsys)
+    assert (code, out.strip()) == (0, "removed silver from front")
+    code, out, _ = run(served, "sim", "remove", "front", capsys=capsys)
+    assert (code, out.strip()) == (0, "no card on front")
+
+
+def test_a_refusal_prints_the_reason_and_message_and_exits_1(
+    served: Served, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(served, "read", "readers/front", capsys=capsys)
+    assert code == 1
+    assert err.startswith("carddaemon read: CARD_ABSENT: no card on ")
+    assert "Traceback" not in err
+    code, _, err = run(served, "sim", "present", "front", "platinum", capsys=capsys)
+    assert code == 1
+    assert err.startswith("carddaemon sim present: DEVICE_NOT_FOUND: cards/platinum: ")
+    assert "gold, silver, blank, blank-2" in err
+    code, _, err = run(served, "read", "readers/side", capsys=capsys)
+    assert (code, err.split(":")[1].strip()) == (1, "DEVICE_NOT_FOUND")
+    # another role's socket: the guard's reason
+    code = carddaemon(["--socket", str(served.socket("issuer")), "read", "front"])
+    assert code == 1
+    assert "ROLE_NOT_ALLOWED" in capsys.readouterr().err
+
+
+def test_the_socket_comes_from_the_environment_as_a_real_command(served: Served) -> None:
+    done = subprocess.run(
+        [str(BIN / "carddaemon"), "readers"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "CARDDAEMON_SOCKET": str(served.socket("technician"))},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "readers/front" in done.stdout
+
+
+def test_no_daemon_names_the_socket_and_how_to_start_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = tmp_path / "run" / "pos.sock"
+    assert carddaemon(["--socket", str(missing), "readers"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err
+    assert "make run" in err
+    assert "Traceback" not in err
+    # a socket file nobody listens on (a daemon that crashed)
+    import socket
+
+    stale = tmp_path / "stale.sock"
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(stale))
+    monkeypatch.setenv("CARDDAEMON_SOCKET", str(stale))
+    assert carddaemon(["sim", "cards"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"carddaemon sim cards: no daemon on {stale}")
+
+
+def test_the_default_socket_is_the_pos_socket(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CARDDAEMON_SOCKET", raising=False)
+    if Path("/run/carddaemon/pos.sock").exists():
+        pytest.skip("a daemon runs on this machine")
+    assert carddaemon(["read", "front"]) == 2
+    assert "/run/carddaemon/pos.sock" in capsys.readouterr().err
