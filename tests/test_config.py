@@ -462,3 +462,14 @@ def test_relative_state_dir_is_relative_to_the_config_file(tmp_path: Path) -> No
     config = load_config(path, load_keys=False)
     assert config.daemon.state_dir == tmp_path / "state"
     assert config.daemon.journal_path == tmp_path / "state" / "journal.sqlite3"
+
+
+def test_the_example_api_section_is_what_the_daemon_reads() -> None:
+    api = parse_config(EXAMPLE_TEXT).api
+    assert [(item.role, str(item.socket), item.mode) for item in api.listeners] == [
+        ("pos", "/run/carddaemon/pos.sock", 0o660),
+        ("technician", "/run/carddaemon/technician.sock", 0o660),
+        ("issuer", "/run/carddaemon/issuer.sock", 0o660),
+    ]
+    assert (api.max_wait_ms, api.max_call_ms, api.max_streams) == (60_000, 10_000, 16)
+    assert api.tcp is None
