@@ -449,7 +449,7 @@ def test_any_value_in_any_key_is_accepted_or_a_config_error(
     except ConfigError as exc:
         key = exc.key
     section = key.split(".", 1)[0].split("[", 1)[0]
-    assert section in {"daemon", "readers", "printers", "scanners", "membercard"}, key
+    assert section in {"daemon", "readers", "printers", "scanners", "membercard", "api"}, key
 
 
 def test_relative_state_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
