@@ -10,7 +10,7 @@ STAMP := $(VENV)/.carddaemon-installed
 DEBS := pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools fonts-wqy-zenhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run demo test lint types proto proto-gen pytest bench debs venv node receipt-png clean
+.PHONY: run demo test lint types proto proto-gen pytest bench debs venv node receipt-png clean systemd
 
 # the daemon on the simulated store, in the foreground until Ctrl-C (it prints its sockets and
 # commands to try from another terminal); a store folder of your own: make run RUN_ARGS="--folder DIR"
@@ -21,7 +21,7 @@ run: debs venv node
 demo: debs venv
 	$(BIN)/carddaemon-demo story
 
-test: debs venv node lint types proto pytest
+test: debs venv node lint types proto systemd pytest
 
 lint: venv
 	$(BIN)/ruff check daemon sim demo proto tests bench
@@ -36,6 +36,10 @@ proto: venv node
 	npx --no-install buf lint
 	npx --no-install buf breaking --against '.git#branch=main'
 	$(BIN)/python proto/generate.py --check
+
+# the systemd unit: `systemd-analyze verify` with no warning, `security` exposure <= 1.5
+systemd: venv
+	systemd/check.sh systemd/carddaemon.service $(BIN)/carddaemon
 
 proto-gen: venv
 	$(BIN)/python proto/generate.py
