@@ -19,7 +19,10 @@ abandoned, its outcome (or ``WriteUnconfirmed``) is always returned:
 From the intent on, and for the whole of read (which may finish an interrupted purse mirror
 update), issue, erase and replace, the job runs to its end whatever the clock says.
 
-The job never closes the :class:`StorageCard`: the connection stays the worker's.
+The job never closes the :class:`StorageCard`: the connection stays the worker's. Once the
+caller has its result, the worker runs the job's clean-up (:func:`close_member_sectors`) still
+inside the job's PC/SC transaction: the card is left authenticated to the public MAD sector
+only, so no other client on the PC inherits access to a member sector.
 """
 
 from __future__ import annotations
@@ -43,12 +46,16 @@ from daemon.membercard.requests import (
     ValueRequest,
 )
 from daemon.membercard.service import CardInfo, Check, MemberCardService, OpResult
+from daemon.membercard.session import key_slot
+from daemon.mifare.geometry import first_block
+from daemon.mifare.mad import MAD_KEY_A
+from daemon.readers.apdu import KeyType
 from daemon.readers.dialects import Dialect, detect_dialect
 from daemon.readers.storage import StorageCard
 from daemon.readers.trace import ApduTrace
 from daemon.readers.workers import Job, JobContext
 
-__all__ = ["ReaderProfile", "card_job"]
+__all__ = ["ReaderProfile", "card_job", "close_member_sectors"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,9 +137,21 @@ def card_job(
         )  # fmt: skip
 
     def job(ctx: JobContext) -> object:
-        return _run(target, request, _storage(ctx, reader), ctx.check_deadline)
+        card = _storage(ctx, reader)
+        ctx.after(lambda: close_member_sectors(card))
+        return _run(target, request, card, ctx.check_deadline)
 
     return job
+
+
+def close_member_sectors(card: StorageCard) -> None:
+    """Leave the card authenticated to the public MAD sector only (2 APDUs, run by the worker
+    after the caller has its answer): no other PC/SC client can ride on the job's
+    authentication to a record or purse sector. A reset would do the same but pcscd reports it
+    to every other handle as "card was reset"."""
+    slot = key_slot(card.dialect, "A")
+    card.load_key(MAD_KEY_A, slot, KeyType.A)
+    card.authenticate(first_block(0), KeyType.A, slot)
 
 
 def _run(

@@ -20,7 +20,9 @@ Rules the worker keeps (each one a promise to callers):
   first takes the connection: no other PC/SC client can slip a command in between its
   AUTHENTICATE and its READ/WRITE. It ends leaving the card, or resetting it after a job that
   failed with the card still there (authentication state unknown); one that cannot begin fails
-  the job before any APDU is sent.
+  the job before any APDU is sent. A successful job's clean-ups (:meth:`JobContext.after`,
+  e.g. dropping a member sector's authentication) run inside the transaction after the
+  caller has its result, so they never add to the caller's wait.
 """
 
 from __future__ import annotations
@@ -67,6 +69,13 @@ class JobContext:
     def __init__(self, worker: ReaderWorker, deadline: float) -> None:
         self._worker = worker
         self.deadline = deadline
+        self.cleanups: list[Callable[[], None]] = []
+
+    def after(self, cleanup: Callable[[], None]) -> None:
+        """Run ``cleanup`` once the job succeeded and its caller has the result, still inside
+        the job's transaction (no other PC/SC client in between); a card error there is
+        logged, never the job's outcome."""
+        self.cleanups.append(cleanup)
 
     @property
     def reader_name(self) -> str:
@@ -121,6 +130,7 @@ class ReaderWorker(ClosesOnExit):
         self._connection: CardConnection | None = None
         self._transaction = JobTransaction(name)  # the running job's, once it took the card
         self._drop_connection = False
+        self._running = False  # a job (or its clean-up) is on the thread
         # not a daemon thread: interpreter exit must never cut a card write in half
         self._thread = threading.Thread(target=self._run, name=f"reader-worker[{name}]")
         self._thread.start()
@@ -179,6 +189,11 @@ class ReaderWorker(ClosesOnExit):
         """Jobs waiting (not counting the one running)."""
         with self._cond:
             return len(self._queue)
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no job runs (its clean-up included) and none is queued; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._running and not self._queue, timeout)
 
     @property
     def alive(self) -> bool:
@@ -268,6 +283,7 @@ class ReaderWorker(ClosesOnExit):
                 self._cond.wait()
             drop, self._drop_connection = self._drop_connection, False
             pending = None if self._closed else self._queue.popleft()
+            self._running = pending is not None
         if drop:
             self._close_connection()
         return pending
@@ -275,7 +291,12 @@ class ReaderWorker(ClosesOnExit):
     def _run(self) -> None:
         try:
             while (pending := self._next()) is not None:
-                self._execute(pending)
+                try:
+                    self._execute(pending)
+                finally:
+                    with self._cond:
+                        self._running = False
+                        self._cond.notify_all()
         finally:
             self._close_connection()
             logger.debug("reader %r worker stopped", self.name)
@@ -286,8 +307,9 @@ class ReaderWorker(ClosesOnExit):
             return
         if not pending.future.set_running_or_notify_cancel():
             return
+        ctx = JobContext(self, pending.deadline)
         try:
-            result = pending.job(JobContext(self, pending.deadline))
+            result = pending.job(ctx)
         except BaseException as exc:  # a job must never kill the worker
             self._transaction.end(exc)
             self._close_connection()
@@ -297,9 +319,21 @@ class ReaderWorker(ClosesOnExit):
             elif not isinstance(exc, CardDaemonError):
                 logger.exception("reader %r: job crashed", self.name, exc_info=exc)
         else:
-            if not self._transaction.end(None):
-                self._close_connection()
+            # the caller has its answer first: the job's clean-up is not its wait
             pending.future.set_result(result)
+            if not self._after(ctx) or not self._transaction.end(None):
+                self._close_connection()
+
+    def _after(self, ctx: JobContext) -> bool:
+        """Run the job's clean-ups (:meth:`JobContext.after`), still inside its transaction;
+        False if one failed (the card left after the job): drop the connection."""
+        for cleanup in ctx.cleanups:
+            try:
+                cleanup()
+            except CardDaemonError as exc:
+                logger.debug("reader %r: job clean-up skipped: %s", self.name, exc)
+                return False
+        return True
 
     def _reader_lost(self, exc: ReaderUnavailable | PcscUnavailable) -> None:
         kind = type(exc)

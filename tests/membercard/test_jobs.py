@@ -4,7 +4,9 @@ in-process simulator, then real pcscd + vpcd)."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -76,3 +78,30 @@ def test_a_request_for_the_other_object_is_refused_before_it_is_queued(till: Til
         card_job(till.issuer, till.profiles[0], Debit("x", 1))
     with pytest.raises(InvalidArgument, match="EraseCard is run by a Personaliser"):
         card_job(till.service, till.profiles[0], EraseCard("x"))
+
+
+#: READ BINARY of one block of each member sector: record slot 0, record slot 1, purse primary
+FOREIGN_READS = [bytes.fromhex(f"FFB000{b:02X}10") for b in (4, 8, 12)]
+JOBS: dict[str, Callable[[int], CardRequest]] = {
+    "read": lambda n: ReadCard(),
+    "debit": lambda n: Debit(f"door-debit-{n}", 1_000),
+    "credit": lambda n: Credit(f"door-credit-{n}", 1_000),
+    "points": lambda n: AdjustPoints(f"door-points-{n}", -1),
+}
+
+
+@pytest.mark.parametrize("op", list(JOBS))
+def test_no_member_sector_is_left_open_after_a_job(till: Till, op: str) -> None:
+    """A job ends with the card authenticated to no member sector (the public MAD sector at
+    most), after the POS has its answer: another PC/SC client's READ of a record or the purse
+    right after the job is refused, on the simulator and through pcscd + vpcd. (One READ per
+    job: a refused READ halts the card, so each sector is tried after a job of its own, the
+    card presented afresh.)"""
+    card = till.issue(UID)
+    answers = []
+    for n, apdu in enumerate(FOREIGN_READS):
+        till.run(card_job(till.service, till.profiles[0], JOBS[op](n)))
+        with contextlib.closing(till.stack.backend.connect(till.name(0))) as foreign:
+            answers.append(foreign.transmit(apdu).sw)
+        till.present(card)  # taken off and back: the refused READ left the card halted
+    assert all(sw != 0x9000 for sw in answers), [hex(sw) for sw in answers]

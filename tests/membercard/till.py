@@ -52,7 +52,12 @@ class Till:
         return self.stack.name(i)
 
     def run(self, job: Job[T], i: int = 0) -> T:
-        return self.pool.submit(self.name(i), job, time.monotonic() + WAIT).result(WAIT)
+        """Run ``job`` on reader ``i``; returns once the worker is idle again (the job's
+        clean-up after its result included), so faults armed next hit the next job only."""
+        try:
+            return self.pool.submit(self.name(i), job, time.monotonic() + WAIT).result(WAIT)
+        finally:
+            assert self.pool.worker(self.name(i)).wait_idle(WAIT)
 
     def present(self, card: SimCard, i: int = 0) -> None:
         """Take whatever is on reader ``i`` away, then present ``card`` (as a customer does)."""

@@ -38,6 +38,7 @@ AUTH_4 = bytes.fromhex("FF860000050100046000")  # block 4, key A, slot 0
 READ_4 = bytes.fromhex("FFB0000410")
 WRITE_4 = bytes.fromhex("FFD6000410") + NEW_DATA
 GET_UID = bytes.fromhex("FFCA000000")
+AUTH_0 = bytes.fromhex("FF860000050100006000")  # block 0 (sector 0), key A, slot 0
 WAIT = 30.0  # generous bound for "does not hang"; never a timing assertion
 # How long the job keeps the reader after the foreign client started sending: without a
 # transaction that client's GET DATA completes within milliseconds on either path.
@@ -256,4 +257,36 @@ def test_a_job_wrapping_a_pulled_card_error_leaves_the_reader_usable(stack: Stac
         assert worker.submit_within(lambda ctx: ctx.connection.atr, WAIT).result(WAIT)
     with contextlib.closing(stack.backend.connect(stack.name(0))) as other:
         assert _ok(other.transmit(GET_UID)).data == UID_B
+    stack.remove(0)
+
+
+def test_a_successful_jobs_clean_up_runs_after_its_result_inside_its_hold(stack: Stack) -> None:
+    """``JobContext.after``: the caller gets the result first (the clean-up is not its wait),
+    then the clean-up runs before any other client gets the reader: here it re-authenticates to
+    sector 0, so a foreign READ of the job's sector right after the job is refused."""
+    stack.insert(0, transport_card(UID_A))
+    answered = threading.Event()
+    order: list[str] = []
+
+    def reads(ctx: JobContext) -> bytes:
+        conn = ctx.connection
+
+        def close_door() -> None:
+            assert answered.wait(WAIT)  # the caller already has the result
+            order.append("clean-up")
+            _ok(conn.transmit(AUTH_0))
+
+        ctx.after(close_door)
+        _ok(conn.transmit(LOAD_KEY))
+        _ok(conn.transmit(AUTH_4))
+        return _ok(conn.transmit(READ_4)).data
+
+    with _worker(stack) as worker:
+        assert len(worker.submit_within(reads, WAIT).result(WAIT)) == 16
+        order.append("result")
+        answered.set()
+        with contextlib.closing(stack.backend.connect(stack.name(0))) as foreign:
+            assert not foreign.transmit(READ_4).ok  # waits for the job's hold, then refused
+        assert worker.wait_idle(WAIT)
+    assert order == ["result", "clean-up"]
     stack.remove(0)
