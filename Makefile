@@ -21,7 +21,7 @@ run: debs venv node
 demo: debs venv
 	$(BIN)/carddaemon-demo story
 
-test: debs venv node lint types proto systemd pytest
+test: debs venv node lint types proto systemd pytest node-test
 
 lint: venv
 	$(BIN)/ruff check daemon sim demo proto tests bench
@@ -53,6 +53,12 @@ node_modules/.carddaemon-installed: package.json package-lock.json
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm; }
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# the Node.js POS client (tests/node/) against `carddaemon-demo serve` as a real process, over
+# the POS socket; its output is the node test runner's summary
+.PHONY: node-test
+node-test: venv node
+	node --test tests/node/
 
 pytest: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider \
