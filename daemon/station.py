@@ -33,7 +33,7 @@ from typing import Any, Self, TypeVar, overload
 from daemon.config import DEFAULT_JOB_DEADLINE_MS, DaemonConfig, ReaderConfig, load_config
 from daemon.diagnostics.probe import probe_job
 from daemon.diagnostics.report import ProbeResult
-from daemon.errors import ConfigError, DeviceNotFound, ReaderUnavailable
+from daemon.errors import ConfigError, DeviceNotFound, ReaderBusy, ReaderUnavailable
 from daemon.events import EventHub
 from daemon.journal import Journal
 from daemon.keystore import Keystore
@@ -55,7 +55,7 @@ from daemon.readers.backends import ReaderBackend
 from daemon.readers.connection import ClosesOnExit
 from daemon.readers.monitor import ReaderMonitor
 from daemon.readers.trace import ApduTrace
-from daemon.readers.workers import DEFAULT_MAX_QUEUE, JobContext, ReaderPool
+from daemon.readers.workers import DEFAULT_MAX_QUEUE, JobContext, ReaderPool, ReaderWorker
 from daemon.scanners.stream import ScanStream
 from daemon.scanners.worker import Scanner
 
@@ -126,6 +126,7 @@ class Station(ClosesOnExit):
         self.scans: ScanStream | None = None
         self._printers: dict[str, PrinterService] = {}
         self._scanners: dict[str, Scanner] = {}
+        self._beats: dict[str, _Heartbeat] = {}  # PC/SC name -> the worker's heartbeat
 
     @classmethod
     def from_config(cls, source: DaemonConfig | str | os.PathLike[str], **options: Any) -> Station:
@@ -358,6 +359,66 @@ class Station(ClosesOnExit):
             raise ReaderUnavailable("the station is not running")
         return self.pool
 
+    # --- liveness (the systemd watchdog) ---------------------------------------------------
+
+    def health(self, stale_after_s: float) -> list[str]:
+        """What is dead or wedged, one line each; empty when every part is alive.
+
+        A printer, scanner or the reader monitor counts when its thread has ended. A reader
+        worker also counts when it is wedged: each call queues a no-op heartbeat job on every
+        worker that has none waiting (it touches no card and takes one queue slot for as long
+        as the running job lasts), and a worker whose heartbeat has waited ``stale_after_s``
+        is stuck in a job. Card jobs end within their deadline plus one write, far below the
+        watchdog's ``stale_after_s`` (15 s under the shipped unit). Call from one thread."""
+        if not self.running or self.pool is None:
+            return ["the station is not running"]
+        now = time.monotonic()
+        problems: list[str] = []
+        if self.monitor is not None and not self.monitor.alive:
+            problems.append("the reader monitor thread has ended")
+        names = self.pool.names()
+        for gone in set(self._beats) - set(names):
+            del self._beats[gone]
+        for name in names:
+            problem = self._heartbeat(name, now, stale_after_s)
+            if problem is not None:
+                problems.append(problem)
+        problems += [
+            f"printers/{p}: thread has ended" for p, s in self._printers.items() if not s.alive
+        ]
+        problems += [
+            f"scanners/{i}: thread has ended" for i, s in self._scanners.items() if not s.alive
+        ]
+        return problems
+
+    def alive(self, stale_after_s: float = 15.0) -> bool:
+        """No part is dead or wedged (:meth:`health`)."""
+        return not self.health(stale_after_s)
+
+    def _heartbeat(self, name: str, now: float, stale_after_s: float) -> str | None:
+        assert self.pool is not None
+        try:
+            worker = self.pool.worker(name)
+        except ReaderUnavailable:
+            return None  # detached since names(): not ours to watch any more
+        if not worker.alive:
+            return f"reader {name!r}: worker thread has ended"
+        beat = self._beats.get(name)
+        if beat is None or beat.worker is not worker:
+            beat = self._beats[name] = _Heartbeat(worker, now)
+        if beat.pending is not None and beat.pending.done():
+            beat.pending, beat.last_ok = None, now
+        if beat.pending is None:
+            try:  # a deadline it cannot miss: reaching the job at all is the heartbeat
+                beat.pending = worker.submit(_heartbeat_job, now + 3600.0)
+                beat.sent = now
+            except (ReaderBusy, ReaderUnavailable):
+                pass  # full queue: the age of the last heartbeat decides
+        waited = now - (beat.sent if beat.pending is not None else beat.last_ok)
+        if waited >= stale_after_s:
+            return f"reader {name!r}: worker wedged (no heartbeat for {waited:.1f} s)"
+        return None
+
     # --- printers and scanners ------------------------------------------------------------
 
     @property
@@ -387,6 +448,18 @@ class Station(ClosesOnExit):
                 if time.monotonic() >= deadline:
                     raise
             time.sleep(0.01)
+
+
+@dataclass(slots=True)
+class _Heartbeat:
+    worker: ReaderWorker
+    last_ok: float  # monotonic: the worker last reached a heartbeat job (or was first seen)
+    sent: float = 0.0
+    pending: concurrent.futures.Future[None] | None = None
+
+
+def _heartbeat_job(_ctx: JobContext) -> None:
+    """Runs on the reader's worker thread and does nothing: that it ran is the heartbeat."""
 
 
 def _make_dir(path: Path) -> Path:

@@ -2,10 +2,11 @@
 
 Start order: config (validated whole, keys loaded) → station (journal, readers, printers,
 scanners) → listeners → health SERVING → "ready" on stdout (and READY=1 to systemd when it
-asked). SIGTERM/SIGINT: health NOT_SERVING, running calls get ``grace`` seconds, sockets are
-removed, the station closes (a running card job finishes first; the journal and spool keep
-every intent and receipt). Health per service follows the devices: a service whose devices are
-all gone is NOT_SERVING until one comes back.
+asked, with a ``STATUS=`` line; the watchdog is fed while the station's workers are alive:
+:mod:`daemon.systemd`). SIGTERM/SIGINT: STOPPING=1, health NOT_SERVING, running calls get
+``grace`` seconds, sockets are removed, the station closes (a running card job finishes first;
+the journal and spool keep every intent and receipt). Health per service follows the devices:
+a service whose devices are all gone is NOT_SERVING until one comes back.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
 from daemon.api.server import ApiServer, Service
+from daemon.errors import ReaderUnavailable
 from daemon.events import Event
 from daemon.station import Station
+from daemon.systemd import Notifier
 
 __all__ = ["DEVICE_SERVICES", "run", "serve"]
 
@@ -40,20 +41,6 @@ DEVICE_SERVICES: Mapping[str, tuple[str, ...]] = {
     "printers": ("carddaemon.v1.PrinterService",),
     "scanners": ("carddaemon.v1.ScannerService",),
 }
-
-
-def _notify(message: str) -> None:
-    """sd_notify when systemd gave us a socket; a no-op otherwise."""
-    path = os.environ.get("NOTIFY_SOCKET")
-    if not path:
-        return
-    address = "\0" + path[1:] if path.startswith("@") else path
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(address)
-            sock.sendall(message.encode())
-        except OSError as exc:
-            logger.warning("sd_notify %s failed: %s", message.split("=", 1)[0], exc)
 
 
 class _Health:
@@ -91,11 +78,26 @@ class _Health:
                 if name in self.offered:
                     await self.server.set_serving(name, bool(self.up[kind]) or not configured)
 
-    async def follow(self) -> None:
+    async def follow(self, notifier: Notifier | None = None) -> None:
         with self.station.hub.subscribe(name="health") as sub:
             async for event in sub:
                 self._apply(event)
                 await self.publish()
+                if notifier is not None:
+                    notifier.status(self.status())
+
+    def status(self) -> str:
+        """The one ``STATUS=`` line: ``2 reader(s), 1/1 printer(s) up, 1/1 scanner(s) up``."""
+        try:
+            readers = len(self.station.readers())
+        except ReaderUnavailable:
+            readers = 0
+        printers = len(self.up["printers"] & set(self.station.printers))
+        scanners = len(self.up["scanners"] & set(self.station.scanners))
+        return (
+            f"{readers} reader(s), {printers}/{len(self.station.printers)} printer(s) up, "
+            f"{scanners}/{len(self.station.scanners)} scanner(s) up"
+        )
 
 
 def _device_alive(payload: object) -> bool | None:
@@ -116,32 +118,35 @@ async def serve(
     stop: asyncio.Event | None = None,
     out: TextIO = sys.stdout,
     grace_s: float = 5.0,
+    notifier: Notifier | None = None,
 ) -> None:
-    """Run the listeners over a started ``station`` until ``stop`` is set."""
+    """Run the listeners over a started ``station`` until ``stop`` is set.
+
+    ``notifier``: sd_notify (default: from ``$NOTIFY_SOCKET``/``$WATCHDOG_USEC``, a no-op
+    when systemd did not start us)."""
+    notify = notifier if notifier is not None else Notifier()
     server = ApiServer(station.config.api, services)
     stop = stop or asyncio.Event()
-    await server.start()
+    await server.start()  # every listener is bound (the journal was opened by station.start)
     health = _Health(station, server)
-    follower = asyncio.create_task(health.follow(), name="health")
+    tasks = [
+        asyncio.create_task(health.follow(notify), name="health"),
+        asyncio.create_task(notify.keep_alive(station.health), name="watchdog"),
+    ]
     try:
         for role, address in server.addresses().items():
             print(f"listening: {role:<10} {address}", file=out, flush=True)
         print("ready", file=out, flush=True)
-        _notify("READY=1\nSTATUS=" + _status(station))
+        notify.ready(health.status())
         await stop.wait()
     finally:
-        _notify("STOPPING=1")
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follower
+        notify.stopping()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await server.stop(grace_s)
-
-
-def _status(station: Station) -> str:
-    return (
-        f"{len(station.readers())} reader(s), {len(station.printers)} printer(s), "
-        f"{len(station.scanners)} scanner(s)"
-    )
 
 
 def run(

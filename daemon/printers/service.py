@@ -97,6 +97,12 @@ class PrinterService:
 
     # --- lifecycle ------------------------------------------------------------------------
 
+    @property
+    def alive(self) -> bool:
+        """The printer's thread is running (the watchdog pings only while it is)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def close(self) -> None:
         thread, self._thread = self._thread, None
         if thread is None:

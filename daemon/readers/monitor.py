@@ -124,6 +124,12 @@ class ReaderMonitor(ClosesOnExit):
         self._thread = threading.Thread(target=self._run, name="reader-monitor")
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        """The monitor's thread is running (the watchdog pings only while it is)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def close(self) -> None:
         """Stop the loop and join the thread. Idempotent."""
         self._stop.set()

@@ -71,6 +71,12 @@ class Scanner:
                 self._thread.start()
         return self
 
+    @property
+    def alive(self) -> bool:
+        """The scanner's thread is running (the watchdog pings only while it is)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
     def close(self) -> None:
         with self._lock:
             self._stop.set()
