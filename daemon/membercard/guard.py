@@ -104,6 +104,7 @@ class CardGuard:
             try:
                 state = evaluate(self.keystore, image)
                 self.journal.check_counter(uid, state.current.counter)
+                self.learn_replacement(state)
                 self.journal.check_binding(state.header.member_id, uid)
                 self.journal.check_history(uid, [(r.counter, r.tag.hex()) for r in _valid(state)])
             except FraudDetected as exc:
@@ -121,6 +122,31 @@ class CardGuard:
         if uses:
             self.journal.audit("key_use", uid=uid or None, detail={"uses": uses})
 
+    def learn_replacement(self, state: CardState) -> None:
+        """A card whose (MAC'd) replacement generation is above that of the card this PC has
+        bound to its member supersedes it: the old UID is hotlisted here, the member bound to
+        this card, and that it was learnt from a card is audited. Anything else bound to
+        another UID stays a clone (``check_binding``)."""
+        member, uid = state.header.member_id, state.uid_hex
+        bound = self.journal.bound_uid(member)
+        if bound is None or bound == uid:
+            return
+        seen = self.journal.last_seen(bound)
+        old_generation = int(seen.state.get("generation", 0)) if seen else 0
+        if state.header.generation <= old_generation:
+            return
+        logger.info("card %s replaces %s for member %s (learnt from the card)", uid, bound, member)
+        if self.journal.hotlist_reason(bound) is None:
+            self.journal.hotlist(bound, f"replaced by {uid} (generation {state.header.generation})")
+        self.journal.bind_member(member, uid)
+        self.journal.audit(
+            "replacement_learnt",
+            uid=uid,
+            member_id=member,
+            detail={"old_uid": bound, "generation": state.header.generation,
+                    "old_generation": old_generation, "source": "card"},
+        )  # fmt: skip
+
     def fraud(self, uid: str, exc: FraudDetected) -> None:
         logger.warning("card %s refused: %s", uid, exc)
         self.journal.audit("fraud", uid=uid, detail={"reason": exc.reason, "message": exc.message})
@@ -133,6 +159,7 @@ class CardGuard:
         snapshot = {
             "member_id": header.member_id,
             "tier": header.tier,
+            "generation": header.generation,
             "valid_until": header.valid_until.isoformat() if header.valid_until else None,
             "balance": current.balance,
             "points": current.points,

@@ -190,10 +190,9 @@ class Personaliser:
                     + (f"card {replacing} was already replaced" if replacing else "use replace"),
                 )
             tag = bytes.fromhex(record.after["tag"]) if record.after else secrets.token_bytes(4)
-            header = Header(spec.member_id, spec.tier, spec.valid_until, self._today())
-            if record.after:
-                header = Header(spec.member_id, spec.tier, spec.valid_until,
-                                dt.date.fromisoformat(record.after["issued"]))  # fmt: skip
+            issued = dt.date.fromisoformat(record.after["issued"]) if record.after else None
+            header = Header(spec.member_id, spec.tier, spec.valid_until, issued or self._today(),
+                            spec.generation)  # fmt: skip
             existing = self._member_state(card, ours=record.state is RequestState.PENDING)
             if existing is not None:
                 return self._already(existing, request_id, spec, tag, uid_hex)
@@ -245,6 +244,7 @@ class Personaliser:
         cur = state.current
         self.journal.observe(result.uid, result.member_id, cur.counter, {
             "member_id": result.member_id, "tier": state.header.tier,
+            "generation": state.header.generation,
             "valid_until": state.header.valid_until.isoformat() if state.header.valid_until
             else None, "balance": cur.balance, "points": cur.points, "counter": cur.counter,
         })  # fmt: skip

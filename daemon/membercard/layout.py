@@ -131,17 +131,22 @@ class Header:
     tier: int
     valid_until: dt.date | None
     issued: dt.date
+    generation: int = 0
+    """Replacement generation: 0 as first issued, +1 for each replacement of the member's card.
+    Under every slot MAC, so a card proves offline that it supersedes an older one."""
 
     def __post_init__(self) -> None:
         check_member_id(self.member_id)
         if not 0 <= self.tier <= 0xFF:
             raise MalformedBlock("tier", f"{self.tier} not in 0..255", HEADER_BLOCK)
+        if not 0 <= self.generation <= 0xFF:
+            raise MalformedBlock("generation", f"{self.generation} not in 0..255", HEADER_BLOCK)
 
     def encode(self) -> bytes:
         return (
             bytes((MAGIC, FORMAT_VERSION))
             + _bcd(self.member_id)
-            + bytes((self.tier, 0))
+            + bytes((self.tier, self.generation))
             + _date_to_days(self.valid_until, "valid_until").to_bytes(2, "big")
             + _date_to_days(self.issued, "issued").to_bytes(2, "big")
         )
@@ -160,8 +165,6 @@ class Header:
                 f"block {HEADER_BLOCK}: card format version {raw[1]}, this daemon reads "
                 f"version {FORMAT_VERSION} only; nothing will be written"
             )
-        if raw[11] != 0:
-            raise MalformedBlock("flags", f"reserved byte is {raw[11]:02X}", HEADER_BLOCK)
         issued = days_to_date(int.from_bytes(raw[14:16], "big"))
         if issued is None:
             raise MalformedBlock("issued", "no issue date", HEADER_BLOCK)
@@ -170,6 +173,7 @@ class Header:
             tier=raw[10],
             valid_until=days_to_date(int.from_bytes(raw[12:14], "big")),
             issued=issued,
+            generation=raw[11],
         )
 
 

@@ -57,6 +57,7 @@ def replace_card(
             valid_until=dt.date.fromisoformat(until) if until else None,
             balance=int(snap["balance"]),
             points=int(snap["points"]),
+            generation=int(snap.get("generation", 0)) + 1,  # proves offline: supersedes old
         )
         result = personaliser._issue(new_card, spec, f"{request_id}:issue", replacing=old)
         outcome = {

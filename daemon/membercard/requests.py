@@ -175,11 +175,12 @@ class IssueSpec:
     valid_until: dt.date | None = None
     balance: int = 0
     points: int = 0
+    generation: int = 0  # replacement generation (set by replace_card, 0 for a new member)
 
     def journal_params(self) -> dict[str, Any]:
         return {
             "member_id": self.member_id, "tier": self.tier, "balance": self.balance,
-            "points": self.points,
+            "points": self.points, "generation": self.generation,
             "valid_until": self.valid_until.isoformat() if self.valid_until else None,
         }  # fmt: skip
 

@@ -257,7 +257,7 @@ def test_header_offsets_and_encodings() -> None:
         "format version": bytes((FORMAT_VERSION,)),
         "member ID": bytes.fromhex("0012345".ljust(16, "F")),
         "tier": bytes((0x5A,)),
-        "flags": b"\x00",
+        "replacement generation": b"\x00",
         "valid until": (dt.date(2028, 12, 31) - epoch).days.to_bytes(2, "big"),
         "issued": (dt.date(2026, 11, 23) - epoch).days.to_bytes(2, "big"),
     }
@@ -267,7 +267,7 @@ def test_header_offsets_and_encodings() -> None:
     by_field = {r["field"]: r["encoding"] for r in rows}
     assert hexbytes(code(by_field["magic"])[0]) == bytes((MAGIC,))
     assert hexbytes(code(by_field["format version"])[0]) == bytes((FORMAT_VERSION,))
-    assert hexbytes(code(by_field["flags"])[0]) == b"\x00"
+    assert hexbytes(code(by_field["replacement generation"])[0]) == b"\x00"
     assert int(code(by_field["valid until"])[0], 16) == NO_EXPIRY
     assert Header("1", 0, None, dt.date(2026, 1, 1)).encode()[12:14] == b"\xff\xff"
     assert "2000-01-01" in by_field["valid until"]

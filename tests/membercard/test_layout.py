@@ -31,7 +31,8 @@ HEADER = Header("0012345", 3, dt.date(2028, 12, 31), dt.date(2026, 11, 23))
 def test_header_golden_bytes() -> None:
     raw = HEADER.encode()
     assert raw.hex(" ").upper() == "CD 01 00 12 34 5F FF FF FF FF 03 00 29 60 26 5F"
-    # magic, version, BCD member ID "0012345" padded with F, tier 3, flags, 2028-12-31, 2026-11-23
+    # magic, version, BCD member ID "0012345" padded with F, tier 3, generation 0,
+    # 2028-12-31, 2026-11-23
     assert Header.decode(raw) == HEADER
 
 
@@ -58,13 +59,20 @@ def test_mac_binds_uid_slot_header_and_state() -> None:
     assert not verify_slot(Keystore.generate(), UID, header, raw, mac, 1)  # other MAC key
 
 
+def test_header_byte_11_is_the_replacement_generation() -> None:
+    raw = bytes.fromhex("CD01123FFFFFFFFFFFFF0003FFFF2960")
+    assert Header.decode(raw).generation == 3
+    assert Header.decode(raw).encode() == raw
+    with pytest.raises(MalformedBlock, match="generation"):
+        Header("1", 0, None, dt.date(2026, 1, 1), generation=256)
+
+
 @pytest.mark.parametrize(
     ("raw", "error", "match"),
     [
         (bytes(16), UnknownCardFormat, "magic 00"),
         (bytes.fromhex("CD02") + bytes(14), UnknownCardFormat, "version 2"),
         (bytes.fromhex("CD01AAAAAAAAAAAAAAAA0000FFFF2960"), MalformedBlock, "member_id"),
-        (bytes.fromhex("CD01123FFFFFFFFFFFFF0001FFFF2960"), MalformedBlock, "flags"),
         (bytes.fromhex("CD01123FFFFFFFFFFFFF0000FFFFFFFF"), MalformedBlock, "issued"),
         (b"\xcd\x01", MalformedBlock, "16 bytes"),
     ],
