@@ -33,6 +33,8 @@ Factory = Callable[[Station, ApiConfig], "Service | None"]
 OWN: Final = (
     "daemon.api.readers:service",
     "daemon.api.cards:service",
+    "daemon.api.issuing:service",
+    "daemon.api.diagnostics:service",
 )
 
 
