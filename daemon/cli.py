@@ -360,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="permit the gen2 test to rewrite block 0 with its own bytes (issuing station only)",
     )
     p.set_defaults(func=_cmd_probe)
+
+    from daemon.journal_cli import add_parser as add_journal_commands  # backup, verify
+
+    add_journal_commands(sub)
     return parser
 
 
