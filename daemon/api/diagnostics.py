@@ -464,6 +464,19 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServiceServicer):
             dialect=self.station.profile(rid).dialect,
         )
         result = await self._run(rid, job, context)
+        if result.block0 is None and not request.gen2_check:
+            # a member card's sector 0 opens with the public MAD key, not the transport key
+            again = probe_job(
+                station=self.station.config.daemon.station,
+                key=MAD_KEY_A,
+                latency_rounds=0,
+                dialect=self.station.profile(rid).dialect,
+            )
+            mad = await self._run(rid, again, context)
+            if mad.block0 is not None:
+                result.block0, result.block0_error = mad.block0, None
+                result.findings = mad.findings
+                result.key_used = "MAD key A"
         return probe_response(f"readers/{rid}", result)
 
     async def DumpCard(self, request: pb.DumpCardRequest, context: Context) -> pb.DumpCardResponse:
