@@ -24,6 +24,7 @@ from grpc import aio
 
 from daemon.api.errors import to_status
 from daemon.errors import CardDaemonError, CertificateNotMapped, RoleNotAllowed, TooManyStreams
+from daemon.logs import REQUEST_ID
 
 __all__ = ["ALWAYS", "Guard", "TlsGuard", "abort_with"]
 
@@ -151,6 +152,12 @@ def _like(
     return handler  # client or bidi streams: none in our contract
 
 
+def _request_id(request: Any) -> str:
+    """The request's ``request_id`` field (mutations have one), else ""."""
+    value = getattr(request, "request_id", "")
+    return value[:64] if isinstance(value, str) else ""
+
+
 def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
     # aio handlers are coroutines / async generators; grpc's stubs type them as sync ones
     inner_unary: Any = handler.unary_unary
@@ -158,6 +165,7 @@ def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
 
     async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         assert inner_unary is not None
+        REQUEST_ID.set(_request_id(request))  # this call's task: its log lines carry it
         try:
             guard.admit(context, method)
             return await inner_unary(request, context)
@@ -181,6 +189,7 @@ def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
                 ),
             )
         guard.open_streams += 1
+        REQUEST_ID.set(_request_id(request))
         try:
             guard.admit(context, method)
             async for item in inner_stream(request, context):
