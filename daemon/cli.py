@@ -275,7 +275,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     """The daemon: the station of the config file and its gRPC listeners, until SIGTERM."""
     from daemon.api.run import run
     from daemon.api.services import build_services
+    from daemon.logs import setup
 
+    setup(logging.DEBUG if args.verbose else logging.WARNING)  # logfmt; journald priorities
     return run(args.config, build_services)
 
 
