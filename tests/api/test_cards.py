@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import grpc
 import pytest
@@ -216,3 +217,49 @@ def test_the_issuer_socket_cannot_debit_and_the_technician_may_only_look(api: Ap
     tech = mg.MemberCardServiceStub(api.channel("technician"))
     op = tech.GetOperation(m.GetOperationRequest(request_id="never"), timeout=5)
     assert op.state == m.GetOperationResponse.STATE_NOT_RECORDED
+
+
+def test_a_call_cancelled_mid_debit_completes_or_is_recorded_never_half_done(
+    api: Api, pos: mg.MemberCardServiceStub
+) -> None:
+    member_on_front(api)
+    backend = api.station.backend
+    assert isinstance(backend, SimBackend)
+    reader = backend.reader(api.station.reader("front").name)
+    reader.realtime = True  # the reader's real air time: a debit takes a few tens of ms
+    sale = m.DebitRequest(expected_uid=UID, reader="front", request_id="gone", amount=cny(700))
+    call = pos.Debit.future(sale, timeout=10)
+    time.sleep(0.02)  # the job has started on the reader worker
+    call.cancel()
+    deadline = time.monotonic() + 10
+    while True:  # the worker finishes the job whatever the client did
+        op = pos.GetOperation(m.GetOperationRequest(request_id="gone"), timeout=5)
+        running = (m.GetOperationResponse.STATE_IN_PROGRESS, m.GetOperationResponse.STATE_PENDING)
+        if op.state not in running:  # PENDING here: written, not yet verified
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    reader.realtime = False
+    read = pos.ReadCard(m.ReadCardRequest(reader="front"), timeout=10)
+    if op.state == m.GetOperationResponse.STATE_COMMITTED:
+        assert read.card.balance == cny(49_300)
+    else:  # cancelled before it started: nothing was written, the id may be used again
+        assert op.state == m.GetOperationResponse.STATE_NOT_RECORDED
+        assert read.card.balance == cny(50_000)
+    retried = pos.Debit(sale, timeout=10).result  # the cashier presses pay again
+    assert retried.balance_after == cny(49_300)  # charged exactly once either way
+
+
+def test_an_expired_deadline_writes_nothing(api: Api, pos: mg.MemberCardServiceStub) -> None:
+    member_on_front(api)
+    sale = m.DebitRequest(expected_uid=UID, reader="front", request_id="late", amount=cny(100))
+    with pytest.raises(grpc.RpcError) as err:
+        pos.Debit(sale, timeout=0.000_001)
+    assert err.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
+    time.sleep(0.2)
+    read = pos.ReadCard(m.ReadCardRequest(reader="front"), timeout=10)
+    op = pos.GetOperation(m.GetOperationRequest(request_id="late"), timeout=5)
+    if op.state == m.GetOperationResponse.STATE_COMMITTED:  # it reached the card in time
+        assert read.card.balance == cny(49_900)
+    else:
+        assert read.card.balance == cny(50_000)
