@@ -294,6 +294,9 @@ class ReaderWorker(ClosesOnExit):
                 try:
                     self._execute(pending)
                 finally:
+                    # the finished job (and an exception holding its caller's frames) must not
+                    # stay referenced while the worker waits for the next one
+                    del pending
                     with self._cond:
                         self._running = False
                         self._cond.notify_all()
