@@ -414,3 +414,30 @@ def test_a_connection_that_fails_to_close_does_not_kill_the_worker(
         reader.insert(SimCard.blank(uid=UID_C))
         assert worker.submit(read_uid, clock() + 60).result(WAIT) == UID_C
         assert worker.alive
+
+
+def test_a_job_right_after_a_card_arrives_reaches_that_card(stack: Stack) -> None:
+    """A till reads the card the moment the monitor reports it; the worker's connection may
+    predate the card (or pcscd may still be resetting it): the job must not fail with
+    CARD_REMOVED when nothing of it was sent yet."""
+
+    def uid(ctx: JobContext) -> bytes:
+        return ctx.connection.transmit(GET_UID).data
+
+    with ReaderPool(stack.backend.connect) as pool:
+        name = stack.name(0)
+        pool.reader_attached(name)
+        for n in range(8):
+            card = SimCard.blank(uid=bytes([0x04, 0xA0, 0x00, n]))
+            stack.readers[0].insert(card)  # the till does not wait for pcscd to notice
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    got = pool.submit(name, uid, time.monotonic() + 10).result(10)
+                    break
+                except CardAbsent:  # pcscd has not seen it yet: no card is the right answer
+                    assert time.monotonic() < deadline
+                    time.sleep(0.005)
+            assert got == card.uid
+            stack.remove(0)
+            pool.card_removed(name)
