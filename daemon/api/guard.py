@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from contextvars import ContextVar
 from typing import Any, TypeAlias
 
 import grpc
@@ -26,11 +27,16 @@ from daemon.api.errors import to_status
 from daemon.errors import CardDaemonError, CertificateNotMapped, RoleNotAllowed, TooManyStreams
 from daemon.logs import REQUEST_ID
 
-__all__ = ["ALWAYS", "Guard", "TlsGuard", "abort_with"]
+__all__ = ["ALWAYS", "CALLER_ROLE", "Guard", "TlsGuard", "abort_with"]
 
 logger = logging.getLogger(__name__)
 
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"  # generic only in the stubs
+
+#: The role of the current call, set once the guard admitted it ("" outside a call). A handler
+#: reads it when it starts (a stream: before its first message) to shape what it shows, e.g.
+#: the scanner service's masking of payment codes for every role but ``pos``.
+CALLER_ROLE: ContextVar[str] = ContextVar("carddaemon_caller_role", default="")
 
 #: Services every role may call: health checks.
 ALWAYS = frozenset({"grpc.health.v1.Health"})
@@ -79,7 +85,9 @@ class Guard(aio.ServerInterceptor):
 
     def admit(self, context: aio.ServicerContext[Any, Any], method: str) -> None:
         """Per-call check before the handler runs (the role was checked when the call came
-        in on a role's own socket; :class:`TlsGuard` checks the client certificate here)."""
+        in on a role's own socket; :class:`TlsGuard` checks the client certificate here);
+        sets :data:`CALLER_ROLE`."""
+        CALLER_ROLE.set(self.role)
 
 
 class TlsGuard(Guard):
@@ -118,6 +126,7 @@ class TlsGuard(Guard):
             )
         if not _allowed(method, self.by_role.get(role, ALWAYS)):
             raise RoleNotAllowed(f"the {role} role may not call {method.lstrip('/')}")
+        CALLER_ROLE.set(role)
 
 
 def _refusal(handler: Handler, exc: CardDaemonError) -> Handler:
