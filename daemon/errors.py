@@ -42,6 +42,7 @@ __all__ = [
     "MalformedBlock",
     "MemberNotFound",
     "OperationNotAllowed",
+    "OperationNotCommitted",
     "OperationTimeout",
     "PcscUnavailable",
     "PrinterCoverOpen",
@@ -147,6 +148,14 @@ class OperationNotAllowed(CardDaemonError):
     """
 
     reason = "OPERATION_NOT_ALLOWED"
+
+
+class OperationNotCommitted(CardDaemonError):
+    """Something refers to a card operation (by its request_id) that did not commit: unknown,
+    still pending (outcome unknown) or not applied. A receipt naming it would print figures
+    that are not on the card. Maps to FAILED_PRECONDITION: settle the operation first."""
+
+    reason = "OPERATION_NOT_COMMITTED"
 
 
 class RoleNotAllowed(OperationNotAllowed):

@@ -132,6 +132,14 @@ def _check_text(value: object, name: str, max_width: int | None, kanji: bool) ->
             raise ReceiptInvalid(name, f"control character U+{code:04X} at position {pos}")
         if 0xD800 <= code <= 0xDFFF:
             raise ReceiptInvalid(name, f"lone surrogate U+{code:04X} at position {pos}")
+        if code > 0xFFFF or 0xE000 <= code <= 0xF8FF:
+            # GB18030 can encode it, but a printer's Chinese font (and the raster font) covers
+            # the Basic Multilingual Plane only: an emoji would come out as blanks or garbage
+            raise ReceiptInvalid(
+                name,
+                f"character {ch!r} (U+{code:04X}) at position {pos} cannot be printed: the "
+                "printer's GB18030 font has no emoji, private-use or CJK extension B+ glyphs",
+            )
     try:
         value.encode("gb18030")
     except UnicodeEncodeError as exc:
@@ -213,8 +221,14 @@ def validate_receipt(receipt: Receipt, profile: PrinterProfile) -> None:
         qty: object = item.quantity
         if isinstance(qty, bool) or not isinstance(qty, int) or not 1 <= qty <= 9999:
             raise ReceiptInvalid(f"items[{i}].quantity", f"must be an integer 1..9999: {qty!r}")
-        _check_fen(item.unit_price_fen, f"items[{i}].unit_price_fen")
-        total_amount += _check_fen(item.amount_fen, f"items[{i}].amount_fen")
+        price = _check_fen(item.unit_price_fen, f"items[{i}].unit_price_fen")
+        amount = _check_fen(item.amount_fen, f"items[{i}].amount_fen")
+        if amount > qty * price:  # below is a line discount; above never adds up
+            raise ReceiptInvalid(
+                f"items[{i}].amount_fen",
+                f"{amount} is more than quantity {qty} x unit price {price} = {qty * price}",
+            )
+        total_amount += amount
 
     t = receipt.totals
     subtotal = _check_fen(t.subtotal_fen, "totals.subtotal_fen")
@@ -237,6 +251,11 @@ def validate_receipt(receipt: Receipt, profile: PrinterProfile) -> None:
 
     if receipt.member is not None:
         _validate_member(receipt.member, cpl, kanji)
+        if receipt.member.discount_fen > discount:
+            raise ReceiptInvalid(
+                "member.discount_fen",
+                f"{receipt.member.discount_fen} is more than the sale's discount {discount}",
+            )
     if receipt.qr is not None:
         _check_text(receipt.qr, "qr", None, kanji)
         if not 1 <= len(receipt.qr.encode("utf-8")) <= MAX_QR_BYTES:

@@ -126,10 +126,19 @@ class PrinterService:
 
     # --- the POS side ---------------------------------------------------------------------
 
-    def submit(self, receipt: Receipt) -> Job:
-        """Validate, encode and durably queue ``receipt``; raises ReceiptInvalid."""
+    def submit(self, receipt: Receipt, request_id: str = "", fingerprint: str = "") -> Job:
+        """Validate, encode and durably queue ``receipt``; raises ReceiptInvalid. With
+        ``request_id`` a retry returns the first call's job (see :meth:`Spool.add`)."""
         data = self.encoder.encode(receipt, self.config.drawer_pin, self.config.drawer_pulse_ms)
-        job = self._job_changed(self.spool.add(self.config.id, data, summary=receipt.receipt_no))
+        job = self._job_changed(
+            self.spool.add(
+                self.config.id,
+                data,
+                summary=receipt.receipt_no,
+                request_id=request_id,
+                fingerprint=fingerprint,
+            )
+        )
         self._wake.set()
         return job
 
@@ -162,12 +171,17 @@ class PrinterService:
         self._own(job_id)
         return self._job_changed(self.spool.confirm_printed(job_id))
 
-    def reprint(self, job_id: int) -> Job:
+    def reprint(self, job_id: int, request_id: str = "", fingerprint: str = "") -> Job:
         """Queue a copy of a PRINTED or UNCERTAIN job, marked as a reprint on paper."""
         old = self._own(job_id)
         mark = self.encoder.text_line(f"*** 重印 REPRINT #{job_id} ***", align="center")
         head = old.data[:2] if old.data.startswith(b"\x1b@") else b""
-        job = self.spool.add_reprint(job_id, head + mark + old.data[len(head) :])
+        job = self.spool.add_reprint(
+            job_id,
+            head + mark + old.data[len(head) :],
+            request_id=request_id,
+            fingerprint=fingerprint,
+        )
         if old.state is JobState.UNCERTAIN:  # closed as "reprinted as #n" with the copy
             self._job_changed(self.spool.get(job_id))
         self._job_changed(job)

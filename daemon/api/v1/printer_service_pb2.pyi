@@ -328,6 +328,7 @@ class Receipt(_message.Message):
     FOOTER_LINES_FIELD_NUMBER: _builtins.int
     SKIP_CUT_FIELD_NUMBER: _builtins.int
     OPEN_DRAWER_FIELD_NUMBER: _builtins.int
+    CARD_REQUEST_ID_FIELD_NUMBER: _builtins.int
     receipt_no: _builtins.str
     """The POS's receipt number, printed as is."""
     time_text: _builtins.str
@@ -344,6 +345,14 @@ class Receipt(_message.Message):
     """Do not cut the paper after the receipt (for printers without a cutter)."""
     open_drawer: _builtins.bool
     """Kick the cash drawer when the receipt prints."""
+    card_request_id: _builtins.str
+    """The `request_id` of the MemberCardService operation (Debit, Credit, AdjustPoints) this
+    sale belongs to. The daemon then fills the member block from its journal's committed
+    outcome: the member ID masked, the tier name, balance before and after, points earned and
+    the points balance; the member's discount is `totals.discount`. The POS never retypes
+    them. FAILED_PRECONDITION / OPERATION_NOT_COMMITTED when that operation is not COMMITTED
+    (unknown, pending or not applied: settle it with GetOperation first). Empty: no link.
+    """
     @_builtins.property
     def header(self) -> Global___ReceiptHeader:
         """Required. The store block."""
@@ -362,7 +371,9 @@ class Receipt(_message.Message):
 
     @_builtins.property
     def member(self) -> Global___ReceiptMember:
-        """The member block; unset for a sale without a member card."""
+        """The member block; unset for a sale without a member card, and unset when
+        `card_request_id` is set (the daemon fills it then; RECEIPT_INVALID if both are set).
+        """
 
     @_builtins.property
     def footer_lines(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -383,10 +394,11 @@ class Receipt(_message.Message):
         footer_lines: _abc.Iterable[_builtins.str] | None = ...,
         skip_cut: _builtins.bool = ...,
         open_drawer: _builtins.bool = ...,
+        card_request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["header", b"header", "member", b"member", "totals", b"totals"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["barcode", b"barcode", "footer_lines", b"footer_lines", "header", b"header", "items", b"items", "member", b"member", "open_drawer", b"open_drawer", "payments", b"payments", "qr_code", b"qr_code", "receipt_no", b"receipt_no", "skip_cut", b"skip_cut", "time_text", b"time_text", "totals", b"totals"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["barcode", b"barcode", "card_request_id", b"card_request_id", "footer_lines", b"footer_lines", "header", b"header", "items", b"items", "member", b"member", "open_drawer", b"open_drawer", "payments", b"payments", "qr_code", b"qr_code", "receipt_no", b"receipt_no", "skip_cut", b"skip_cut", "time_text", b"time_text", "totals", b"totals"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
