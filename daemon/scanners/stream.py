@@ -110,6 +110,10 @@ class ScanStream:
         with self._lock:
             return scanner_id not in self._disarmed
 
+    def is_one_shot(self, scanner_id: str) -> bool:
+        with self._lock:
+            return scanner_id in self._one_shot
+
     # --- subscribers --------------------------------------------------------------------------
 
     def subscribe(
