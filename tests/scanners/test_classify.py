@@ -24,6 +24,7 @@ from daemon.scanners import (
     symbology_for,
     upce_to_upca,
 )
+from daemon.scanners.gs1 import GS
 from sim.scanners import make_member_token
 
 KEY = b"member-key-0123456789abcdef"
@@ -150,17 +151,50 @@ def test_gs1_bracketed_form_and_leading_fnc1() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("0104012345678902", r"\(01\) check digit"),
-        ("010401234567", r"\(01\) at position 0 is cut short"),
-        ("0104012345678901" + "7777", "unknown application identifier"),
-        ("10" + "A" * 21, r"\(10\) allows at most 20"),
-        ("1712AB31", r"\(17\) must be numeric"),
-        ("10\x1d21X", r"\(10\) at position 2 has no data"),
+        ("0104012345678902", r"\(01\) check digit is wrong"),
+        ("00123456789012345670", r"\(00\) check digit is wrong"),  # SSCC
+        ("010401234567", r"AI \(01\) pattern"),  # cut short
+        ("0104012345678901" + "7777", "Failed to get GS1 Application Identifier from '7777'"),
+        ("10" + "A" * 21, "Failed to get GS1 Application Identifier"),  # 20 at most
+        ("1712AB31", r"AI \(17\) pattern"),  # not numeric
+        ("10\x1d21X", r"AI \(10\) pattern"),  # no data
+        ("0104012345678901" + "17261399", r"AI \(17\) pattern"),  # month 13, day 99
+        ("0104012345678901" + "17260230", r"\(17\) date"),  # 30 February
+        ("(17)261399", r"AI \(17\) pattern"),
+        ("", "empty element string"),
     ],
 )
 def test_gs1_errors_name_the_ai(text: str, message: str) -> None:
     with pytest.raises(Gs1Error, match=message):
         parse_gs1(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "elements"),
+    [
+        ("8200" + "https://example.com/p/1", [("8200", "https://example.com/p/1")]),
+        (
+            "7240" + "PROTO-7" + GS + "4300" + "ACME-GMBH",
+            [("7240", "PROTO-7"), ("4300", "ACME-GMBH")],
+        ),
+        (
+            "(01)04012345678901(17)261231(4300)SHOP-3",
+            [("01", "04012345678901"), ("17", "261231"), ("4300", "SHOP-3")],
+        ),
+    ],
+)
+def test_gs1_ais_the_old_table_missed_are_accepted(
+    text: str, elements: list[tuple[str, str]], classifier: Classifier
+) -> None:
+    assert [(e.ai, e.value) for e in parse_gs1(text)] == elements
+    if not text.startswith("("):
+        verdict = classifier.classify(text, "]C1")
+        assert (verdict.kind, verdict.valid) == (ScanKind.GS1, True), verdict.problem
+
+
+def test_gs1_titles_are_the_librarys() -> None:
+    titles = [e.title for e in parse_gs1("0104012345678901" + "17261231" + "10A1")]
+    assert titles == ["GTIN", "USE BY or EXPIRY", "BATCH/LOT"]
 
 
 def test_claimed_gs1_that_fails_is_invalid_gs1(classifier: Classifier) -> None:
