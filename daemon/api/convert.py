@@ -11,6 +11,7 @@ import datetime as dt
 import time
 from typing import Final
 
+from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from daemon.api.v1 import common_pb2
@@ -28,6 +29,7 @@ __all__ = [
     "optional_amount",
     "request_id",
     "resource_id",
+    "seconds",
     "timestamp",
 ]
 
@@ -98,6 +100,19 @@ def resource_id(name: str, collection: str, field: str) -> str:
     if len(name) > 128:
         raise InvalidArgument(field, "longer than any device id")
     return name
+
+
+def seconds(value: Duration, field: str) -> float:
+    """A client's Duration in seconds; negative or malformed ones name ``field`` (any length
+    a Duration can hold is accepted here: callers cap it)."""
+    if value.nanos and (value.seconds > 0 > value.nanos or value.seconds < 0 < value.nanos):
+        raise InvalidArgument(field, "seconds and nanos must have the same sign")
+    if not -999_999_999 <= value.nanos <= 999_999_999:
+        raise InvalidArgument(field, f"nanos {value.nanos} is out of range")
+    total = value.seconds + value.nanos / 1e9
+    if total < 0:
+        raise InvalidArgument(field, f"must not be negative, got {total:g} s")
+    return total
 
 
 def date(value: dt.date | None) -> common_pb2.Date | None:

@@ -15,6 +15,7 @@ Here every call of every service passes the same three checks:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextvars import ContextVar
@@ -43,7 +44,12 @@ ALWAYS = frozenset({"grpc.health.v1.Health"})
 
 
 async def abort_with(context: aio.ServicerContext[Any, Any], exc: CardDaemonError) -> None:
-    """End the call with ``exc``'s status and ErrorInfo (raises ``AbortError``)."""
+    """End the call with ``exc``'s status and ErrorInfo (raises ``AbortError``).
+
+    A call the client already left (cancelled, or its deadline passed) has no one to answer:
+    it ends as cancelled instead (its outcome, if it wrote anything, is in the journal)."""
+    if context.cancelled():
+        raise asyncio.CancelledError(f"client gone: {exc.reason}")
     status = to_status(exc)
     await context.abort(status.code, status.details, status.trailing_metadata)
 

@@ -488,9 +488,7 @@ class IssuingServicer(pb_grpc.IssuingServiceServicer):
             specs.append(spec)
         wait_s = MAX_CARD_WAIT_S
         if request.HasField("card_timeout"):
-            asked = request.card_timeout.ToTimedelta().total_seconds()
-            if asked < 0:
-                raise InvalidArgument("card_timeout", "must not be negative")
+            asked = convert.seconds(request.card_timeout, "card_timeout")
             wait_s = min(asked, MAX_CARD_WAIT_S) if asked > 0 else MAX_CARD_WAIT_S
         self._issuing("BatchIssueCards")
         journal = self.station.journal

@@ -19,7 +19,7 @@ from daemon.api.settings import ApiConfig
 from daemon.api.v1 import common_pb2
 from daemon.api.v1 import reader_service_pb2 as pb
 from daemon.api.v1 import reader_service_pb2_grpc as pb_grpc
-from daemon.errors import DeviceNotFound, InvalidArgument, OperationTimeout, ReaderUnavailable
+from daemon.errors import DeviceNotFound, OperationTimeout, ReaderUnavailable
 from daemon.events import Event
 from daemon.readers.monitor import ReaderEvent
 from daemon.station import ReaderInfo, Station
@@ -136,9 +136,7 @@ class ReaderServicer(pb_grpc.ReaderServiceServicer):
         self.station.reader(rid)
         wanted = self.max_wait_s
         if request.HasField("timeout"):
-            asked = request.timeout.ToTimedelta().total_seconds()
-            if asked < 0:
-                raise InvalidArgument("timeout", "must not be negative")
+            asked = convert.seconds(request.timeout, "timeout")
             wanted = min(wanted, asked) if asked > 0 else wanted
         left = cast("float | None", context.time_remaining())
         if left is not None:
