@@ -35,6 +35,7 @@ OWN: Final = (
     "daemon.api.cards:service",
     "daemon.api.issuing:service",
     "daemon.api.diagnostics:service",
+    "daemon.api.printers:service",
     "daemon.api.scanners:service",
 )
 

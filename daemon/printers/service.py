@@ -82,6 +82,8 @@ class PrinterService:
         self.spool = spool if isinstance(spool, Spool) else Spool(spool)
         self.recovered = self.spool.recover(config.id)
         self._status = PrinterStatus.unreachable()
+        #: wall-clock time of the last status change (``status_change_time`` in the API)
+        self.status_time = time.time()
         self.hub.publish(self.source, STATUS, self._status, state="event")
         for job in self.recovered:
             logger.warning("printer %s: job %s is UNCERTAIN after restart", config.id, job.id)
@@ -234,6 +236,7 @@ class PrinterService:
             return
         logger.info("printer %s status: %s", self.config.id, status.problem or "READY")
         self._status = status
+        self.status_time = time.time()
         self.hub.publish(self.source, STATUS, status, state="event")
 
     def _job_changed(self, job: Job) -> Job:

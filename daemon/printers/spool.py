@@ -401,6 +401,19 @@ class Spool:
             raise InvalidArgument("job_id", f"no print job {job_id}")
         return _job(row)
 
+    def count(self, printer: str, state: JobState) -> int:
+        """How many of ``printer``'s jobs are in ``state`` (queued / uncertain counters)."""
+        with self._lock:
+            row = (
+                self._conn()
+                .execute(
+                    "SELECT COUNT(*) FROM print_jobs WHERE printer = ? AND state = ?",
+                    (printer, state),
+                )
+                .fetchone()
+            )
+        return int(row[0])
+
     def next_queued(self, printer: str) -> Job | None:
         """Oldest QUEUED job: jobs print in the order they were accepted."""
         with self._lock:
