@@ -1,8 +1,23 @@
-"""Backends over python-escpos' connectors (Network, Serial, Usb).
+"""Backends over python-escpos' connectors (Network, Serial, Usb), through their public interface.
 
-We use the connectors for what they do well (opening the device, ``_raw`` writes) and read
-status bytes ourselves with a bounded timeout: their ``_read`` blocks for the connector-wide
-timeout and cannot tell "no answer yet" from "gone". Imported lazily by the backend registry.
+What we use: the connector classes' ``open()`` / ``close()`` and the public ``device`` property
+(the open socket, ``serial.Serial`` or ``usb.core.Device``; its setter is how python-escpos
+itself marks a connector closed: ``False``). Nothing reaches into ``_device``.
+
+What python-escpos cannot do for a receipt, and so what we do ourselves:
+
+* **one write per receipt**: its public printing methods (``text``, ``image``, ``qr``...) each
+  write on their own and encode text through its code-page table, which has no GB18030 and no
+  Kanji mode (``FS &``). The daemon renders the whole receipt (:mod:`daemon.printers.encoder`)
+  and hands it over in one buffer through ``_raw``, the one write primitive every connector
+  implements and python-escpos' own methods call; 3.1 has no public name for it.
+* **``GS r`` / ``DLE EOT`` status**: ``query_status`` reads with ``_read``, which blocks for the
+  connector-wide timeout and cannot tell "no answer yet" from "gone"; we read the ``device``
+  with a bounded timeout per call.
+* **TCP connect**: ``Network.open`` leaves the socket unclosed when the connect fails; we
+  connect ourselves and set the connector's ``device``.
+
+Imported lazily by the backend registry.
 """
 
 from __future__ import annotations
@@ -42,9 +57,8 @@ class _EscposBackend(PrinterBackend):
             return
         conn = self._connector()
         try:
-            conn.open()
+            conn.open()  # on failure python-escpos sets device None itself: no auto-open later
         except Exception as exc:  # DeviceNotFoundError, USBError, NoBackendError, OSError
-            conn._device = None
             raise PrinterOffline(f"printer {self.config.id}: cannot open {self.where}") from exc
         self._conn = conn
         self._after_open()
@@ -56,7 +70,7 @@ class _EscposBackend(PrinterBackend):
         if self._conn is None:
             raise PrinterOffline(f"printer {self.config.id}: not open")
         try:
-            self._conn._raw(data)
+            self._conn._raw(data)  # the whole receipt in one write; see the module docstring
         except Exception as exc:  # every driver failure means "gone" here
             self.close()
             raise PrinterOffline(f"printer {self.config.id}: write to {self.where} failed") from exc
@@ -65,14 +79,14 @@ class _EscposBackend(PrinterBackend):
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        device = conn._device
+        device = conn.device  # open, so the getter does not auto-open
         try:
-            conn.close()
+            conn.close()  # sets device False on success
         except Exception:  # a dead device fails its flush; close the handle anyway
             logger.debug("printer %s: close of %s failed", self.config.id, self.where)
             with contextlib.suppress(Exception):
                 device.close()
-        conn._device = False  # python-escpos' __del__ would close (and fail) again
+            conn.device = False  # closed: python-escpos' __del__ must not close (and fail) again
 
 
 class NetworkBackend(_EscposBackend):
@@ -97,7 +111,7 @@ class NetworkBackend(_EscposBackend):
                 (self.config.host, self.config.port), timeout=self.config.timeout_s
             )
         except OSError as exc:
-            conn._device = None  # never auto-open from __del__/device
+            conn.device = None  # opened and failed: never auto-open from __del__/device
             raise PrinterOffline(f"printer {self.config.id}: cannot open {self.where}") from exc
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn.device = sock
