@@ -12,15 +12,28 @@ terminal with no journal. A violation is any state other than exactly the old or
 retry that does not end in the new state exactly once. A quarter of the trials also tear the
 same terminal's first re-read (the recovery itself), which must then resolve on the next read.
 
+A share of the debit/credit/points trials (``CLONE``) also lays a clone of the card (a magic
+card: same UID, same image) on the PC's second reader and debits it at a random moment while
+the torn operation runs. Then a violation is: both committed (one counter spent twice), a
+request the journal calls committed that its card does not show, or the real card in any state
+but old or new at a fresh terminal. When the card left mid-write and the clone is read first,
+the clone proves "not applied" for a write that did land on the real card: the journal closes
+it ABORTED and burns its tag (the real card is then refused ``HISTORY_FORKED`` at this PC);
+such trials are counted as ``clone_misresolved`` (a clone fools the one PC that holds the
+journal; the chain ledger closes it), not hidden.
+
 Every terminal is a :class:`~daemon.station.Station` built from ``bench/tear_campaign.toml``
 (its reader's match and dialect changed per model), and every operation and re-read is a member
 card request on the reader's worker (``station.card``), as the API will run it. A trial starts
 two stations (the same terminal, then the fresh one) with empty journals: the config is loaded
 and validated once per store folder, and each station's journal file is removed when it stops.
-Measured (2 shared cores): 10,000 trials take ~125 s this way, ~80 s with hand-wired
-terminals; one long-lived station per model with its journal reset between trials would be
-faster but would no longer be "a terminal that never saw the card". The store folders live on
-``/dev/shm`` where there is one (the journals' fsyncs are the tests' business, not this one's).
+Measured (2 shared cores): 10,000 trials took ~125 s this way, ~80 s with hand-wired
+terminals; ~390 s since each terminal has a second reader, every trial waits for the
+monitor's UID read before arming its fault and for each job's clean-up (closing the member
+sectors after the result). One long-lived station per model with its journal reset between
+trials would be faster but would no longer be "a terminal that never saw the card". The store
+folders live on ``/dev/shm`` where there is one (the journals' fsyncs are the tests'
+business, not this one's).
 
 Last line: ``tear_campaign: trials=… violations=… resolved_same=… resolved_fresh=…`` where
 ``resolved_*`` counts trials that terminal settled to a definite allowed state.
@@ -68,9 +81,14 @@ from sim.reader import SimReader
 SCENARIOS_PER_OP = 8
 MODELS = ("acr1252u", "acr1252u", "acr122u", "omnikey5x21", "generic")
 SECOND = 0.25  # share of trials whose recovery (the same terminal's re-read) is torn as well
+CLONE = 0.2  # share of value-op trials with a clone debited on the second reader meanwhile
+CLONE_DELAY_S = 0.004  # the clone's job is submitted 0..this after the torn operation's
+CLONE_SPEND = 100  # fen the clone pays
 
 CONFIG = Path(__file__).resolve().with_name("tear_campaign.toml")
 READER = "front"
+CLONE_READER = "back"
+VALUE_OPS = ("debit", "credit", "points")
 TODAY = dt.date(2026, 11, 23)
 #: the config's reader table, and what it becomes for each simulated model
 ACR1252U_READER = 'match = "ACS ACR1252*PICC*"\ndialect = "acr1252u"'
@@ -112,19 +130,45 @@ class Scenario:
     request: Callable[[str], CardRequest]  # request_id -> the operation
 
 
-def sim_reader(station: Station) -> SimReader:
+def sim_reader(station: Station, reader: str = READER) -> SimReader:
     backend = station.backend
     assert isinstance(backend, SimBackend), "the campaign runs on the simulated readers"
-    return backend.readers[0]
+    return backend.reader(station.reader(reader).name)
 
 
-def present(station: Station, card: SimCard) -> None:
-    """Lay ``card`` on the reader. The worker's next job opens a fresh connection: as the
-    reader monitor says when it sees the card arrive, said here at once, not at its next poll."""
-    sim_reader(station).insert(card)
+def present(
+    station: Station, card: SimCard, reader: str = READER, *, faults_next: bool = False
+) -> None:
+    """Lay ``card`` on the reader. With ``faults_next``, wait until the reader monitor has seen
+    it: the monitor reads the UID of each card that arrives, and that GET DATA must not be the
+    APDU a fault armed next hits. The worker's next job opens a fresh connection: as the
+    monitor says when it sees the card arrive, said here at once, not at its next poll."""
+    sim = sim_reader(station, reader)
+    with station.hub.subscribe(sources=f"readers/{reader}", kinds="card_present") as arrived:
+        if sim.card is not None:
+            sim.remove()
+        sim.insert(card)
+        if faults_next:
+            arrived.wait_for(lambda e: not e.snapshot, timeout_s=10)
     pool = station.pool
     assert pool is not None
-    pool.card_removed(station.reader(READER).name)
+    pool.card_removed(station.reader(reader).name)
+
+
+def settle(station: Station, reader: str = READER) -> None:
+    """Wait until the reader's worker is idle: a job's clean-up (closing the member sectors)
+    runs after its caller has the result, and faults armed next must meet the next job."""
+    pool = station.pool
+    assert pool is not None
+    pool.worker(station.reader(reader).name).wait_idle(30.0)
+
+
+def card(station: Station, request: CardRequest, reader: str = READER) -> object:
+    """``station.card`` on ``reader``, returning once the worker is idle again."""
+    try:
+        return station.card(reader, request)
+    finally:
+        settle(station, reader)
 
 
 def view(station: Station) -> CardView | str:
@@ -136,6 +180,8 @@ def view(station: Station) -> CardView | str:
         return None
     except CardDaemonError as exc:
         return exc.reason
+    finally:
+        settle(station)
     return info.balance, info.points
 
 
@@ -172,6 +218,7 @@ class Store:
                 station.start()
                 a.wait_for(lambda e: True, timeout_s=10)
             station.wait_for_reader(READER)  # its worker: the pool hears of it just after
+            station.wait_for_reader(CLONE_READER)
             journal = station.journal
             assert journal is not None
             for uid, member, counter, snap in seed or []:
@@ -217,12 +264,13 @@ class TearLab:
 
                 blank = SimCard.blank(uid=uid).memory
                 return Scenario(op, uid, blank, seed, None, (70_000, 30), issuing)
-            card = self._issue(t, uid, member, balance=500_000, points=40)
+            issued = self._issue(t, uid, member, balance=500_000, points=40)
             for i in range(history):
-                t.card(READER, Debit(request_id=f"h{i}", amount=1000 + i))
+                card(t, Debit(request_id=f"h{i}", amount=1000 + i))
             info = t.card(READER, ReadCard())
+            settle(t)
             seed = self._seed(t, uid)
-            memory = card.memory
+            memory = issued.memory
         b, p = info.balance, info.points
         rules = self.programme
         earned = rules.points_for(2, amount)
@@ -238,11 +286,11 @@ class TearLab:
     @staticmethod
     def _issue(t: Station, uid: bytes, member: str, *, balance: int, points: int) -> SimCard:
         """A freshly issued member card (tier 2), left on ``t``'s reader."""
-        card = SimCard.blank(uid=uid)
-        present(t, card)
+        blank = SimCard.blank(uid=uid)
+        present(t, blank)
         spec = IssueSpec(member, 2, dt.date(2028, 12, 31), balance, points)
-        t.card(READER, IssueCard(spec, request_id=f"issue-{uid.hex()}"))
-        return card
+        card(t, IssueCard(spec, request_id=f"issue-{uid.hex()}"))
+        return blank
 
     @staticmethod
     def _seed(t: Station, uid: bytes) -> Seed:
@@ -259,7 +307,7 @@ class TearLab:
         with self.same.terminal(sc.seed) as t:
             present(t, SimCard(sc.uid, memory=sc.memory))
             before = sim_reader(t).apdu_count
-            t.card(READER, sc.request("dry-run"))
+            card(t, sc.request("dry-run"))  # its clean-up APDUs included
             return sim_reader(t).apdu_count - before
 
     def trial(
@@ -280,15 +328,16 @@ class TearLab:
         card = SimCard(sc.uid, memory=sc.memory)
         with self.same.terminal(sc.seed) as t:
             reader = sim_reader(t)
-            present(t, card)
+            present(t, card, faults_next=True)
             plan = reader.faults
             plan.arm(seed)
             schedule_fault(plan, k, fault)
             with contextlib.suppress(CardDaemonError):
                 t.card(READER, sc.request(rid))
+            settle(t)
             plan.clear()
             if reader.card is None:
-                present(t, card)
+                present(t, card, faults_next=second is not None)
             # the very same torn card at a PC that never saw it: a deep copy keeps its
             # unstable cells unstable (an image of ``card.memory`` would freeze one sample)
             with self.fresh.terminal() as fresh:
@@ -314,6 +363,7 @@ class TearLab:
                     bad.append(f"{rid}: journal {rec and rec.state} but card shows {seen_same}")
             try:
                 t.card(READER, sc.request(rid))
+                settle(t)
             except CardDaemonError as exc:
                 if not (sc.op in ("issue", "replace", "erase") and view(t) in (sc.old, sc.new)
                         and exc.reason == "UNKNOWN_CARD_FORMAT"):  # fmt: skip
@@ -326,6 +376,59 @@ class TearLab:
             if rec is None or rec.state is not RequestState.COMMITTED:
                 bad.append(f"{rid}: after retry the journal says {rec and rec.state}")
             return bad, _label(seen_same, sc), _label(seen_fresh, sc)
+
+    def clone_trial(
+        self, sc: Scenario, k: int, fault: str, delay: float, *, seed: int = 0
+    ) -> tuple[list[str], str, str, bool]:
+        """The torn operation on the card, and meanwhile a debit of a clone (same UID, same
+        image) on the second reader. Returns (violations, how this terminal's journal settled
+        the operation, what a fresh terminal reads from the card, clone_misresolved)."""
+        bad: list[str] = []
+        rid = f"{sc.op}-{k}-{fault}-clone"
+        real = SimCard(sc.uid, memory=sc.memory)
+        clone = SimCard(sc.uid, memory=sc.memory)
+        assert sc.old is not None
+        clone_new = (sc.old[0] - CLONE_SPEND, sc.old[1] + self.programme.points_for(2, CLONE_SPEND))
+        with self.same.terminal(sc.seed) as t:
+            present(t, clone, CLONE_READER)
+            present(t, real, faults_next=True)
+            plan = sim_reader(t).faults
+            plan.arm(seed)
+            schedule_fault(plan, k, fault)
+            main = t.submit(READER, t.card_job(READER, sc.request(rid)))
+            time.sleep(delay)
+            other = t.submit(CLONE_READER, t.card_job(CLONE_READER, Debit(f"{rid}-c", CLONE_SPEND)))
+            for future in (main, other):
+                with contextlib.suppress(CardDaemonError):
+                    future.result()
+            settle(t)
+            settle(t, CLONE_READER)
+            plan.clear()
+            journal = t.journal
+            assert journal is not None
+            if (rec := journal.get(rid)) is not None and rec.state is RequestState.PENDING:
+                present(t, real)  # the card back on its reader settles what it can
+                view(t)
+            mine, theirs = journal.get(rid), journal.get(f"{rid}-c")
+            states = [r.state if r else None for r in (mine, theirs)]
+        seen: list[CardView | str] = []
+        for which in (real, clone):  # each at a PC that never saw either
+            with self.fresh.terminal() as fresh:
+                present(fresh, copy.deepcopy(which))
+                seen.append(view(fresh))
+        seen_real, seen_clone = seen
+        committed = RequestState.COMMITTED
+        if states == [committed, committed]:
+            bad.append(f"{rid}: the operation and the clone's debit both committed")
+        if seen_real not in (sc.old, sc.new):
+            bad.append(f"{rid}: fresh terminal sees the card as {seen_real}")
+        if states[0] is committed and seen_real != sc.new:
+            bad.append(f"{rid}: journal COMMITTED, the card shows {seen_real}")
+        if (states[1] is committed) != (seen_clone == clone_new):
+            bad.append(f"{rid}: clone debit {states[1]}, the clone shows {seen_clone}")
+        misresolved = states[0] is RequestState.ABORTED and seen_real == sc.new
+        label = {"COMMITTED": "new", "ABORTED": "old"}.get(str(states[0]), "neither")
+        return bad, label, _label(seen_real, sc), misresolved
 
 
 def model_config(model: str, tmp: Path) -> Path:
@@ -379,7 +482,7 @@ def campaign(labs: dict[str, TearLab], trials_wanted: int, rng: random.Random) -
             scenario = lab.scenario(op, n, amount=rng.randint(1, 150_000), history=i % 4)
             pool.append((lab, scenario, lab.apdus(scenario)))
             n += 1
-    trials = violations = same_ok = fresh_ok = 0
+    trials = violations = same_ok = fresh_ok = clone_trials = misresolved = 0
     per_op: dict[str, collections.Counter[str]] = {op: collections.Counter() for op in OPS}
     per_fault: collections.Counter[str] = collections.Counter()
     examples: list[str] = []
@@ -388,8 +491,18 @@ def campaign(labs: dict[str, TearLab], trials_wanted: int, rng: random.Random) -
         k = rng.randint(1, apdus)
         fault = rng.choice(FAULTS)
         second = (rng.randint(1, 14), rng.choice(FAULTS)) if rng.random() < SECOND else None
+        cloned = scenario.op in VALUE_OPS and rng.random() < CLONE
+        fault_seed = rng.randrange(2**32)
         try:
-            bad, same, fresh = lab.trial(scenario, k, fault, second, seed=rng.randrange(2**32))
+            if cloned:
+                delay = rng.uniform(0.0, CLONE_DELAY_S)
+                bad, same, fresh, fooled = lab.clone_trial(
+                    scenario, k, fault, delay, seed=fault_seed
+                )
+                clone_trials += 1
+                misresolved += fooled
+            else:
+                bad, same, fresh = lab.trial(scenario, k, fault, second, seed=fault_seed)
         except Exception as exc:
             bad, same, fresh = [f"{scenario.op} k={k} {fault}: crashed: {exc!r}"], "?", "?"
         trials += 1
@@ -408,6 +521,7 @@ def campaign(labs: dict[str, TearLab], trials_wanted: int, rng: random.Random) -
         )
     for line in examples:
         print(f"VIOLATION {line}")
+    print(f"clone on the second reader: trials={clone_trials} clone_misresolved={misresolved}")
     print(f"elapsed {elapsed:.1f} s")
     print(
         f"tear_campaign: trials={trials} violations={violations} "
