@@ -202,17 +202,17 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
     stub = pb_grpc.SimulatorServiceStub
     t = CALL_TIMEOUT_S
-    if args.sim == "cards":
+    if args.sim_command == "cards":
         listed = _call(
             args, stub, lambda s: s.ListSimulatedCards(pb.ListSimulatedCardsRequest(), timeout=t)
         )
         for card in listed.cards:
             print(_sim_card(card))
-    elif args.sim == "present":
+    elif args.sim_command == "present":
         request = pb.PresentCardRequest(reader=args.reader, card_id=args.card)
         done = _call(args, stub, lambda s: s.PresentCard(request, timeout=t))
         print(f"presented {done.card.card_id} ({done.card.uid}) on {done.card.reader}")
-    elif args.sim == "swap":
+    elif args.sim_command == "swap":
         swap = pb.SwapCardRequest(reader=args.reader, card_id=args.card)
         swapped = _call(args, stub, lambda s: s.SwapCard(swap, timeout=t))
         if swapped.HasField("removed"):
@@ -332,10 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reader", help="readers/<id> or <id>, e.g. readers/front")
     p.set_defaults(func=_cmd_read)
 
-    p = sub.add_parser(
-        "sim", help="the simulated store's cards (a daemon on simulated readers only)"
-    )
-    sim = p.add_subparsers(dest="sim", required=True)
+    p = sub.add_parser("sim", help="the simulated store's cards (simulated readers only)")
+    sim = p.add_subparsers(dest="sim_command", required=True)
     q = sim.add_parser("cards", parents=[client], help="the simulated cards and where they lie")
     q.set_defaults(func=_cmd_sim)
     for name, what in (
@@ -375,7 +373,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
-    command = args.command + (f" {args.sim}" if getattr(args, "sim", None) else "")
+    command = args.command + (f" {args.sim_command}" if getattr(args, "sim_command", None) else "")
     try:
         code: int = args.func(args)
     except NoDaemon as exc:

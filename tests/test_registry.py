@@ -105,9 +105,11 @@ def test_the_daemon_source_never_names_a_simulated_backend() -> None:
     """No ``"sim"`` name and no ``"sim.module:Class"`` target: the simulator registers itself."""
     pattern = re.compile(r"""["']sim["']|["']sim(\.\w+)*:\w+""")
     offenders = [
-        str(path.relative_to(ROOT))
+        f"{path.relative_to(ROOT)}: {line.strip()}"
         for path in sorted((ROOT / "daemon").rglob("*.py"))
-        if pattern.search(path.read_text(encoding="utf-8"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        # the CLI's `carddaemon sim …` verb is a client of the SimulatorService, not a backend
+        if pattern.search(line) and "add_parser(" not in line
     ]
     assert offenders == []
 
