@@ -52,6 +52,7 @@ from daemon.membercard.requests import (  # noqa: E402
     ReadCard,
     ReplaceCard,
 )
+from daemon.readers.workers import JobContext  # noqa: E402
 from daemon.station import Station  # noqa: E402
 from demo.folder import STORE_CONFIG, make_store_folder  # noqa: E402
 from sim.backend import SimBackend  # noqa: E402
@@ -108,12 +109,32 @@ def take_away(station: Station, lane: str) -> SimCard:
     return card
 
 
+#: APDUs the reader worker sends after the answer, to leave no member sector authenticated
+CLEANUP: list[int] = []
+
+
 def measure(station: Station, lane: str, request: CardRequest) -> tuple[int, float]:
-    """APDUs and virtual-clock ms of one request run on the lane's reader worker."""
+    """APDUs and virtual-clock ms of one request on the lane's reader worker, up to its answer:
+    what the customer holds the card for. The clean-up the worker runs after the answer
+    (issue 14: no member sector left authenticated) is counted apart, in ``CLEANUP``."""
     reader = sim_reader(station, lane)
+    assert station.pool is not None
+    worker = station.pool.worker(station.reader(lane).name)
+    worker.wait_idle(10)  # the previous request's clean-up is not this one's
+    inner = station.card_job(lane, request)
+    at_answer: list[tuple[int, float]] = []
+
+    def job(ctx: JobContext) -> object:
+        result = inner(ctx)
+        at_answer.append((reader.apdu_count, reader.clock.now_ms))  # before any clean-up
+        return result
+
     n0, t0 = reader.apdu_count, reader.clock.now_ms
-    station.card(lane, request)
-    return reader.apdu_count - n0, reader.clock.now_ms - t0
+    station.run(lane, job)
+    worker.wait_idle(10)
+    (n1, t1), n2 = at_answer[0], reader.apdu_count
+    CLEANUP.append(n2 - n1)
+    return n1 - n0, t1 - t0
 
 
 def issue_spec(balance: int) -> IssueSpec:
@@ -225,8 +246,13 @@ def main() -> int:
     print(f"targets: debit <= {DEBIT_MAX_APDUS} APDUs after identify+read, tap <= {TAP_MAX_APDUS}"
           f" APDUs and <= {TAP_MAX_MS:.0f} ms (acr1252u): {'met' if ok else 'MISSED'}")  # fmt: skip
     print(
+        f"after the answer, the worker leaves the card on the public MAD sector: "
+        f"{max(CLEANUP, default=0)} APDUs the POS does not wait for"
+    )
+    print(
         f"card_ops: debit_apdus={debit_apdus} tap_apdus={tap_apdus} tap_ms={tap_ms:.1f} "
-        f"tap_ms_acr122u={slow['tap_debit'][1]:.1f} pcsc_tap_p50_ms={pcsc_p50}"
+        f"tap_ms_acr122u={slow['tap_debit'][1]:.1f} pcsc_tap_p50_ms={pcsc_p50} "
+        f"cleanup_apdus={max(CLEANUP, default=0)}"
     )
     return 0 if ok else 1
 
