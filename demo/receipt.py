@@ -3,12 +3,15 @@ printer over TCP, and save what came out as PNG."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from daemon.api.printers import PrinterServicer
+from daemon.api.v1 import printer_service_pb2 as pb
 from daemon.printers.backend import PrinterConfig
 from daemon.printers.receipt import Receipt
 from daemon.printers.service import PrinterService
@@ -19,7 +22,10 @@ from sim.printer.device import VirtualPrinter
 from sim.printer.render import render_png, render_text
 from sim.printer.transports import TcpPrinterServer
 
-__all__ = ["print_demo_receipt", "print_on_station", "print_via_daemon"]
+if TYPE_CHECKING:
+    from daemon.station import Station
+
+__all__ = ["print_demo_receipt", "print_on_station", "print_sale", "print_via_daemon"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,3 +84,31 @@ def print_on_station(
     printer = backend.printer
     out = printer.completed[-1] if printer.completed else printer.current
     return render_png(out, png, printer.chars_per_line)
+
+
+def print_sale(
+    station: Station,
+    receipt: pb.Receipt,
+    request_id: str,
+    png: Path,
+    printer: str = "receipt",
+    timeout: float = 10.0,
+) -> tuple[pb.PrintJob, Path]:
+    """Print ``receipt`` on the station's simulated printer exactly as a POS's
+    ``PrinterService.PrintReceipt`` does (the same servicer: a ``card_request_id`` has the
+    member block filled from the journal's committed outcome, ``request_id`` makes a retry print
+    once), wait until it is PRINTED and render what came out of the printer as PNG."""
+    servicer = PrinterServicer(station)
+    request = pb.PrintReceiptRequest(
+        printer=f"printers/{printer}", request_id=request_id, receipt=receipt
+    )
+    job = asyncio.run(servicer.PrintReceipt(request, cast(Any, None))).job
+    service = station.printer(printer)
+    backend = service.printer.backend
+    if not isinstance(backend, SimPrinterBackend):
+        raise TypeError(f"printer {printer} is not the simulated printer")
+    done = service.wait_job(int(job.name.rsplit("/", 1)[1]), timeout)
+    if done.state is not JobState.PRINTED:
+        raise TimeoutError(f"print job {job.name} ended {done.state}: {done.detail}")
+    out = backend.printer.completed[-1] if backend.printer.completed else backend.printer.current
+    return job, render_png(out, png, backend.printer.chars_per_line)

@@ -29,14 +29,14 @@ from daemon.readers.workers import JobContext
 from daemon.scanners import Role, ScanEvent
 from daemon.station import Station
 from demo.folder import make_store_folder
-from demo.receipt import print_on_station
-from demo.sample import DemoMember
+from demo.receipt import print_sale
+from demo.sample import sale_message, sale_total
 from sim.backend import SimBackend
 from sim.reader import SimReader
 from sim.scanners.backend import SimScanner
 from sim.store import transport_card
 
-__all__ = ["main", "read_card_image"]
+__all__ = ["SALE_REQUEST_ID", "main", "member_sale", "read_card_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -153,10 +153,13 @@ def _technician(station: Station) -> None:
     print(f"\n(sectors 2-15 are in factory state; {len(chunks) - 3} more sections omitted)")
 
 
-def _member_story(station: Station) -> DemoMember:
-    """Issue a member card, pay with it, pull it away mid-payment, and settle that."""
-    print("\n== a member pays at the till ==")
-    reader = _sim_reader(station)
+SALE_REQUEST_ID = "demo-sale-0042"
+
+
+def member_sale(station: Station) -> tuple[str, int]:
+    """Issue a member card on the reader and pay the demo sale with it: the discount is the
+    member's tier's (from the store's config file), the Debit the sale's total. Returns the
+    Debit's request_id and what the tier pays (hundredths of a percent), for the receipt."""
     card = transport_card(MEMBER_UID)
     _present(station, card)
     today = dt.date.today()
@@ -174,12 +177,23 @@ def _member_story(station: Station) -> DemoMember:
         f"{tier.name}, opening balance {_yuan(spec.balance)}"
     )
     info = station.card(READER, ReadCard())
-    paid = station.card(READER, Debit(request_id="demo-sale-0042", amount=11165))
+    subtotal, discount, total = sale_total(info.discount)
+    paid = station.card(READER, Debit(request_id=SALE_REQUEST_ID, amount=total))
     print(
-        f"sale 0042: paid {_yuan(paid.amount)} from stored value, "
-        f"+{paid.points_delta} points -> balance {_yuan(paid.balance)}, "
-        f"{paid.points} points ({info.tier_name}: pays {info.discount / 100:g}% of the price)"
+        f"sale 0042: {_yuan(subtotal)} less {_yuan(discount)} "
+        f"({info.tier_name}: pays {info.discount / 100:g}% of the price), "
+        f"paid {_yuan(paid.amount)} from stored value, "
+        f"+{paid.points_delta} points -> balance {_yuan(paid.balance)}, {paid.points} points"
     )
+    return SALE_REQUEST_ID, info.discount
+
+
+def _member_story(station: Station) -> tuple[str, int]:
+    """Issue a member card, pay with it, pull it away mid-payment, and settle that."""
+    print("\n== a member pays at the till ==")
+    reader = _sim_reader(station)
+    sale = member_sale(station)
+    card = reader.card
 
     reader.faults.arm()
     reader.faults.tear(11, outcome="garbage")  # the customer pulls the card mid-write
@@ -203,10 +217,7 @@ def _member_story(station: Station) -> DemoMember:
         f"retrying sale 0043 with the same request id {how} -> {_yuan(retry.balance)}"
     )
     _take_away(station)
-    masked = spec.member_id[:4] + "*" * (len(spec.member_id) - 8) + spec.member_id[-4:]
-    return DemoMember(
-        masked, info.tier_name, paid.balance_before, paid.balance, paid.points_delta, paid.points
-    )
+    return sale
 
 
 _SCANS = (
@@ -273,9 +284,14 @@ def main(argv: list[str] | None = None) -> int:
         _sim_reader(station).realtime = args.realtime
         print(f"simulated store: reader '{station.reader(READER).name}'\n")
         _technician(station)
-        member = _member_story(station)
-        png = print_on_station(station.printer("receipt"), member, out_dir / "receipt.png")
-        print(f"\nreceipt printed on the simulated printer; preview: {png}")
+        request_id, pays = _member_story(station)
+        job, png = print_sale(
+            station, sale_message(pays, request_id), "demo-receipt-0042", out_dir / "receipt.png"
+        )
+        print(
+            f"\nreceipt {job.name} for card operation {request_id} (member block from the "
+            f"journal) printed on the simulated printer; preview: {png}"
+        )
         print("\n== the scanner gun ==")
         for line in _scanner(station):
             print(line)

@@ -53,9 +53,53 @@ def test_demo_receipt_from_a_mapping_and_from_an_object(tmp_path: Path) -> None:
 
 def test_render_sample_cli_writes_the_png(tmp_path: Path) -> None:
     out = tmp_path / "docs" / "sample-receipt.png"
-    assert render_sample([str(out), "--profile", "zh-58"]) == 0
+    assert render_sample([str(out)]) == 0
     with Image.open(out) as img:
-        assert img.width == 32 * 12 + 32
+        assert img.width == 48 * 12 + 32
+
+
+def _pixels(path: Path) -> tuple[tuple[int, int], bytes]:
+    with Image.open(path) as img:
+        return img.size, img.convert("L").tobytes()
+
+
+def test_committed_sample_png_is_what_the_code_prints(tmp_path: Path) -> None:
+    """docs/sample-receipt.png is the demo sale printed from the card operation; regenerate it
+    with `make receipt-png` when the receipt or the sale changes (pixels compared, not bytes)."""
+    committed = Path(__file__).resolve().parents[2] / "docs" / "sample-receipt.png"
+    out = tmp_path / "sample.png"
+    assert render_sample([str(out)]) == 0
+    assert _pixels(out) == _pixels(committed), "docs/sample-receipt.png is stale: make receipt-png"
+
+
+def test_demo_sale_member_block_from_the_journal() -> None:
+    """The sale's receipt names the Debit's request_id: masked id, tier, balances and points
+    are the journal's committed outcome; the discount is the tier's (金卡 pays 85 %)."""
+    import tempfile
+
+    from daemon.api.printers import PrinterServicer
+    from daemon.station import Station
+    from demo.folder import make_store_folder
+    from demo.sample import sale_message, sale_total
+    from demo.store import READER, member_sale
+
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        Station.from_config(make_store_folder(Path(folder))) as station,
+    ):
+        station.start()
+        station.wait_for_reader(READER)
+        request_id, pays = member_sale(station)
+        receipt = PrinterServicer(station)._receipt(sale_message(pays, request_id))
+    assert pays == 8500
+    subtotal, discount, total = sale_total(pays)
+    assert (subtotal, discount, total) == (12350, 1853, 10497)
+    assert receipt.totals.discount_fen == discount
+    m = receipt.member
+    assert m is not None
+    assert (m.masked_member_id, m.tier) == ("8860*****3721", "金卡")
+    assert (m.balance_before_fen, m.balance_after_fen) == (50000, 50000 - total)
+    assert m.discount_fen == discount
 
 
 def test_standalone_sim_printer_saves_what_it_is_sent(tmp_path: Path) -> None:

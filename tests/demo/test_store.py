@@ -23,14 +23,16 @@ def test_demo_store_passes_its_options_on(tmp_path: Path) -> None:
     out = done.stdout
     assert "value block: 12345 (adr 4)" in out  # the technician's decoded sector
     assert "opening balance ¥500.00" in out
-    assert "balance ¥388.35" in out  # ¥500.00 - ¥111.65
+    # the sale: ¥123.50 less the 金卡's 15 %, debited from the card, the receipt from the journal
+    assert "sale 0042: ¥123.50 less ¥18.53 (金卡: pays 85% of the price)" in out
+    assert "paid ¥104.97 from stored value" in out
+    assert "balance ¥395.03" in out  # ¥500.00 - ¥104.97
+    assert "for card operation demo-sale-0042 (member block from the journal)" in out
     assert "WRITE_UNCONFIRMED" in out  # the card pulled mid-write
     # settled from the card alone, and the retry did not charge twice
-    assert "balance ¥368.35 read from the card alone" in out
-    assert "replayed the recorded outcome -> ¥368.35" in out
+    assert "balance ¥375.03 read from the card alone" in out
+    assert "replayed the recorded outcome -> ¥375.03" in out
     assert "FF FF FF FF FF FF" not in out
-    # the tier comes from the store's config file: 金卡 pays 85 % of the price
-    assert "金卡: pays 85% of the price" in out
     # the scanner gun: the POS sees the payment code, the technician only a masked one
     assert "134567890123456789             1345**********6789  [WECHAT_PAY]" in out
     assert "ERROR" not in done.stderr
