@@ -12,7 +12,8 @@ ids, the member cards personalised through the station's own personaliser (the s
 the store's journal) on a private personalisation bench, so nothing shows on the station's
 readers or its event hub. Where a card lies at start (``gold`` on ``readers/front``, ``silver``
 on ``readers/back``) is applied only by :meth:`Catalogue.lay_out` (``carddaemon-demo serve``):
-under a bare ``carddaemon serve`` every card starts in the drawer.
+under a bare ``carddaemon serve`` every card starts in the drawer. ``InjectScan`` hands a code
+to a simulated scanner (:meth:`sim.scanners.backend.SimScanner.inject`), as a cashier scanning.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from sim.backend import SimBackend
 from sim.card import SimCard
 from sim.faults import TearOutcome
 from sim.reader import SimReader
+from sim.scanners.backend import SimScanner
 from sim.store import transport_card
 
 __all__ = ["DEMO_CARDS", "Catalogue", "DemoCard", "SimulatorServicer", "service"]
@@ -340,6 +342,19 @@ class SimulatorServicer(pb_grpc.SimulatorServiceServicer):
         cleared = len(sim.faults.pending)
         sim.faults.clear()
         return pb.ClearFaultsResponse(cleared=cleared)
+
+    async def InjectScan(
+        self, request: pb.InjectScanRequest, context: Context
+    ) -> pb.InjectScanResponse:
+        station = self.catalogue.station
+        scanner = station.scanner(convert.resource_id(request.scanner, "scanners", "scanner"))
+        gun = scanner.backend
+        if not isinstance(gun, SimScanner):
+            raise InvalidArgument("scanner", f"{request.scanner!r} is not a simulated scanner")
+        if not request.data:
+            raise InvalidArgument("data", "required: what the scanner reads")
+        delivered = gun.inject(request.data, aim=request.aim or None)  # checks the AIM id
+        return pb.InjectScanResponse(delivered=delivered)
 
 
 def service(station: Station, api: ApiConfig) -> Service | None:

@@ -87,6 +87,7 @@ EXPECTED: dict[str, dict[str, bool]] = {
         "SwapCard": U,
         "InjectFault": U,
         "ClearFaults": U,
+        "InjectScan": U,
     },
 }
 

@@ -107,7 +107,10 @@ def test_bad_input_is_refused_with_its_reason(sim: sg.SimulatorServiceStub) -> N
         (F(reader="front", fault=F.FAULT_UNSPECIFIED, apdu=1), "fault"),
         (F(reader="front", fault=F.FAULT_TEAR, apdu=0), "apdu"),
         (F(reader="front", fault=F.FAULT_TEAR, apdu=1001), "apdu"),
-        (F(reader="front", fault=F.FAULT_REMOVE_BEFORE, apdu=1, tear_outcome=1), "tear_outcome"),
+        (
+            F(reader="front", fault=F.FAULT_REMOVE_BEFORE, apdu=1, tear_outcome=F.TEAR_OUTCOME_OLD),
+            "tear_outcome",
+        ),
     ):
         err = refused(sim.InjectFault, bad)
         assert err.code() is grpc.StatusCode.INVALID_ARGUMENT, bad
@@ -181,3 +184,55 @@ def test_calling_the_simulator_where_it_is_not_offered_is_unimplemented(
         stub = sg.SimulatorServiceStub(api.channel("technician"))
         err = refused(stub.ListSimulatedCards, s.ListSimulatedCardsRequest())
         assert err.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_inject_scan_reaches_watch_scans_in_order_clear_for_pos_masked_for_technician(
+    api: Api, sim: sg.SimulatorServiceStub
+) -> None:
+    from daemon.api.v1 import scanner_service_pb2 as sc
+    from tests.api.test_scanners import EAN, WECHAT, WECHAT_MASKED, front, next_scan, snapshot
+    from tests.api.test_scanners import watch as watch_scans
+
+    front(api)  # the daemon has the scanner open
+    pos, tech = watch_scans(api, "pos"), watch_scans(api, "technician")
+    snapshot(pos)
+    snapshot(tech)
+    for data, aim in ((EAN, "]E0"), (WECHAT, "]Q1")):
+        done = sim.InjectScan(
+            s.InjectScanRequest(scanner="scanners/front", data=data.encode(), aim=aim), timeout=10
+        )
+        assert done.delivered
+    for stream, payment_text in ((pos, WECHAT), (tech, WECHAT_MASKED)):
+        product, payment = next_scan(stream), next_scan(stream)
+        assert product.header.sequence < payment.header.sequence
+        assert (product.scan.kind, product.scan.text, product.scan.aim) == (
+            sc.SCAN_KIND_PRODUCT,
+            EAN,
+            "]E0",
+        )
+        assert (payment.scan.kind, payment.scan.payment) == (
+            sc.SCAN_KIND_PAYMENT,
+            sc.PAYMENT_PROVIDER_WECHAT_PAY,
+        )
+        assert payment.scan.text == payment_text
+
+
+def test_inject_scan_refuses_bad_input_and_says_when_the_scan_is_lost(
+    api: Api, sim: sg.SimulatorServiceStub
+) -> None:
+    from tests.api.test_scanners import front
+
+    gun = front(api)
+    bad = refused(sim.InjectScan, s.InjectScanRequest(scanner="scanners/nope", data=b"1"))
+    assert bad.code() == grpc.StatusCode.NOT_FOUND
+    bad = refused(sim.InjectScan, s.InjectScanRequest(scanner="scanners/front"))
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "data" in (bad.details() or "")
+    bad = refused(
+        sim.InjectScan, s.InjectScanRequest(scanner="scanners/front", data=b"1", aim="E0")
+    )
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+    gun.unplug()
+    lost = sim.InjectScan(s.InjectScanRequest(scanner="front", data=b"123"), timeout=10)
+    assert not lost.delivered
+    gun.replug()

@@ -198,7 +198,11 @@ before(async () => {
     cards: new v1.MemberCardService(sockets.pos, credentials),
     sim: new v1.SimulatorService(sockets.pos, credentials),
     issuing: new v1.IssuingService(sockets.pos, credentials),
+    printers: new v1.PrinterService(sockets.pos, credentials),
+    scanners: new v1.ScannerService(sockets.pos, credentials),
   };
+  assert.ok(sockets.technician, `no technician listener in:\n${output}`);
+  clients.techScanners = new v1.ScannerService(sockets.technician, credentials);
 });
 
 after(async () => {
@@ -212,9 +216,10 @@ after(async () => {
 
 // --- one till's session, in order ---------------------------------------------------------------
 
-/** Events of one WatchReaders stream, as they arrive; `next(pred)` waits for a matching one. */
-function watch() {
-  const stream = clients.readers.WatchReaders({ readers: [] });
+/** Events of one server stream (WatchReaders by default), as they arrive; `next(pred)` waits
+ * for a matching one. */
+function watch(open = () => clients.readers.WatchReaders({ readers: [] })) {
+  const stream = open();
   const seen = [];
   const waiters = [];
   let ended = null;
@@ -311,6 +316,111 @@ test('Debit with a request_id; the same request_id again replays the same result
     assert.deepEqual(again[key], paid[key], key);
   }
   sale = paid;
+});
+
+const RECEIPT = 'printers/receipt';
+const SCANNER = 'scanners/front';
+
+test('PrintReceipt naming the Debit: the job reaches PRINTED; OpenDrawer by request_id', async () => {
+  const printer = watch(() => clients.printers.WatchPrinter({ printer: RECEIPT }));
+  await printer.next((m) => m.header.snapshot);
+  const amount = cny(sale.balance_before.amount_fen - sale.balance_after.amount_fen);
+  assert.equal(amount.amount_fen, '1000');
+  const receipt = {
+    header: { store_name: '悦来便利店', lines: ['上海市浦东新区世纪大道100号'] },
+    items: [{ name: '三只松鼠每日坚果 Nuts', quantity: 1, unit_price: amount, amount }],
+    totals: { subtotal: amount, discount: cny(0), total: amount },
+    payments: [{ method: '储值卡支付', amount }],
+    receipt_no: `node-${process.pid}`,
+    time_text: '2026-11-23 14:05',
+    footer_lines: ['谢谢惠顾'],
+    card_request_id: sale.request_id, // the member block comes from the daemon's journal
+  };
+  const requestId = `node-receipt-${process.pid}-1`;
+  const { job } = await call(clients.printers, 'PrintReceipt', {
+    printer: RECEIPT,
+    request_id: requestId,
+    receipt,
+  });
+  assert.match(job.name, /^printers\/receipt\/jobs\/\d+$/);
+  assert.equal(job.request_id, requestId);
+  const printed = await printer.next(
+    (m) => m.event === 'job' && m.job.name === job.name && m.job.state === 'STATE_PRINTED',
+  );
+  assert.ok(!printed.header.snapshot);
+  const got = await call(clients.printers, 'GetPrintJob', { name: job.name });
+  assert.equal(got.job.state, 'STATE_PRINTED');
+  // the same request_id again does not print twice
+  const again = await call(clients.printers, 'PrintReceipt', {
+    printer: RECEIPT,
+    request_id: requestId,
+    receipt,
+  });
+  assert.equal(again.job.name, job.name);
+  // a receipt naming an operation that never happened is refused
+  const err = await failure(
+    call(clients.printers, 'PrintReceipt', {
+      printer: RECEIPT,
+      request_id: `node-receipt-${process.pid}-2`,
+      receipt: { ...receipt, card_request_id: `node-no-such-sale-${process.pid}` },
+    }),
+  );
+  assert.equal(err.code, grpc.status.FAILED_PRECONDITION, `${err.code} ${err.details}`);
+  assert.equal(errorInfo(err).reason, 'OPERATION_NOT_COMMITTED');
+  const drawerId = `node-drawer-${process.pid}-1`;
+  const opened = await call(clients.printers, 'OpenDrawer', {
+    printer: RECEIPT,
+    request_id: drawerId,
+  });
+  assert.equal(opened.replayed, false);
+  const reopened = await call(clients.printers, 'OpenDrawer', {
+    printer: RECEIPT,
+    request_id: drawerId,
+  });
+  assert.equal(reopened.replayed, true, 'a retried OpenDrawer does not kick twice');
+  printer.stream.cancel();
+});
+
+test('two simulated scans in order: in clear on the POS socket, masked on the technician', async () => {
+  const pos = watch(() => clients.scanners.WatchScans({}));
+  const tech = watch(() => clients.techScanners.WatchScans({}));
+  await pos.next((m) => m.header.snapshot);
+  await tech.next((m) => m.header.snapshot);
+  const product = '6901234567892'; // EAN-13
+  const payment = '134567890123456789'; // a WeChat Pay payment code
+  for (const [data, aim] of [
+    [product, ']E0'],
+    [payment, ']Q1'],
+  ]) {
+    const done = await call(clients.sim, 'InjectScan', {
+      scanner: SCANNER,
+      data: Buffer.from(data),
+      aim,
+    });
+    assert.equal(done.delivered, true);
+  }
+  const scans = async (stream) => {
+    const first = await stream.next((m) => m.event === 'scan');
+    const second = await stream.next((m) => m.event === 'scan' && m !== first);
+    return [first, second];
+  };
+  const [posProduct, posPayment] = await scans(pos);
+  const [techProduct, techPayment] = await scans(tech);
+  assert.ok(BigInt(posProduct.header.sequence) < BigInt(posPayment.header.sequence));
+  assert.equal(posProduct.scan.kind, 'SCAN_KIND_PRODUCT');
+  assert.equal(posProduct.scan.text, product);
+  assert.equal(posPayment.scan.kind, 'SCAN_KIND_PAYMENT');
+  assert.equal(posPayment.scan.payment, 'PAYMENT_PROVIDER_WECHAT_PAY');
+  assert.equal(posPayment.scan.text, payment);
+  assert.equal(posPayment.scan.masked, false);
+  assert.equal(techProduct.header.sequence, posProduct.header.sequence);
+  assert.equal(techPayment.header.sequence, posPayment.header.sequence);
+  assert.equal(techPayment.scan.kind, 'SCAN_KIND_PAYMENT');
+  assert.equal(techPayment.scan.masked, true);
+  assert.equal(techPayment.scan.text, '1345**********6789');
+  assert.ok(!techPayment.scan.text.includes(payment));
+  pos.stream.cancel();
+  tech.stream.cancel();
 });
 
 test('a second Debit with the old expected_balance is ABORTED / BALANCE_CHANGED', async () => {

@@ -407,3 +407,62 @@ class ClearFaultsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ClearFaultsResponse: _TypeAlias = ClearFaultsResponse  # noqa: Y015
+
+@_typing.final
+class InjectScanRequest(_message.Message):
+    """Request of SimulatorService.InjectScan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SCANNER_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    AIM_FIELD_NUMBER: _builtins.int
+    scanner: _builtins.str
+    """Required. Resource name of a simulated scanner, e.g. `scanners/front`."""
+    data: _builtins.bytes
+    """Required. What the scanner reads, without its AIM identifier and suffix, e.g. the 13
+    digits of an EAN-13 or a GS1 element string with 0x1D separators; cut at the scanner's
+    maximum length.
+    """
+    aim: _builtins.str
+    """The AIM symbology identifier the scanner sends before the data, e.g. "]E0" (EAN-13),
+    "]C1" (GS1-128), "]Q1" (QR code); empty: none (the daemon then guesses the symbology).
+    """
+    def __init__(
+        self,
+        *,
+        scanner: _builtins.str = ...,
+        data: _builtins.bytes = ...,
+        aim: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["aim", b"aim", "data", b"data", "scanner", b"scanner"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InjectScanRequest: _TypeAlias = InjectScanRequest  # noqa: Y015
+
+@_typing.final
+class InjectScanResponse(_message.Message):
+    """Response of SimulatorService.InjectScan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    delivered: _builtins.bool
+    """False when the scan was lost because nobody could receive it: the simulated scanner is
+    unplugged or the daemon does not have it open (as a real scan would be lost).
+    """
+    def __init__(
+        self,
+        *,
+        delivered: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delivered", b"delivered"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InjectScanResponse: _TypeAlias = InjectScanResponse  # noqa: Y015

@@ -68,6 +68,11 @@ class SimulatorServiceStub:
                 request_serializer=carddaemon_dot_v1_dot_simulator__service__pb2.ClearFaultsRequest.SerializeToString,
                 response_deserializer=carddaemon_dot_v1_dot_simulator__service__pb2.ClearFaultsResponse.FromString,
                 _registered_method=True)
+        self.InjectScan = channel.unary_unary(
+                '/carddaemon.v1.SimulatorService/InjectScan',
+                request_serializer=carddaemon_dot_v1_dot_simulator__service__pb2.InjectScanRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_simulator__service__pb2.InjectScanResponse.FromString,
+                _registered_method=True)
 
 
 class SimulatorServiceServicer:
@@ -123,6 +128,17 @@ class SimulatorServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InjectScan(self, request, context):
+        """Scans a code on a simulated scanner (as a cashier pulling the trigger): the scan goes
+        through the daemon's scan stream (framing, classification, masking) to
+        ScannerService.WatchScans subscribers like a real one. NOT_FOUND / DEVICE_NOT_FOUND for an
+        unknown scanner; INVALID_ARGUMENT for a scanner that is not simulated, empty data or an
+        `aim` that is not an AIM identifier.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SimulatorServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +171,11 @@ def add_SimulatorServiceServicer_to_server(servicer, server):
                     servicer.ClearFaults,
                     request_deserializer=carddaemon_dot_v1_dot_simulator__service__pb2.ClearFaultsRequest.FromString,
                     response_serializer=carddaemon_dot_v1_dot_simulator__service__pb2.ClearFaultsResponse.SerializeToString,
+            ),
+            'InjectScan': grpc.unary_unary_rpc_method_handler(
+                    servicer.InjectScan,
+                    request_deserializer=carddaemon_dot_v1_dot_simulator__service__pb2.InjectScanRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_simulator__service__pb2.InjectScanResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -323,6 +344,33 @@ class SimulatorService:
             '/carddaemon.v1.SimulatorService/ClearFaults',
             carddaemon_dot_v1_dot_simulator__service__pb2.ClearFaultsRequest.SerializeToString,
             carddaemon_dot_v1_dot_simulator__service__pb2.ClearFaultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InjectScan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.SimulatorService/InjectScan',
+            carddaemon_dot_v1_dot_simulator__service__pb2.InjectScanRequest.SerializeToString,
+            carddaemon_dot_v1_dot_simulator__service__pb2.InjectScanResponse.FromString,
             options,
             channel_credentials,
             insecure,

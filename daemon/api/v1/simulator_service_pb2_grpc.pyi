@@ -56,6 +56,13 @@ class SimulatorServiceStub:
     """
     ClearFaults: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.ClearFaultsRequest, _simulator_service_pb2.ClearFaultsResponse]
     """Disarms every fault of a simulated reader that has not fired yet."""
+    InjectScan: _grpc.UnaryUnaryMultiCallable[_simulator_service_pb2.InjectScanRequest, _simulator_service_pb2.InjectScanResponse]
+    """Scans a code on a simulated scanner (as a cashier pulling the trigger): the scan goes
+    through the daemon's scan stream (framing, classification, masking) to
+    ScannerService.WatchScans subscribers like a real one. NOT_FOUND / DEVICE_NOT_FOUND for an
+    unknown scanner; INVALID_ARGUMENT for a scanner that is not simulated, empty data or an
+    `aim` that is not an AIM identifier.
+    """
 
 @_typing.type_check_only
 class SimulatorServiceAsyncStub(SimulatorServiceStub):
@@ -85,6 +92,13 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
     """
     ClearFaults: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.ClearFaultsRequest, _simulator_service_pb2.ClearFaultsResponse]  # type: ignore[assignment]
     """Disarms every fault of a simulated reader that has not fired yet."""
+    InjectScan: _aio.UnaryUnaryMultiCallable[_simulator_service_pb2.InjectScanRequest, _simulator_service_pb2.InjectScanResponse]  # type: ignore[assignment]
+    """Scans a code on a simulated scanner (as a cashier pulling the trigger): the scan goes
+    through the daemon's scan stream (framing, classification, masking) to
+    ScannerService.WatchScans subscribers like a real one. NOT_FOUND / DEVICE_NOT_FOUND for an
+    unknown scanner; INVALID_ARGUMENT for a scanner that is not simulated, empty data or an
+    `aim` that is not an AIM identifier.
+    """
 
 class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """Drives the simulated readers of a simulated station (the demo store, CI, POS developers'
@@ -147,5 +161,18 @@ class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_simulator_service_pb2.ClearFaultsResponse, _abc.Awaitable[_simulator_service_pb2.ClearFaultsResponse]]:
         """Disarms every fault of a simulated reader that has not fired yet."""
+
+    @_abc_1.abstractmethod
+    def InjectScan(
+        self,
+        request: _simulator_service_pb2.InjectScanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_simulator_service_pb2.InjectScanResponse, _abc.Awaitable[_simulator_service_pb2.InjectScanResponse]]:
+        """Scans a code on a simulated scanner (as a cashier pulling the trigger): the scan goes
+        through the daemon's scan stream (framing, classification, masking) to
+        ScannerService.WatchScans subscribers like a real one. NOT_FOUND / DEVICE_NOT_FOUND for an
+        unknown scanner; INVALID_ARGUMENT for a scanner that is not simulated, empty data or an
+        `aim` that is not an AIM identifier.
+        """
 
 def add_SimulatorServiceServicer_to_server(servicer: SimulatorServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
