@@ -30,12 +30,20 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Self, TypeVar, overload
 
+from daemon import metrics
 from daemon.config import DEFAULT_JOB_DEADLINE_MS, DaemonConfig, ReaderConfig, load_config
 from daemon.diagnostics.probe import probe_job
 from daemon.diagnostics.report import ProbeResult
-from daemon.errors import ConfigError, DeviceNotFound, ReaderBusy, ReaderUnavailable
+from daemon.errors import (
+    ConfigError,
+    DeviceNotFound,
+    FraudDetected,
+    ReaderBusy,
+    ReaderUnavailable,
+    WriteUnconfirmed,
+)
 from daemon.events import EventHub
-from daemon.journal import Journal
+from daemon.journal import Journal, RequestState
 from daemon.keystore import Keystore
 from daemon.membercard.issuing import IssueResult, Personaliser
 from daemon.membercard.jobs import ReaderProfile, card_job
@@ -164,6 +172,8 @@ class Station(ClosesOnExit):
         daemon = self.config.daemon
         _opened("daemon.state_dir", "the state directory", daemon.state_dir, _make_dir)
         self.journal = _opened("daemon.journal_path", "the journal", daemon.journal_path, Journal)
+        for op in ("record_intent", "finish"):  # metrics: fsync'd journal write latency
+            setattr(self.journal, op, metrics.timed(op, getattr(self.journal, op)))
         self.cards = MemberCardService(
             self.keystore, self.journal, self.programme, today=self._today
         )
@@ -261,7 +271,9 @@ class Station(ClosesOnExit):
                 rc.queue_size if rc is not None else DEFAULT_MAX_QUEUE,
                 rc.job_deadline_ms if rc is not None else DEFAULT_JOB_DEADLINE_MS,
             )
-            self._profiles[name] = ReaderProfile(name, dialect, ApduTrace(name))
+            trace = ApduTrace(name)
+            trace.add_hook(metrics.apdu_hook(rid))  # counted by config id, never a UID
+            self._profiles[name] = ReaderProfile(name, dialect, trace)
             return rid
 
     def readers(self) -> list[ReaderInfo]:
@@ -335,13 +347,39 @@ class Station(ClosesOnExit):
         profile = self.profile(reader)
         if self.cards is None or self.personaliser is None:
             raise ReaderUnavailable("the station is not running")
+        rid = self.reader(reader).id
         if isinstance(request, IssueCard | ReplaceCard):
-            return card_job(self.personaliser, profile, request)
+            return self._measured(rid, card_job(self.personaliser, profile, request))
         if isinstance(request, EraseCard):
-            return card_job(self.personaliser, profile, request)
+            return self._measured(rid, card_job(self.personaliser, profile, request))
         if isinstance(request, ReadCard):
-            return card_job(self.cards, profile, request)
-        return card_job(self.cards, profile, request)
+            return self._measured(rid, card_job(self.cards, profile, request))
+        return self._measured(rid, card_job(self.cards, profile, request))
+
+    def _measured(
+        self, reader_id: str, job: Callable[[JobContext], T]
+    ) -> Callable[[JobContext], T]:
+        """``job`` counted in the metrics: unconfirmed writes, their resolutions, fraud."""
+        journal = self.journal
+
+        def run(ctx: JobContext) -> T:
+            try:
+                result = job(ctx)
+            except WriteUnconfirmed:
+                metrics.UNCONFIRMED.labels(reader_id).inc()
+                raise
+            except FraudDetected as exc:
+                metrics.FRAUD.labels(exc.reason).inc()
+                raise
+            resolved = getattr(result, "resolved", ())
+            if resolved and journal is not None and isinstance(resolved, tuple):
+                for request_id in resolved:
+                    record = journal.get(request_id)
+                    applied = record is not None and record.state is RequestState.COMMITTED
+                    metrics.RESOLVED.labels("applied" if applied else "not_applied").inc()
+            return result
+
+        return run
 
     def probe(self, reader: str, **options: Any) -> ProbeResult:
         """The technician probe on ``reader`` (block 0, ATR, firmware, latency); the Gen2

@@ -11,12 +11,17 @@ Here every call of every service passes the same three checks:
    logged with its traceback, never shown to the client;
 3. at most ``max_streams`` server streams are open per listener; one more is
    ``RESOURCE_EXHAUSTED`` (reason ``TOO_MANY_STREAMS``) so a flood cannot starve the tills.
+
+It also counts every call in :mod:`daemon.metrics` (started, handled by status code, latency),
+labelled by the method's name and the code only, and binds the request's ``request_id`` for
+the call's log lines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextvars import ContextVar
 from typing import Any, TypeAlias
@@ -24,6 +29,7 @@ from typing import Any, TypeAlias
 import grpc
 from grpc import aio
 
+from daemon import metrics
 from daemon.api.errors import to_status
 from daemon.errors import CardDaemonError, CertificateNotMapped, RoleNotAllowed, TooManyStreams
 from daemon.logs import REQUEST_ID
@@ -86,6 +92,7 @@ class Guard(aio.ServerInterceptor):
             return _refusal(
                 handler,
                 RoleNotAllowed(f"the {self.role} role may not call {method.lstrip('/')}"),
+                method,
             )
         return _wrapped(handler, self, method)
 
@@ -135,11 +142,18 @@ class TlsGuard(Guard):
         CALLER_ROLE.set(role)
 
 
-def _refusal(handler: Handler, exc: CardDaemonError) -> Handler:
+def _refusal(handler: Handler, exc: CardDaemonError, method: str) -> Handler:
+    def count() -> None:
+        call = _Call(method)
+        call.failed(exc)
+        call.done()
+
     async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
+        count()
         await abort_with(context, exc)
 
     async def stream(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
+        count()
         await abort_with(context, exc)
         yield  # pragma: no cover - abort raises
 
@@ -173,6 +187,28 @@ def _request_id(request: Any) -> str:
     return value[:64] if isinstance(value, str) else ""
 
 
+class _Call:
+    """One call's metrics: started now, handled with the code it ended with."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method.lstrip("/")
+        self.code = "OK"
+        self.start = time.perf_counter()
+        metrics.RPC_STARTED.labels(self.method).inc()
+
+    def failed(self, exc: CardDaemonError) -> None:
+        self.code = to_status(exc).code.name
+
+    def aborted(self, context: aio.ServicerContext[Any, Any]) -> None:
+        """The handler aborted the call itself: the code it set."""
+        code: Any = context.code()
+        self.code = getattr(code, "name", None) or "UNKNOWN"
+
+    def done(self) -> None:
+        metrics.RPC_HANDLED.labels(self.method, self.code).inc()
+        metrics.RPC_SECONDS.labels(self.method).observe(time.perf_counter() - self.start)
+
+
 def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
     # aio handlers are coroutines / async generators; grpc's stubs type them as sync ones
     inner_unary: Any = handler.unary_unary
@@ -181,28 +217,38 @@ def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
     async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         assert inner_unary is not None
         REQUEST_ID.set(_request_id(request))  # this call's task: its log lines carry it
+        call = _Call(method)
         try:
             guard.admit(context, method)
             return await inner_unary(request, context)
         except CardDaemonError as exc:
+            call.failed(exc)
             logger.info("%s: %s", method, exc)
             await abort_with(context, exc)
         except (aio.AbortError, grpc.RpcError):
+            call.aborted(context)
+            raise
+        except asyncio.CancelledError:
+            call.code = "CANCELLED"
             raise
         except Exception:
+            call.code = "INTERNAL"
             logger.exception("%s failed", method)
             await abort_with(context, CardDaemonError(f"{method}: internal error"))
+        finally:
+            call.done()
 
     async def stream(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
         assert inner_stream is not None
+        call = _Call(method)
         if guard.open_streams >= guard.max_streams:
-            await abort_with(
-                context,
-                TooManyStreams(
-                    f"{guard.open_streams} streams already open on the {guard.role} listener "
-                    f"(max_streams = {guard.max_streams})"
-                ),
+            refusal = TooManyStreams(
+                f"{guard.open_streams} streams already open on the {guard.role} listener "
+                f"(max_streams = {guard.max_streams})"
             )
+            call.failed(refusal)
+            call.done()
+            await abort_with(context, refusal)
         guard.open_streams += 1
         REQUEST_ID.set(_request_id(request))
         try:
@@ -210,14 +256,21 @@ def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
             async for item in inner_stream(request, context):
                 yield item
         except CardDaemonError as exc:
+            call.failed(exc)
             logger.info("%s: %s", method, exc)
             await abort_with(context, exc)
         except (aio.AbortError, grpc.RpcError):
+            call.aborted(context)
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            call.code = "CANCELLED"
             raise
         except Exception:
+            call.code = "INTERNAL"
             logger.exception("%s failed", method)
             await abort_with(context, CardDaemonError(f"{method}: internal error"))
         finally:
             guard.open_streams -= 1
+            call.done()
 
     return _like(handler, unary, stream)

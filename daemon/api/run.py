@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from daemon import metrics
 from daemon.api.server import ApiServer, Service
 from daemon.errors import ReaderUnavailable
 from daemon.events import Event
@@ -127,7 +128,14 @@ async def serve(
     notify = notifier if notifier is not None else Notifier()
     server = ApiServer(station.config.api, services)
     stop = stop or asyncio.Event()
-    await server.start()  # every listener is bound (the journal was opened by station.start)
+    collector = metrics.StationCollector(station)
+    metrics.REGISTRY.register(collector)
+    try:
+        await server.start()  # every listener is bound (the journal was opened by station.start)
+    except BaseException:
+        metrics.REGISTRY.unregister(collector)
+        await server.stop(0)
+        raise
     health = _Health(station, server)
     tasks = [
         asyncio.create_task(health.follow(notify), name="health"),
@@ -136,6 +144,8 @@ async def serve(
     try:
         for role, address in server.addresses().items():
             print(f"listening: {role:<10} {address}", file=out, flush=True)
+        if server.metrics is not None:
+            print(f"metrics:   http://{server.metrics.address}/metrics", file=out, flush=True)
         print("ready", file=out, flush=True)
         notify.ready(health.status())
         await stop.wait()
@@ -147,6 +157,7 @@ async def serve(
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await server.stop(grace_s)
+        metrics.REGISTRY.unregister(collector)
 
 
 def run(

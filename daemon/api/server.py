@@ -4,7 +4,9 @@ Each role listens on its own Unix socket (``[api.<role>]``), created with the mo
 from the config (the process umask must not decide who may connect: the mode is set after
 binding, from restrictive to the configured one), and serves only its role's services; the
 optional TCP listener needs mutual TLS and takes the role from the client certificate. Health
-(``grpc.health.v1``) is on every listener, reflection only on the technician's.
+(``grpc.health.v1``) is on every listener, reflection only on the technician's. With
+``[api] metrics_address`` the Prometheus endpoint (:mod:`daemon.metrics`) starts and stops
+with the listeners, on the same event loop.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from daemon.api.guard import Guard, TlsGuard
 from daemon.api.settings import ApiConfig, ListenerConfig
 from daemon.errors import ConfigError
+from daemon.metrics import MetricsEndpoint
 
 __all__ = ["ApiServer", "Listener", "Service"]
 
@@ -71,6 +74,7 @@ class ApiServer:
         self.services = tuple(services)
         self.health = health.aio.HealthServicer()
         self.listeners: list[Listener] = []
+        self.metrics: MetricsEndpoint | None = None
 
     def _options(self) -> list[tuple[str, Any]]:
         size = self.config.max_message_bytes
@@ -110,6 +114,16 @@ class ApiServer:
                 self.listeners.append(await self._start_unix(item))
         if api.tcp is not None:
             self.listeners.append(await self._start_tcp())
+        if api.metrics_address is not None:
+            endpoint = MetricsEndpoint(api.metrics_address)
+            try:
+                await endpoint.start()
+            except OSError as exc:
+                raise ConfigError(
+                    "api.metrics_address",
+                    f"cannot listen on {api.metrics_address}: {exc.strerror or exc}",
+                ) from None
+            self.metrics = endpoint
         await self.health.set("", health_pb2.HealthCheckResponse.SERVING)
 
     async def _start_unix(self, item: ListenerConfig) -> Listener:
@@ -168,6 +182,9 @@ class ApiServer:
         await self.health.enter_graceful_shutdown()
         listeners, self.listeners = self.listeners, []
         await asyncio.gather(*(item.server.stop(grace_s) for item in listeners))
+        metrics, self.metrics = self.metrics, None
+        if metrics is not None:
+            await metrics.stop()
         for item in listeners:
             if item.path is not None:
                 with contextlib.suppress(FileNotFoundError):

@@ -13,6 +13,7 @@ from the client certificate, mapped here by name.
     max_wait_ms = 60000                  # the longest WaitForCard wait
     max_call_ms = 10000                  # a call without a client deadline
     max_streams = 16                     # open streams per listener
+    metrics_address = "127.0.0.1:9464"   # optional: Prometheus /metrics, loopback only
 
     [api.pos]
     socket = "pos.sock"                  # relative: inside runtime_dir
@@ -30,6 +31,7 @@ from the client certificate, mapped here by name.
 from __future__ import annotations
 
 import grp
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -50,7 +52,14 @@ __all__ = [
 #: The three roles, each with its own socket and its own set of services.
 ROLES: Final = ("pos", "technician", "issuer")
 DEFAULT_RUNTIME_DIR: Final = Path("/run/carddaemon")
-_API_KEYS = ("runtime_dir", "max_message_bytes", "max_wait_ms", "max_call_ms", "max_streams")
+_API_KEYS = (
+    "runtime_dir",
+    "max_message_bytes",
+    "max_wait_ms",
+    "max_call_ms",
+    "max_streams",
+    "metrics_address",
+)
 _LISTENER_KEYS = ("enabled", "socket", "mode", "group")
 _TCP_KEYS = ("address", "cert_file", "key_file", "client_ca_file", "roles")
 
@@ -90,6 +99,8 @@ class ApiConfig:
     max_wait_ms: int = 60_000
     max_call_ms: int = 10_000
     max_streams: int = 16
+    #: ``HOST:PORT`` of the Prometheus endpoint (a loopback host); None: no endpoint
+    metrics_address: str | None = None
 
     def listener(self, role: str) -> ListenerConfig | None:
         return next((item for item in self.listeners if item.role == role), None)
@@ -109,7 +120,31 @@ def parse_api(t: Table, base_dir: Path | None) -> ApiConfig:
         t.integer("max_wait_ms", 60_000, 100, 600_000),
         t.integer("max_call_ms", 10_000, 100, 600_000),
         t.integer("max_streams", 16, 1, 1024),
+        _metrics_address(t),
     )
+
+
+def _metrics_address(t: Table) -> str | None:
+    """``metrics_address``: HOST:PORT on a loopback host (the metrics are for this PC's own
+    agent; a chain's monitoring scrapes through it, never the daemon directly)."""
+    if t.raw.get("metrics_address") is None:
+        return None
+    address = t.string("metrics_address", None, max_len=64)
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        t.fail("metrics_address", f"{address!r} is not HOST:PORT (e.g. 127.0.0.1:9464)")
+    name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        loopback = name == "localhost" or ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        t.fail(
+            "metrics_address",
+            f"{host!r} is not a loopback address: the metrics are served on this PC only "
+            "(use 127.0.0.1 or [::1])",
+        )
+    return f"127.0.0.1:{port}" if name == "localhost" else address
 
 
 def _sub(t: Table, name: str) -> Table:
