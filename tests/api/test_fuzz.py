@@ -83,7 +83,7 @@ _TEXT = st.one_of(
 def _scalar(field: d.FieldDescriptor) -> st.SearchStrategy[Any]:
     if field.type in _INTS:
         low, high = _INTS[field.type]
-        return st.one_of(st.integers(-3, 100_000), st.integers(low, high))
+        return st.one_of(st.integers(max(low, -3), 100_000), st.integers(low, high))
     if field.type == _F.TYPE_BOOL:
         return st.booleans()
     if field.type == _F.TYPE_STRING:
