@@ -2,12 +2,20 @@
 
 A misread EAN still looks like thirteen digits; the check digit is what catches it, so a product
 code whose check digit is wrong is reported as invalid, never looked up.
+
+The GS1 arithmetic is biip's (``biip.checksums.gs1_standard_check_digit``, UPC-E expansion by
+``biip.upc.Upc``); what stays here is ours: ASCII digits only (biip accepts any Unicode
+decimal), a code with a wrong check digit kept and reported with the digit expected (biip
+refuses it), and the EAN-8 / UPC-E choice for eight digits.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from biip.checksums import gs1_standard_check_digit
+from biip.upc import Upc
 
 __all__ = ["ProductCode", "ProductKind", "gs1_check_digit", "parse_product", "upce_to_upca"]
 
@@ -37,27 +45,18 @@ def gs1_check_digit(body: str) -> int:
     """
     if not body.isdecimal() or not body.isascii():
         raise ValueError(f"check digit body must be ASCII digits, got {len(body)} chars")
-    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
-    return (10 - total % 10) % 10
+    return gs1_standard_check_digit(body)
 
 
 def upce_to_upca(upce: str) -> str:
     """Expand an 8-digit UPC-E (number system 0/1, six digits, check) to its 12-digit UPC-A."""
     if len(upce) != 8 or not upce.isdecimal() or not upce.isascii():
         raise ValueError(f"UPC-E must be 8 ASCII digits, got {len(upce)} chars")
-    ns, d, check = upce[0], upce[1:7], upce[7]
-    if ns not in "01":
-        raise ValueError(f"UPC-E number system must be 0 or 1, got {ns}")
-    last = d[5]
-    if last in "012":
-        body = d[0:2] + last + "0000" + d[2:5]
-    elif last == "3":
-        body = d[0:3] + "00000" + d[3:5]
-    elif last == "4":
-        body = d[0:4] + "00000" + d[4]
-    else:
-        body = d[0:5] + "0000" + last
-    return ns + body + check
+    if upce[0] not in "01":
+        raise ValueError(f"UPC-E number system must be 0 or 1, got {upce[0]}")
+    # biip expands the seven digits without the check digit (it computes the right one); the
+    # scanned check digit is kept, so a misread shows as a check digit that does not match
+    return Upc.parse(upce[:7]).as_upc_a()[:-1] + upce[7]
 
 
 _LENGTHS = {13: ProductKind.EAN13, 12: ProductKind.UPCA}
