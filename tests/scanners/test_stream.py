@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from daemon.errors import ConfigError, InvalidArgument, OperationTimeout, SubscriptionClosed
-from daemon.events import EventHub, Subscription
+from daemon.events import Event, EventHub, Subscription
 from daemon.scanners import (
     Classifier,
     MemberTokenVerifier,
@@ -29,6 +29,11 @@ from tests.scanners.helpers import next_scan, wait_state, wait_until
 S = 1_000_000_000  # ns
 KEY = b"member-key-0123456789abcdef"
 WECHAT = "101234567890123456"
+
+
+def payload(event: Event) -> Any:
+    """An event's payload as the scan or status it is (the hub types it ``object``)."""
+    return event.payload
 
 
 def raw(text: str, at_s: float = 0.0, aim: str | None = "]Q1") -> RawScan:
@@ -68,7 +73,7 @@ def test_a_new_subscriber_sees_each_scanners_status_first() -> None:
         stream.on_scan("front", raw("old"))
         with stream.subscribe() as sub:
             frames = sub.drain()
-    assert [(f.source, f.payload.state, f.snapshot, f.seq) for f in frames] == [
+    assert [(f.source, payload(f).state, f.snapshot, f.seq) for f in frames] == [
         ("scanners/back", ScannerState.DISCONNECTED, True, 3),
         ("scanners/front", ScannerState.CONNECTED, True, 3),
     ]
@@ -93,7 +98,7 @@ def test_slow_subscriber_drops_and_counts_without_affecting_others(
         for i in range(10):
             stream.on_scan("front", raw(f"C{i}"))
         got = slow.drain()
-        assert [e.payload.text for e in got] == ["C7", "C8", "C9"]  # the oldest went
+        assert [payload(e).text for e in got] == ["C7", "C8", "C9"]  # the oldest went
         assert [e.dropped_before for e in got] == [7, 0, 0]
         assert slow.dropped == 7
         assert len(drain(fast)) == 10
@@ -203,7 +208,7 @@ def test_subscription_timeout_close_and_notify() -> None:
         assert sub.pending() == 1
         sub.close()
         sub.close()
-        assert sub.get(0).payload.text == "A"  # what was queued can still be drained
+        assert payload(sub.get(0)).text == "A"  # what was queued can still be drained
         with pytest.raises(SubscriptionClosed, match="closed"):
             sub.get(0)
         stream.on_scan("front", raw("B"))
