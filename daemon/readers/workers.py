@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextvars
 import logging
 import threading
 import time
@@ -105,6 +106,9 @@ class _Pending(Generic[T]):
     job: Callable[[JobContext], T]
     deadline: float
     future: concurrent.futures.Future[T] = field(default_factory=concurrent.futures.Future)
+    #: the submitter's context variables (the request id of the RPC being served): the job,
+    #: its clean-ups and their log lines run in a copy of it on the worker thread
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
 
 class ReaderWorker(ClosesOnExit):
@@ -292,7 +296,7 @@ class ReaderWorker(ClosesOnExit):
         try:
             while (pending := self._next()) is not None:
                 try:
-                    self._execute(pending)
+                    pending.context.run(self._execute, pending)
                 finally:
                     # the finished job (and an exception holding its caller's frames) must not
                     # stay referenced while the worker waits for the next one
@@ -311,9 +315,16 @@ class ReaderWorker(ClosesOnExit):
         if not pending.future.set_running_or_notify_cancel():
             return
         ctx = JobContext(self, pending.deadline)
+        started = self._clock()
         try:
             result = pending.job(ctx)
         except BaseException as exc:  # a job must never kill the worker
+            logger.debug(
+                "reader %r: job failed after %.1f ms: %s",
+                self.name,
+                (self._clock() - started) * 1000,
+                getattr(exc, "reason", type(exc).__name__),
+            )
             self._transaction.end(exc)
             self._close_connection()
             pending.future.set_exception(exc)
@@ -322,6 +333,9 @@ class ReaderWorker(ClosesOnExit):
             elif not isinstance(exc, CardDaemonError):
                 logger.exception("reader %r: job crashed", self.name, exc_info=exc)
         else:
+            logger.debug(
+                "reader %r: job done in %.1f ms", self.name, (self._clock() - started) * 1000
+            )
             # the caller has its answer first: the job's clean-up is not its wait
             pending.future.set_result(result)
             if not self._after(ctx) or not self._transaction.end(None):
