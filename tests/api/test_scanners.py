@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,7 +186,13 @@ def test_one_shot_scanner_delivers_one_scan_until_armed(tmp_path: Path) -> None:
         assert next_scan(stream).scan.text == EAN
         got = stub.GetScanner(s.GetScannerRequest(name="scanners/lane"), timeout=10).scanner
         assert (got.one_shot, got.armed) == (True, False)
+        assert api.station.scans is not None
+        ignored = api.station.scans.stats.ignored_while_disarmed
         lane.inject(WECHAT.encode(), aim="]Q1")  # ignored: not re-armed
+        deadline = time.monotonic() + 10  # the scanner thread has read it before the till arms
+        while api.station.scans.stats.ignored_while_disarmed == ignored:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         armed = stub.ArmScanner(s.ArmScannerRequest(name="scanners/lane"), timeout=10).scanner
         assert armed.armed
         lane.inject(b"second", aim="]C0")
