@@ -132,13 +132,18 @@ class ApiServer:
         _clear_stale(path, key)
         server = self._server(item.role)
         address = f"unix:{path}"
+        # the socket file is made by gRPC's core, possibly off this thread: it is born with
+        # no more than the configured mode (umask while binding), then set exactly and checked
+        old_umask = os.umask(0o777 & ~item.mode)
         try:
             server.add_insecure_port(address)
+            await server.start()
         except RuntimeError as exc:
             raise ConfigError(key, f"cannot listen on {str(path)!r}: {exc}") from None
-        await server.start()
+        finally:
+            os.umask(old_umask)
         try:
-            os.chmod(path, item.mode)
+            await _settle_mode(path, item.mode)
             if item.group is not None:
                 os.chown(path, -1, grp.getgrnam(item.group).gr_gid)
         except OSError as exc:
@@ -192,6 +197,24 @@ class ApiServer:
 
     def addresses(self) -> Mapping[str, str]:
         return {item.role: item.address for item in self.listeners}
+
+
+async def _settle_mode(path: Path, mode: int, timeout_s: float = 2.0) -> None:
+    """chmod ``path`` until it holds ``mode`` (the file may appear or be re-made just after
+    ``start`` returns)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        try:
+            os.chmod(path, mode)
+            if stat.S_IMODE(path.stat().st_mode) == mode:
+                return
+        except FileNotFoundError:
+            if loop.time() >= deadline:
+                raise
+        if loop.time() >= deadline:
+            raise OSError(f"{path} keeps mode {stat.S_IMODE(path.stat().st_mode):04o}")
+        await asyncio.sleep(0.01)
 
 
 def _runtime_dir(path: Path) -> None:
