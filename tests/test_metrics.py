@@ -17,7 +17,9 @@ from daemon._config_table import Table
 from daemon.api.settings import parse_api
 from daemon.api.v1 import member_card_service_pb2 as m
 from daemon.api.v1 import member_card_service_pb2_grpc as mg
-from daemon.errors import ConfigError
+from daemon.errors import ConfigError, FraudDetected
+from daemon.membercard.layout import SLOT_MAC_BLOCKS
+from daemon.membercard.requests import ReadCard
 from daemon.metrics import subscriber_kind
 from sim.backend import SimBackend
 from tests.api.conftest import run_api
@@ -121,6 +123,15 @@ def test_metrics_after_a_full_flow_name_no_card_member_request_or_code(tmp_path:
         assert next_scan(stream).scan.text == WECHAT
         front(api).inject(EAN.encode())
         assert next_scan(stream).scan.text == EAN
+        assert card is not None
+        for block in SLOT_MAC_BLOCKS:  # a forged card: both record MACs broken
+            data = bytearray(card.block(block))
+            data[10] ^= 0xFF
+            card.program(block, bytes(data))
+        with pytest.raises(FraudDetected) as forged:  # in process: the station's job hook
+            api.station.card("front", ReadCard())
+        fraud = forged.value.reason
+        del forged
         text = _scrape(port)
         stream.cancel()  # type: ignore[attr-defined]
         with pytest.raises(urllib.error.HTTPError) as missing:
@@ -138,7 +149,7 @@ def test_metrics_after_a_full_flow_name_no_card_member_request_or_code(tmp_path:
         'carddaemon_apdu_errors_total{reader="front"}',
         'carddaemon_writes_unconfirmed_total{reader="front"}',
         "carddaemon_writes_resolved_total{outcome=",
-        "# TYPE carddaemon_fraud_refusals_total counter",
+        f'carddaemon_fraud_refusals_total{{reason="{fraud}"}} 1.0',
         'carddaemon_journal_write_seconds_count{op="record_intent"}',
         'carddaemon_journal_write_seconds_count{op="finish"}',
         "carddaemon_value_journal_pending 0.0",
