@@ -5,7 +5,9 @@ request ids or scanned codes anywhere in the scrape."""
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,7 +24,7 @@ from daemon.membercard.layout import SLOT_MAC_BLOCKS
 from daemon.membercard.requests import ReadCard
 from daemon.metrics import subscriber_kind
 from sim.backend import SimBackend
-from tests.api.conftest import run_api
+from tests.api.conftest import BIN, run_api, store_folder
 from tests.api.test_cards import SPEC, UID, cny, member_on_front, reason
 from tests.api.test_scanners import EAN, WECHAT, front, next_scan, snapshot, watch
 
@@ -170,4 +172,33 @@ def test_metrics_after_a_full_flow_name_no_card_member_request_or_code(tmp_path:
     for secret in forbidden:
         assert secret.lower() not in text.lower(), f"{secret!r} is in /metrics"
     with pytest.raises(urllib.error.URLError, match="refused"):  # closed with the listeners
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_carddaemon_serve_serves_metrics_until_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    config = store_folder(tmp_path / "store", f'metrics_address = "127.0.0.1:{port}"\n')
+    process = subprocess.Popen(
+        [str(BIN / "carddaemon"), "serve", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        lines = []
+        for line in process.stdout:
+            lines.append(line.strip())
+            if line.strip() == "ready":
+                break
+        assert f"metrics:   http://127.0.0.1:{port}/metrics" in lines, lines
+        text = _scrape(port)
+        assert 'carddaemon_reader_up{reader="front"} 1.0' in text
+        assert "carddaemon_value_journal_pending 0.0" in text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert rest.splitlines()[-1] == "stopped"
+    with pytest.raises(urllib.error.URLError, match="refused"):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
