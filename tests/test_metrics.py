@@ -202,3 +202,21 @@ def test_carddaemon_serve_serves_metrics_until_sigterm(tmp_path: Path) -> None:
     assert rest.splitlines()[-1] == "stopped"
     with pytest.raises(urllib.error.URLError, match="refused"):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+
+
+def test_a_metrics_port_in_use_stops_the_start_naming_the_key(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = store_folder(tmp_path / "store", f'metrics_address = "127.0.0.1:{port}"\n')
+        done = subprocess.run(
+            [str(BIN / "carddaemon"), "serve", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0
+    assert "api.metrics_address" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert not (config.parent / "run" / "pos.sock").exists()  # the listeners were closed
