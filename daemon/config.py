@@ -77,8 +77,10 @@ DEFAULT_STATE_DIR = Path("/var/lib/carddaemon")
 _SECTIONS = ("daemon", "readers", "printers", "scanners", "membercard", "api")
 _DAEMON_KEYS = ("state_dir", "journal_path", "keystore_file", "keystore_credentials", "station")
 _READER_KEYS = ("match", "dialect", "queue_size", "job_deadline_ms")
-_MEMBERCARD_KEYS = ("tiers", "bonus", "balance_cap", "hotlist_on_fraud", "abandoned_claim_age_s")
-_TIER_KEYS = ("name", "discount", "points_per_100_yuan")
+_MEMBERCARD_KEYS = (
+    "tiers", "bonus", "balance_cap", "hotlist_on_fraud", "abandoned_claim_age_s", "renew_months",
+)  # fmt: skip
+_TIER_KEYS = ("name", "discount", "points_per_100_yuan", "upgrade_points")
 _BONUS_KEYS = ("min_topup", "bonus")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 

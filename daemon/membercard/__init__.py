@@ -9,22 +9,25 @@ from daemon.membercard.replace import replace_card
 from daemon.membercard.requests import (
     AdjustPoints,
     CardRequest,
+    ChangeTier,
     Credit,
     Debit,
     EraseCard,
     IssueCard,
     IssueSpec,
     ReadCard,
+    RenewCard,
     ReplaceCard,
 )
 from daemon.membercard.rules import BonusStep, Programme, Tier
-from daemon.membercard.service import CardInfo, MemberCardService, OpResult
+from daemon.membercard.service import CardInfo, MemberCardService, MembershipResult, OpResult
 
 __all__ = [
     "AdjustPoints",
     "BonusStep",
     "CardInfo",
     "CardRequest",
+    "ChangeTier",
     "Credit",
     "Debit",
     "EraseCard",
@@ -32,10 +35,12 @@ __all__ = [
     "IssueResult",
     "IssueSpec",
     "MemberCardService",
+    "MembershipResult",
     "OpResult",
     "Personaliser",
     "Programme",
     "ReadCard",
+    "RenewCard",
     "ReplaceCard",
     "Tier",
     "replace_card",

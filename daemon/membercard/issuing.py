@@ -37,7 +37,7 @@ from daemon.membercard.layout import (
     ACCESS_PURSE,
     ACCESS_SLOT,
     APP_AID,
-    FORMAT_VERSION,
+    FORMAT_VERSIONS,
     KEY_GROUP_APP,
     KEY_GROUP_MAD,
     MAGIC,
@@ -137,7 +137,7 @@ class Personaliser:
         try:
             return evaluate(self.keystore, image)
         except UnknownCardFormat:
-            if image.header[0] == MAGIC and image.header[1] != FORMAT_VERSION:
+            if image.header[0] == MAGIC and image.header[1] not in FORMAT_VERSIONS:
                 raise
             if image.header[0] == MAGIC or ours or not any(image.header):
                 return None  # no valid record left: half issued / half erased

@@ -12,9 +12,10 @@ abandoned, its outcome (or ``WriteUnconfirmed``) is always returned:
 
 1. the worker: a job not started by its deadline never runs (``ReaderWorker``);
 2. here, once the connection is open and before the first APDU of the operation;
-3. debit, credit and points only: inside the service after the card was read and checked, just
-   before the journal intent (``check=`` hook), the last point at which nothing of the request
-   has been written. An operation stopped there is journalled ABORTED and may be retried.
+3. debit, credit, points, tier change and renewal only: inside the service after the card was
+   read and checked, just before the journal intent (``check=`` hook), the last point at which
+   nothing of the request has been written. An operation stopped there is journalled ABORTED
+   and may be retried.
 
 From the intent on, and for the whole of read (which may finish an interrupted purse mirror
 update), issue, erase and replace, the job runs to its end whatever the clock says.
@@ -37,15 +38,24 @@ from daemon.membercard.replace import replace_card
 from daemon.membercard.requests import (
     AdjustPoints,
     CardRequest,
+    ChangeTier,
     Credit,
     Debit,
     EraseCard,
     IssueCard,
+    MembershipRequest,
     ReadCard,
+    RenewCard,
     ReplaceCard,
     ValueRequest,
 )
-from daemon.membercard.service import CardInfo, Check, MemberCardService, OpResult
+from daemon.membercard.service import (
+    CardInfo,
+    Check,
+    MemberCardService,
+    MembershipResult,
+    OpResult,
+)
 from daemon.membercard.session import key_slot
 from daemon.mifare.geometry import first_block
 from daemon.mifare.mad import MAD_KEY_A
@@ -94,6 +104,8 @@ _RUN_BY: dict[type[CardRequest], type[MemberCardService | Personaliser]] = {
     Debit: MemberCardService,
     Credit: MemberCardService,
     AdjustPoints: MemberCardService,
+    ChangeTier: MemberCardService,
+    RenewCard: MemberCardService,
     IssueCard: Personaliser,
     EraseCard: Personaliser,
     ReplaceCard: Personaliser,
@@ -109,6 +121,10 @@ def card_job(
 def card_job(
     target: MemberCardService, reader: ReaderProfile, request: ValueRequest
 ) -> Job[OpResult]: ...
+@overload
+def card_job(
+    target: MemberCardService, reader: ReaderProfile, request: MembershipRequest
+) -> Job[MembershipResult]: ...
 @overload
 def card_job(
     target: Personaliser, reader: ReaderProfile, request: IssueCard | ReplaceCard
@@ -171,6 +187,10 @@ def _run(
                 return target.credit(card, request, check=check)
             case AdjustPoints():
                 return target.adjust_points(card, request, check=check)
+            case ChangeTier():
+                return target.change_tier(card, request, check=check)
+            case RenewCard():
+                return target.renew(card, request, check=check)
     else:
         match request:
             case IssueCard():

@@ -30,7 +30,9 @@ __all__ = [
     "ACCESS_SLOT",
     "APP_AID",
     "APP_SECTORS",
+    "FORMAT_V2",
     "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
     "HEADER_BLOCK",
     "KEY_GROUP_APP",
     "KEY_GROUP_MAD",
@@ -41,6 +43,7 @@ __all__ = [
     "PURSE_BACKUP",
     "PURSE_PRIMARY",
     "PURSE_SECTOR",
+    "SLOT_HEADER_BLOCKS",
     "SLOT_MAC_BLOCKS",
     "SLOT_SECTORS",
     "SLOT_STATE_BLOCKS",
@@ -56,12 +59,20 @@ __all__ = [
 
 MAGIC: Final = 0xCD
 FORMAT_VERSION: Final = 1
+"""The version a card is issued with (v1 cards are migrated to v2 on their first membership
+change)."""
+FORMAT_V2: Final = 2
+"""v2: each record carries its own member header (block 6 / 10) under its MAC, so tier and
+validity change with a record write; block 14 says 02 so v1 terminals refuse the card."""
+FORMAT_VERSIONS: Final = (FORMAT_VERSION, FORMAT_V2)
 APP_AID: Final = 0x07CD
 """MAD AID of sectors 1-3: function cluster 07 (proprietary/miscellaneous), application CD."""
 
 SLOT_SECTORS: Final = (1, 2)
 SLOT_STATE_BLOCKS: Final = (4, 8)
 SLOT_MAC_BLOCKS: Final = (5, 9)
+SLOT_HEADER_BLOCKS: Final = (6, 10)
+"""v2 only: the record's own member header (v1: reserved, zero)."""
 PURSE_SECTOR: Final = 3
 PURSE_PRIMARY: Final = 12
 PURSE_BACKUP: Final = 13
@@ -134,6 +145,8 @@ class Header:
     generation: int = 0
     """Replacement generation: 0 as first issued, +1 for each replacement of the member's card.
     Under every slot MAC, so a card proves offline that it supersedes an older one."""
+    version: int = FORMAT_VERSION
+    """Card format version (byte 1): 1, or 2 once tier/validity live with each record."""
 
     def __post_init__(self) -> None:
         check_member_id(self.member_id)
@@ -141,10 +154,18 @@ class Header:
             raise MalformedBlock("tier", f"{self.tier} not in 0..255", HEADER_BLOCK)
         if not 0 <= self.generation <= 0xFF:
             raise MalformedBlock("generation", f"{self.generation} not in 0..255", HEADER_BLOCK)
+        if self.version not in FORMAT_VERSIONS:
+            raise MalformedBlock("version", f"{self.version} not in 1, 2", HEADER_BLOCK)
+
+    def same_member(self, other: Header) -> bool:
+        """Same member ID, replacement generation and issue date (what never changes)."""
+        return (self.member_id, self.generation, self.issued) == (
+            other.member_id, other.generation, other.issued
+        )  # fmt: skip
 
     def encode(self) -> bytes:
         return (
-            bytes((MAGIC, FORMAT_VERSION))
+            bytes((MAGIC, self.version))
             + _bcd(self.member_id)
             + bytes((self.tier, self.generation))
             + _date_to_days(self.valid_until, "valid_until").to_bytes(2, "big")
@@ -160,10 +181,11 @@ class Header:
             raise UnknownCardFormat(
                 f"block {HEADER_BLOCK}: magic {raw[0]:02X} is not a member card ({MAGIC:02X})"
             )
-        if raw[1] != FORMAT_VERSION:
+        if raw[1] not in FORMAT_VERSIONS:
+            known = " and ".join(str(v) for v in FORMAT_VERSIONS)
             raise UnknownCardFormat(
                 f"block {HEADER_BLOCK}: card format version {raw[1]}, this daemon reads "
-                f"version {FORMAT_VERSION} only; nothing will be written"
+                f"versions {known} only; nothing will be written"
             )
         issued = days_to_date(int.from_bytes(raw[14:16], "big"))
         if issued is None:
@@ -174,6 +196,7 @@ class Header:
             valid_until=days_to_date(int.from_bytes(raw[12:14], "big")),
             issued=issued,
             generation=raw[11],
+            version=raw[1],
         )
 
 
@@ -236,22 +259,25 @@ def slot_for_counter(counter: int) -> int:
     return (counter - 1) % 2
 
 
-def _mac_message(uid: bytes, slot: int, header: bytes, state: bytes) -> bytes:
+def _mac_message(uid: bytes, slot: int, header: bytes, state: bytes, version: int) -> bytes:
     return (
         _MAC_LABEL
-        + bytes((FORMAT_VERSION, slot, len(uid)))
+        + bytes((version, slot, len(uid)))
         + uid
         + header
         + state
     )  # fmt: skip
 
 
-def mac_slot(keystore: Keystore, uid: bytes, header: bytes, state: SlotState) -> bytes:
+def mac_slot(
+    keystore: Keystore, uid: bytes, header: bytes, state: SlotState, form: int = FORMAT_VERSION
+) -> bytes:
     """The MAC block for ``state``: MAC key version, CRC-32 of the state block, then
-    HMAC-SHA256(K_mac, label | format | slot | UID | header | state)[:11]."""
+    HMAC-SHA256(K_mac, label | format | slot | UID | header | state)[:11]. ``form`` 1: the
+    header is block 14; 2: the record's own header block."""
     version = keystore.current_version(KeyPurpose.MAC)
     raw = state.encode()
-    tag = keystore.mac(version, _mac_message(uid, state.slot, header, raw), _MAC_LEN)
+    tag = keystore.mac(version, _mac_message(uid, state.slot, header, raw, form), _MAC_LEN)
     return bytes((version,)) + zlib.crc32(raw).to_bytes(4, "big") + tag
 
 
@@ -261,11 +287,18 @@ def slot_checksum_ok(state_raw: bytes, mac_raw: bytes) -> bool:
 
 
 def verify_slot(
-    keystore: Keystore, uid: bytes, header: bytes, state_raw: bytes, mac_raw: bytes, slot: int
+    keystore: Keystore,
+    uid: bytes,
+    header: bytes,
+    state_raw: bytes,
+    mac_raw: bytes,
+    slot: int,
+    form: int = FORMAT_VERSION,
 ) -> bool:
     """True if ``mac_raw`` seals ``state_raw`` in ``slot`` of this card (any known MAC version)."""
     version = mac_raw[0]
     if version not in keystore.versions(KeyPurpose.MAC):
         return False
-    expected = keystore.mac(version, _mac_message(uid, slot, header, state_raw), _MAC_LEN)
+    message = _mac_message(uid, slot, header, state_raw, form)
+    expected = keystore.mac(version, message, _MAC_LEN)
     return hmac.compare_digest(expected, mac_raw[5:16])

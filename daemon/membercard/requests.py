@@ -28,12 +28,16 @@ __all__ = [
     "MAX_REQUEST_ID",
     "AdjustPoints",
     "CardRequest",
+    "ChangeTier",
     "Credit",
     "Debit",
     "EraseCard",
     "IssueCard",
     "IssueSpec",
+    "MembershipRequest",
     "ReadCard",
+    "RecordRequest",
+    "RenewCard",
     "ReplaceCard",
     "ValueRequest",
     "check_request_id",
@@ -161,8 +165,57 @@ class AdjustPoints:
         _optional_uid(self, "expected_uid")
 
 
+@dataclass(frozen=True, slots=True)
+class ChangeTier:
+    """Set the card's tier to ``tier``, or (``tier`` None) to what the configured tier rules
+    (``upgrade_points``) give for the card's points: an upgrade, a downgrade (yearly
+    re-qualification) or no change. Balance and points are untouched."""
+
+    request_id: str
+    tier: int | None = None
+    expected_uid: str | None = None
+
+    def __post_init__(self) -> None:
+        check_request_id(self.request_id)
+        tier: object = self.tier
+        if tier is not None and (
+            not isinstance(tier, int) or isinstance(tier, bool) or not 0 <= tier <= 0xFF
+        ):
+            raise InvalidArgument("tier", f"must be an integer in 0..255, got {tier!r}")
+        _optional_uid(self, "expected_uid")
+
+
+@dataclass(frozen=True, slots=True)
+class RenewCard:
+    """Set the card's validity to ``valid_until`` (renew or shorten), or (None) extend it by the
+    configured ``renew_months`` from the later of today and the current expiry."""
+
+    request_id: str
+    valid_until: dt.date | None = None
+    expected_uid: str | None = None
+    no_expiry: bool = False
+
+    def __post_init__(self) -> None:
+        check_request_id(self.request_id)
+        until: object = self.valid_until
+        if until is not None and (not isinstance(until, dt.date) or isinstance(until, dt.datetime)):
+            raise InvalidArgument("valid_until", f"must be a date, got {type(until).__name__}")
+        if isinstance(until, dt.date) and not dt.date(2000, 1, 1) <= until < dt.date(2179, 6, 6):
+            raise InvalidArgument("valid_until", f"{until} is outside 2000-01-01..2179-06-05")
+        _flag("no_expiry", self.no_expiry)
+        if self.no_expiry and until is not None:
+            raise InvalidArgument("no_expiry", "give valid_until or no_expiry, not both")
+        _optional_uid(self, "expected_uid")
+
+
+MembershipRequest = ChangeTier | RenewCard
+"""Requests that change the member header (tier, validity) with a record write."""
+
 ValueRequest = Debit | Credit | AdjustPoints
 """The requests that change stored value or points (journalled, tear-safe)."""
+
+RecordRequest = ValueRequest | MembershipRequest
+"""Every request that writes a record (journalled, tear-safe, one commit point)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,10 +275,11 @@ class ReplaceCard:
         check_request_id(self.request_id)
 
 
-CardRequest = ReadCard | ValueRequest | IssueCard | EraseCard | ReplaceCard
+CardRequest = ReadCard | ValueRequest | MembershipRequest | IssueCard | EraseCard | ReplaceCard
 """Every request a reader job can carry."""
 
 
-def value_params(request: ValueRequest) -> dict[str, Any]:
+def value_params(request: RecordRequest) -> dict[str, Any]:
     """What the journal hashes to recognise a retry: every field but the request_id."""
-    return {f.name: getattr(request, f.name) for f in fields(request) if f.name != "request_id"}
+    out = {f.name: getattr(request, f.name) for f in fields(request) if f.name != "request_id"}
+    return {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in out.items()}

@@ -6,10 +6,12 @@ Config (a table of the daemon's TOML file, here as the parsed mapping)::
     balance_cap = 10000000          # fen on one card (100 000 yuan)
     hotlist_on_fraud = true
     abandoned_claim_age_s = 3600    # CLAIMED requests with no intent older than this: closed
+    renew_months = 12               # RenewCard without a date: months added to the expiry
     [[membercard.tiers]]            # index in this list = tier byte on the card
     name = "普通会员"
     discount = 9500                 # per 10000 of the price paid (9.5折)
     points_per_100_yuan = 1
+    upgrade_points = 0              # optional: ChangeTier without a tier applies these rules
     [[membercard.bonus]]            # 存1000送50: top up >= 100000 fen, get 5000 fen
     min_topup = 100000
     bonus = 5000
@@ -41,6 +43,9 @@ class Tier:
     name: str
     discount: int  # per 10000: 8500 = 85 % of the price (8.5折)
     points_per_100_yuan: int
+    upgrade_points: int | None = None
+    """Tier rules: a card holding at least this many points qualifies for this tier (the
+    highest qualifying tier is applied, up or down); None: set only explicitly."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +80,21 @@ class Programme:
     balance_cap: int = 10_000_000
     hotlist_on_fraud: bool = True
     abandoned_claim_age_s: int = 3600
+    renew_months: int = 12
+
+    def tier_by_rules(self, current: int, points: int) -> tuple[int, str]:
+        """(tier, rule) the configured ``upgrade_points`` give for ``points``: the highest
+        tier whose threshold is reached (an upgrade or, at re-qualification, a downgrade);
+        ``current`` when no tier has a threshold or none is reached."""
+        reached = [
+            i for i, t in enumerate(self.tiers)
+            if t.upgrade_points is not None and points >= t.upgrade_points
+        ]  # fmt: skip
+        if not reached:
+            return current, "no_rule" if all(
+                t.upgrade_points is None for t in self.tiers
+            ) else "upgrade_points"
+        return max(reached), "upgrade_points"
 
     def tier(self, index: int) -> Tier:
         if not 0 <= index < len(self.tiers):
@@ -115,7 +135,13 @@ class Programme:
                 f"{key}.abandoned_claim_age_s",
                 f"must be an integer number of seconds in 60..{_MAX_CLAIM_AGE}, got {age!r}",
             )
-        return cls(tiers, tuple(sorted(steps, key=lambda s: s.min_topup)), cap, hot, age)
+        months = section.get("renew_months", 12)
+        if not isinstance(months, int) or isinstance(months, bool) or not 1 <= months <= 120:
+            raise ConfigError(
+                f"{key}.renew_months",
+                f"must be an integer number of months in 1..120, got {months!r}",
+            )
+        return cls(tiers, tuple(sorted(steps, key=lambda s: s.min_topup)), cap, hot, age, months)
 
 
 def _list(section: Mapping[str, Any], name: str, key: str) -> Sequence[Mapping[str, Any]]:
@@ -140,6 +166,7 @@ def _tier(where: str, table: Mapping[str, Any]) -> Tier:
         name,
         _int(where, table, "discount", 1, 10000),
         _int(where, table, "points_per_100_yuan", 0, 10000),
+        _int(where, table, "upgrade_points", 0, MAX_AMOUNT) if "upgrade_points" in table else None,
     )
 
 

@@ -41,15 +41,26 @@ from daemon.errors import (
 from daemon.journal import Journal, RequestRecord, RequestState
 from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard.guard import CardGuard
-from daemon.membercard.layout import MAX_AMOUNT, SlotState, mac_slot
+from daemon.membercard.layout import (
+    FORMAT_V2,
+    HEADER_BLOCK,
+    MAX_AMOUNT,
+    PURSE_SECTOR,
+    Header,
+    SlotState,
+    mac_slot,
+)
 from daemon.membercard.purse import mirror_balance, read_purse
 from daemon.membercard.requests import (
     ANY_CARD,
     AdjustPoints,
+    ChangeTier,
     Credit,
     Debit,
+    MembershipRequest,
     ReadCard,
-    ValueRequest,
+    RecordRequest,
+    RenewCard,
     value_params,
 )
 from daemon.membercard.rules import Programme
@@ -57,11 +68,11 @@ from daemon.membercard.session import CardSession
 from daemon.membercard.state import CardState
 from daemon.readers.storage import StorageCard
 
-__all__ = ["CardInfo", "MemberCardService", "OpResult"]
+__all__ = ["CardInfo", "MemberCardService", "MembershipResult", "OpResult"]
 
 logger = logging.getLogger(__name__)
 
-Compute = Callable[[CardState], tuple[SlotState, dict[str, int]]]
+Compute = Callable[[CardState], tuple[SlotState, dict[str, Any]]]
 Check = Callable[[str], None]
 """Deadline hook (e.g. ``JobContext.check_deadline``): raises to stop before the journal intent,
 the last point at which nothing of the request has been written; never called after it."""
@@ -108,6 +119,38 @@ class OpResult:
     @classmethod
     def from_outcome(cls, outcome: dict[str, Any]) -> OpResult:
         return cls(**outcome, replayed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class MembershipResult:
+    """A tier change or renewal: what was decided and what the card holds now."""
+
+    request_id: str
+    op: str  # "tier" or "renew"
+    uid: str
+    member_id: str
+    decision: str  # "upgrade", "downgrade", "unchanged", "set"; "renew", "shorten", "unchanged"
+    rule: str  # what decided: "requested" or the rule applied ("upgrade_points", "renew_months")
+    tier_before: int
+    tier: int
+    valid_until_before: str | None  # ISO date, None = no expiry
+    valid_until: str | None
+    balance: int
+    points: int
+    counter: int
+    format_version: int
+    migrated: bool  # this write moved the card from format v1 to v2
+    replayed: bool = False
+
+    def to_outcome(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.pop("replayed")
+        return out
+
+    @classmethod
+    def from_outcome(cls, outcome: dict[str, Any]) -> MembershipResult:
+        known = {k: v for k, v in outcome.items() if k != "mirror_pending"}
+        return cls(**known, replayed=True)
 
 
 class MemberCardService:
@@ -182,7 +225,9 @@ class MemberCardService:
                 "amount": amount, "bonus": 0, "points_delta": earned,
             }  # fmt: skip
 
-        return self._mutate(card, request, "debit", compute, request.expected_balance, check)
+        out = self._mutate(card, request, "debit", compute, request.expected_balance, check)
+        assert isinstance(out, OpResult)
+        return out
 
     def credit(self, card: StorageCard, request: Credit, *, check: Check | None = None) -> OpResult:
         """Top up plus the bonus of the configured step (or the request's ``bonus``)."""
@@ -201,7 +246,9 @@ class MemberCardService:
                 "amount": amount, "bonus": extra, "points_delta": 0,
             }  # fmt: skip
 
-        return self._mutate(card, request, "credit", compute, request.expected_balance, check)
+        out = self._mutate(card, request, "credit", compute, request.expected_balance, check)
+        assert isinstance(out, OpResult)
+        return out
 
     def adjust_points(
         self, card: StorageCard, request: AdjustPoints, *, check: Check | None = None
@@ -219,7 +266,86 @@ class MemberCardService:
                 "amount": 0, "bonus": 0, "points_delta": delta,
             }  # fmt: skip
 
-        return self._mutate(card, request, "points", compute, None, check)
+        out = self._mutate(card, request, "points", compute, None, check)
+        assert isinstance(out, OpResult)
+        return out
+
+    # --- membership: tier and validity -------------------------------------------------------
+
+    def change_tier(
+        self, card: StorageCard, request: ChangeTier, *, check: Check | None = None
+    ) -> MembershipResult:
+        """Upgrade or downgrade the tier (``request.tier``, or the configured rules applied to
+        the card's points): a record write like any other, balance and points unchanged."""
+
+        def decide(state: CardState) -> tuple[Header, str, str]:
+            head = state.header
+            if request.tier is not None:
+                self.programme.tier(request.tier)
+                tier, rule = request.tier, "requested"
+            else:
+                tier, rule = self.programme.tier_by_rules(head.tier, state.current.points)
+            decision = "unchanged" if tier == head.tier else (
+                "upgrade" if tier > head.tier else "downgrade"
+            )  # fmt: skip
+            return replace(head, tier=tier), decision, rule
+
+        return self._membership(card, request, "tier", decide, check)
+
+    def renew(
+        self, card: StorageCard, request: RenewCard, *, check: Check | None = None
+    ) -> MembershipResult:
+        """Renew or shorten validity (``request.valid_until`` / ``no_expiry``, or
+        ``renew_months`` from the later of today and the current expiry)."""
+
+        def decide(state: CardState) -> tuple[Header, str, str]:
+            head = state.header
+            until: dt.date | None
+            if request.no_expiry:
+                until, rule = None, "requested"
+            elif request.valid_until is not None:
+                until, rule = request.valid_until, "requested"
+            else:
+                start = max(self._today(), head.valid_until or self._today())
+                until, rule = _add_months(start, self.programme.renew_months), "renew_months"
+            old = head.valid_until
+            if until == old:
+                decision = "unchanged"
+            elif until is None or (old is not None and until > old):
+                decision = "renew"
+            else:
+                decision = "shorten"
+            return replace(head, valid_until=until), decision, rule
+
+        return self._membership(card, request, "renew", decide, check)
+
+    def _membership(
+        self,
+        card: StorageCard,
+        request: MembershipRequest,
+        kind: str,
+        decide: Callable[[CardState], tuple[Header, str, str]],
+        check: Check | None,
+    ) -> MembershipResult:
+        def compute(state: CardState) -> tuple[SlotState, dict[str, Any]]:
+            header, decision, rule = decide(state)
+            header = replace(header, version=FORMAT_V2)
+            cur = state.current
+            new = self._next(state, cur.balance, cur.points)
+            before = state.header
+            result = MembershipResult(
+                request_id=request.request_id, op=kind, uid=state.uid_hex,
+                member_id=before.member_id, decision=decision, rule=rule,
+                tier_before=before.tier, tier=header.tier,
+                valid_until_before=_iso(before.valid_until), valid_until=_iso(header.valid_until),
+                balance=new.balance, points=new.points, counter=new.counter,
+                format_version=FORMAT_V2, migrated=not state.block14_v2,
+            )  # fmt: skip
+            return new, {"header": header, "result": result}
+
+        out = self._mutate(card, request, "membership", compute, None, check)
+        assert isinstance(out, MembershipResult)
+        return out
 
     # --- the protocol -------------------------------------------------------------------------
 
@@ -261,12 +387,12 @@ class MemberCardService:
     def _mutate(
         self,
         card: StorageCard,
-        request: ValueRequest,
+        request: RecordRequest,
         op: str,
         compute: Compute,
         expected_balance: int | None,
         check: Check | None = None,
-    ) -> OpResult:
+    ) -> OpResult | MembershipResult:
         request_id, expected_uid = request.request_id, request.expected_uid
         if time.monotonic() - self._swept >= self.programme.abandoned_claim_age_s:
             self.sweep()
@@ -292,8 +418,10 @@ class MemberCardService:
                     self._check_bound(record, state)
                     if record.state is RequestState.COMMITTED:
                         assert record.outcome is not None
+                        if op == "membership":
+                            return MembershipResult.from_outcome(record.outcome)
                         return OpResult.from_outcome(record.outcome)
-                    if self._expired(state):
+                    if self._expired(state) and op != "membership":
                         raise CardExpired(
                             f"card {state.uid_hex} expired on {state.header.valid_until}"
                         )
@@ -303,13 +431,19 @@ class MemberCardService:
                             f"caller expected {expected_balance}; read the card again"
                         )
                     new, figures = compute(state)
-                    result = OpResult(
-                        request_id=request_id, op=op, uid=state.uid_hex,
-                        member_id=state.header.member_id, balance_before=state.current.balance,
-                        balance=new.balance, points_before=state.current.points,
-                        points=new.points, counter=new.counter, amount=figures["amount"],
-                        bonus=figures["bonus"], points_delta=figures["points_delta"],
-                    )  # fmt: skip
+                    header: Header | None = figures.get("header")
+                    result: OpResult | MembershipResult
+                    if isinstance(figures.get("result"), MembershipResult):
+                        result = figures["result"]
+                    else:
+                        result = OpResult(
+                            request_id=request_id, op=op, uid=state.uid_hex,
+                            member_id=state.header.member_id,
+                            balance_before=state.current.balance, balance=new.balance,
+                            points_before=state.current.points, points=new.points,
+                            counter=new.counter, amount=figures["amount"],
+                            bonus=figures["bonus"], points_delta=figures["points_delta"],
+                        )  # fmt: skip
                     if check is not None:  # last point with nothing of this request written
                         check(f"{op} {request_id} (card read, nothing written yet)")
                     self.journal.record_intent(
@@ -320,7 +454,7 @@ class MemberCardService:
                         expect_counter=state.current.counter,
                     )
                     intent = True
-                    return self._commit(tap.session, state, new, result)
+                    return self._commit(tap.session, state, new, result, header)
             except BaseException as exc:
                 now = self.journal.get(request_id)
                 if not intent and now is not None and now.state is RequestState.CLAIMED:
@@ -329,14 +463,40 @@ class MemberCardService:
                 raise
 
     def _commit(
-        self, session: CardSession, state: CardState, new: SlotState, result: OpResult
-    ) -> OpResult:
+        self,
+        session: CardSession,
+        state: CardState,
+        new: SlotState,
+        result: OpResult | MembershipResult,
+        header: Header | None = None,
+    ) -> OpResult | MembershipResult:
+        """Write the record ``new`` (and, v2, its own header: ``header`` or the current one).
+
+        v1 card, no header change: state + MAC over block 14 (format v1, as ever). Otherwise the
+        record is v2: on a card whose block 14 does not say v2 yet (migration), first a copy of
+        the current header into the target slot's header block (so a torn block 14 is recovered
+        from the card: the current record's v1 MAC authenticates the copy), then block 14 with
+        version 02 and key B (from here v1 terminals refuse the card, writing nothing), then the
+        record's own header, state, and MAC - the commit point, as for every record."""
         state_bytes = new.encode()
-        mac = mac_slot(self.keystore, state.uid, state.header_raw, new)
+        v2 = header is not None or state.version == FORMAT_V2
+        own: bytes | None = None
+        if v2:
+            head = replace(header or state.header, version=FORMAT_V2)
+            own = head.encode()
+            mac = mac_slot(self.keystore, state.uid, own, new, FORMAT_V2)
+        else:
+            mac = mac_slot(self.keystore, state.uid, state.header_raw, new)
         session.note_key_use(KeyPurpose.MAC, mac[0])
         try:
-            session.write_slot(new.slot, state_bytes, mac)
-            echoed = session.read_slot(new.slot)
+            # never skipped on what a read shows: a block left unstable by a tear can read
+            # exactly right once, and a record MAC'd over it would then flicker
+            if v2 and not state.block14_v2:
+                copy = replace(state.header, version=FORMAT_V2).encode()
+                session.write_slot_header(new.slot, copy)
+                session.write(PURSE_SECTOR, HEADER_BLOCK, copy, "B")
+            session.write_slot(new.slot, state_bytes, mac, own)
+            echoed = session.read_slot(new.slot, with_header=v2)
         except WriteUnconfirmed:
             raise
         except CardDaemonError as exc:
@@ -344,12 +504,25 @@ class MemberCardService:
                 f"card {state.uid_hex}: record write for {result.request_id} not confirmed "
                 f"({exc.reason}); present the card again"
             ) from exc
-        if echoed != (state_bytes, mac):
+        expected = (state_bytes, mac) + (
+            (replace(header or state.header, version=FORMAT_V2).encode(),) if v2 else ()
+        )
+        if echoed != expected:
             raise WriteUnconfirmed(
                 f"card {state.uid_hex}: record slot {new.slot} reads back different from what "
                 "was written; present the card again"
             )
-        self.guard.observe(state, new)
+        # the journal's snapshot (a replacement card is issued from it) with the new header
+        seen = replace(state, header=replace(header, version=FORMAT_V2)) if header else state
+        self.guard.observe(seen, new)
+        if isinstance(result, MembershipResult):
+            self.journal.finish(result.request_id, RequestState.COMMITTED, result.to_outcome())
+            self.journal.audit(
+                "membership_change", uid=state.uid_hex, member_id=state.header.member_id,
+                request_id=result.request_id, detail=result.to_outcome(),
+            )  # fmt: skip
+            return result
+        assert isinstance(result, OpResult)
         pending = False
         if new.balance != state.current.balance:
             try:
@@ -368,3 +541,20 @@ class MemberCardService:
             detail=result.to_outcome(),
         )
         return result
+
+
+def _iso(value: dt.date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _add_months(start: dt.date, months: int) -> dt.date:
+    """``start`` plus ``months`` calendar months (the 31st becomes the month's last day)."""
+    index = start.year * 12 + start.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    for day in range(start.day, 27, -1):
+        try:
+            return dt.date(year, month, day)
+        except ValueError:
+            continue
+    return dt.date(year, month, min(start.day, 28))

@@ -20,6 +20,7 @@ from daemon.membercard.layout import (
     KEY_GROUP_APP,
     PURSE_PRIMARY,
     PURSE_SECTOR,
+    SLOT_HEADER_BLOCKS,
     SLOT_SECTORS,
     SLOT_STATE_BLOCKS,
 )
@@ -54,6 +55,8 @@ class RawImage:
     backup: bytes
     header: bytes
     slots: tuple[tuple[bytes, bytes], tuple[bytes, bytes]]  # (state, mac) per slot
+    slot_headers: tuple[bytes, bytes] = (bytes(16), bytes(16))
+    """Blocks 6 and 10: a v2 record's own member header (v1: zero)."""
 
 
 class CardSession:
@@ -146,15 +149,27 @@ class CardSession:
         """Purse sector first, then both slots; the slot expected to be written next last."""
         primary, backup, header = self.read(PURSE_SECTOR, PURSE_PRIMARY, 3)
         order = (0, 1) if newest_slot_hint in (None, 0) else (1, 0)
+        # a record's own header block (v2) costs no APDU on a multi-block reader; on a
+        # single-block one it is read only when block 14 does not say v1
+        count = 3 if self.card.dialect.max_read_blocks >= 3 or header[1:2] != b"\x01" else 2
         slots: dict[int, tuple[bytes, bytes]] = {}
+        headers: dict[int, bytes] = {}
         for slot in order:
-            state, mac = self.read(SLOT_SECTORS[slot], SLOT_STATE_BLOCKS[slot], 2)
-            slots[slot] = (state, mac)
-        return RawImage(self.uid, primary, backup, header, (slots[0], slots[1]))
+            blocks = self.read(SLOT_SECTORS[slot], SLOT_STATE_BLOCKS[slot], count)
+            slots[slot] = (blocks[0], blocks[1])
+            headers[slot] = blocks[2] if count == 3 else bytes(16)
+        return RawImage(
+            self.uid, primary, backup, header, (slots[0], slots[1]), (headers[0], headers[1])
+        )
 
-    def read_slot(self, slot: int) -> tuple[bytes, bytes]:
-        state, mac = self.read(SLOT_SECTORS[slot], SLOT_STATE_BLOCKS[slot], 2)
-        return state, mac
+    def read_slot(self, slot: int, with_header: bool = False) -> tuple[bytes, ...]:
+        sector = SLOT_SECTORS[slot]
+        key_type = self._authed[1] if self._authed and self._authed[0] == sector else "A"
+        blocks = self.read(sector, SLOT_STATE_BLOCKS[slot], 3 if with_header else 2, key_type)
+        return tuple(blocks)
+
+    def read_slot_header(self, slot: int) -> bytes:
+        return self.read(SLOT_SECTORS[slot], SLOT_HEADER_BLOCKS[slot], 1)[0]
 
     def read_purse(self) -> tuple[bytes, bytes]:
         key_type = self._authed[1] if self._authed and self._authed[0] == PURSE_SECTOR else "A"
@@ -170,9 +185,20 @@ class CardSession:
         self.auth(sector, key_type)
         self.card.write_block(block, data)
 
-    def write_slot(self, slot: int, state: bytes, mac: bytes) -> None:
-        """State block first, MAC block last: the MAC write is the commit point."""
+    def write_slot_header(self, slot: int, data: bytes) -> None:
+        sector = SLOT_SECTORS[slot]
+        key_type = self._authed[1] if self._authed and self._authed[0] == sector else "A"
+        self.write(sector, SLOT_HEADER_BLOCKS[slot], data, key_type)
+
+    def write_slot(
+        self, slot: int, state: bytes, mac: bytes, own_header: bytes | None = None
+    ) -> None:
+        """(v2: the record's own header,) state block, MAC block last: the MAC write is the
+        commit point."""
         sector = SLOT_SECTORS[slot]
         block = SLOT_STATE_BLOCKS[slot]
-        self.write(sector, block, state)
-        self.write(sector, block + 1, mac)
+        key_type = self._authed[1] if self._authed and self._authed[0] == sector else "A"
+        if own_header is not None:
+            self.write(sector, SLOT_HEADER_BLOCKS[slot], own_header, key_type)
+        self.write(sector, block, state, key_type)
+        self.write(sector, block + 1, mac, key_type)

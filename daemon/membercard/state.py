@@ -35,6 +35,8 @@ from daemon.errors import (
 )
 from daemon.keystore import Keystore
 from daemon.membercard.layout import (
+    FORMAT_V2,
+    FORMAT_VERSION,
     Header,
     SlotState,
     slot_checksum_ok,
@@ -67,18 +69,23 @@ class SlotView:
     slot: int
     status: SlotStatus
     state: SlotState | None
+    header: Header | None = None  # valid slots: the member header its MAC covers
+    form: int = FORMAT_VERSION  # 1: MAC over block 14; 2: over the record's own header block
 
 
 @dataclass(frozen=True, slots=True)
 class CardState:
     uid: bytes
-    header: Header
-    header_raw: bytes
+    header: Header  # the current record's: tier and validity as of the newest record
+    header_raw: bytes  # block 14 as read
     current: SlotState
     previous: SlotState | None  # the other slot when it holds counter - 1
     other: SlotView
     primary: int | None  # None: not a value block (torn)
     backup: int | None
+    version: int = FORMAT_VERSION  # 2 once block 14 says 02 or a v2 record exists
+    block14_v2: bool = False  # block 14 reads as this card's v2 header (nothing to migrate)
+    slot_headers: tuple[bytes, bytes] = (bytes(16), bytes(16))
 
     @property
     def uid_hex(self) -> str:
@@ -100,7 +107,22 @@ def decode_purse_block(raw: bytes, block: int) -> int | None:
         return None
 
 
-def _slot_view(keystore: Keystore, image: RawImage, slot: int) -> SlotView:
+def _as_v1(raw: bytes) -> bytes:
+    return raw[:1] + bytes((FORMAT_VERSION,)) + raw[2:]
+
+
+def _decodes(raw: bytes) -> Header | None:
+    try:
+        return Header.decode(raw)
+    except (MalformedBlock, UnknownCardFormat):
+        return None
+
+
+def _slot_view(keystore: Keystore, image: RawImage, slot: int, base: Header | None) -> SlotView:
+    """``base``: block 14 decoded (None: torn or unreadable, mid-migration). A slot is valid in
+    v2 form (MAC over its own header block, same member as block 14) or in v1 form (MAC over
+    block 14 as version 01; with block 14 unreadable, over a header copy a migration left in
+    a slot header block: the MAC authenticates the copy)."""
     state_raw, mac_raw = image.slots[slot]
     if not any(state_raw) and not any(mac_raw):
         return SlotView(slot, SlotStatus.EMPTY, None)
@@ -110,10 +132,25 @@ def _slot_view(keystore: Keystore, image: RawImage, slot: int) -> SlotView:
         state = SlotState.decode(state_raw, block=0)
     except MalformedBlock:
         return SlotView(slot, SlotStatus.GARBAGE, None)
-    if state.slot == slot and verify_slot(
-        keystore, image.uid, image.header, state_raw, mac_raw, slot
+    if state.slot != slot:
+        return SlotView(slot, SlotStatus.FORMED, state)
+    own_raw = image.slot_headers[slot]
+    own = _decodes(own_raw)
+    if (
+        own is not None
+        and own.version == FORMAT_V2
+        and (base is None or base.same_member(own))
+        and verify_slot(keystore, image.uid, own_raw, state_raw, mac_raw, slot, FORMAT_V2)
     ):
-        return SlotView(slot, SlotStatus.VALID, state)
+        return SlotView(slot, SlotStatus.VALID, state, own, FORMAT_V2)
+    candidates = [image.header] if base is not None else list(image.slot_headers)
+    for raw in candidates:
+        head = _decodes(raw)
+        if head is None or (base is None and head.version != FORMAT_V2):
+            continue
+        v1 = _as_v1(raw)
+        if verify_slot(keystore, image.uid, v1, state_raw, mac_raw, slot, FORMAT_VERSION):
+            return SlotView(slot, SlotStatus.VALID, state, Header.decode(v1), FORMAT_VERSION)
     return SlotView(slot, SlotStatus.FORMED, state)
 
 
@@ -133,9 +170,18 @@ def _mirror_explained(r: int, q: int | None, p: int | None, b: int | None) -> bo
 def evaluate(keystore: Keystore, image: RawImage) -> CardState:
     """The card's state, or a typed refusal (foreign card, other version, fraud)."""
     uid = image.uid.hex().upper()
-    header = Header.decode(image.header)
-    views = [_slot_view(keystore, image, s) for s in (0, 1)]
+    base: Header | None = None
+    refusal: UnknownCardFormat | MalformedBlock | None = None
+    try:
+        base = Header.decode(image.header)
+    except (UnknownCardFormat, MalformedBlock) as exc:
+        # block 14 torn mid-migration: ours only if a slot's MAC proves a header copy
+        # (a foreign card, another format version or an erased card has no such slot)
+        refusal = exc
+    views = [_slot_view(keystore, image, s, base) for s in (0, 1)]
     valid = [v for v in views if v.status is SlotStatus.VALID]
+    if not valid and refusal is not None:
+        raise refusal
     if not valid:
         formed = [v for v in views if v.status is SlotStatus.FORMED]
         if formed:
@@ -174,4 +220,15 @@ def evaluate(keystore: Keystore, image: RawImage) -> CardState:
             f"card {uid}: {shown} disagrees with the MAC'd record balance {current.balance} "
             f"(counter {current.counter}) and no interrupted write explains it"
         )
-    return CardState(image.uid, header, image.header, current, previous, other, primary, backup)
+    header = cur_view.header
+    assert header is not None
+    v2 = base is None or base.version == FORMAT_V2 or any(v.form == FORMAT_V2 for v in valid)
+    version = FORMAT_V2 if v2 else FORMAT_VERSION
+    header = Header(
+        header.member_id, header.tier, header.valid_until, header.issued, header.generation,
+        version,
+    )  # fmt: skip
+    return CardState(
+        image.uid, header, image.header, current, previous, other, primary, backup,
+        version, base is not None and base.version == FORMAT_V2, image.slot_headers,
+    )  # fmt: skip

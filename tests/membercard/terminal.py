@@ -20,10 +20,12 @@ from daemon.membercard.issuing import IssueSpec, Personaliser
 from daemon.membercard.replace import replace_card
 from daemon.membercard.requests import (
     AdjustPoints,
+    ChangeTier,
     Credit,
     Debit,
     EraseCard,
     IssueCard,
+    RenewCard,
     ReplaceCard,
 )
 from daemon.membercard.rules import BonusStep, Programme
@@ -115,7 +117,11 @@ FAULTS = (
 )
 """Every fault of :class:`sim.faults.FaultPlan`; ``tear_unstable`` leaves the torn block reading
 back differently on every READ until it is written again."""
-CardView = tuple[int, int] | None  # (balance, points), or None: not a member card
+CardView = tuple[int, int] | tuple[int, int, int, dt.date | None] | None
+"""(balance, points[, tier, valid_until]); None: not a member card."""
+MEMBERSHIP_OPS = ("tier", "renew", "debit_v2")
+"""Scenarios on the member header: a tier change on a v1 card (migrated to v2 by it), a
+renewal and a debit on a card already in v2. Their views add tier and validity."""
 Run = Callable[[Terminal, StorageCard, str], object]
 
 
@@ -130,6 +136,7 @@ class Scenario:
     old: CardView
     new: CardView
     run: Run
+    look: Callable[[Terminal], CardView | str] = field(default_factory=lambda: view)
 
 
 class TearLab:
@@ -192,6 +199,9 @@ class TearLab:
             for i in range(history):
                 with t.storage() as sc:
                     t.service.debit(sc, Debit(request_id=f"h{i}", amount=1000 + i))
+            if op in ("renew", "debit_v2"):
+                with t.storage() as sc:
+                    t.service.change_tier(sc, ChangeTier("to-v2", 3))
             with t.storage() as sc:
                 info = t.service.read(sc)
             seed = _seed(t, uid)
@@ -207,6 +217,19 @@ class TearLab:
                        lambda tm, sc, r: tm.service.adjust_points(sc, AdjustPoints(r, -7))),
             "erase": (None, lambda tm, sc, r: tm.issuer.erase(sc, EraseCard(r, force=True))),
         }  # fmt: skip
+        if op in MEMBERSHIP_OPS:
+            tier, until = info.tier, info.valid_until
+            grown = dt.date(until.year + 1, until.month, until.day) if until else None
+            member_runs: dict[str, tuple[CardView, Run]] = {
+                "tier": ((b, p, 3, until),
+                         lambda tm, sc, r: tm.service.change_tier(sc, ChangeTier(r, 3))),
+                "renew": ((b, p, tier, grown),
+                          lambda tm, sc, r: tm.service.renew(sc, RenewCard(r))),
+                "debit_v2": ((b - amount, p + PROGRAMME.points_for(tier, amount), tier, until),
+                             lambda tm, sc, r: tm.service.debit(sc, Debit(r, amount))),
+            }  # fmt: skip
+            new, run = member_runs[op]
+            return Scenario(op, uid, memory, seed, (b, p, tier, until), new, run, full_view)
         new, run = runs[op]
         return Scenario(op, uid, memory, seed, (b, p), new, run)
 
@@ -269,19 +292,19 @@ class TearLab:
             # unstable cells unstable (an image of ``card.memory`` would freeze one sample)
             with self.terminal(in_memory=True) as fresh:
                 fresh.reader.insert(copy.deepcopy(card))
-                seen_fresh = view(fresh)
+                seen_fresh = sc.look(fresh)
             if second is not None:
                 plan.arm()
                 schedule_fault(plan, *second)
-                view(t)  # recovery interrupted: may be refused as "card removed"
+                sc.look(t)  # recovery interrupted: may be refused as "card removed"
                 plan.clear()
                 if t.reader.card is None:
                     t.reader.insert(card)
-            seen_same = view(t)
+            seen_same = sc.look(t)
             for who, seen in (("fresh", seen_fresh), ("same", seen_same)):
                 if seen not in (sc.old, sc.new):
                     bad.append(f"{rid}: {who} terminal sees {seen}, allowed {sc.old} / {sc.new}")
-            if sc.op in ("debit", "credit", "points"):
+            if sc.op in ("debit", "credit", "points", *MEMBERSHIP_OPS):
                 rec = t.journal.get(rid)
                 want = RequestState.COMMITTED if seen_same == sc.new else RequestState.ABORTED
                 if rec is None or rec.state is not want:
@@ -290,11 +313,11 @@ class TearLab:
                 with t.storage() as st:
                     sc.run(t, st, rid)
             except CardDaemonError as exc:
-                if not (sc.op in ("issue", "replace", "erase") and view(t) in (sc.old, sc.new)
+                if not (sc.op in ("issue", "replace", "erase") and sc.look(t) in (sc.old, sc.new)
                         and exc.reason == "UNKNOWN_CARD_FORMAT"):  # fmt: skip
                     bad.append(f"{rid}: retry failed with {exc}")
                 return bad, _label(seen_same, sc), _label(seen_fresh, sc)
-            final = view(t)
+            final = sc.look(t)
             if final != sc.new:
                 bad.append(f"{rid}: after retry the card shows {final}, expected {sc.new}")
             rec = t.journal.get(rid)
@@ -339,3 +362,15 @@ def view(term: Terminal) -> CardView | str:
     except CardDaemonError as exc:
         return exc.reason
     return info.balance, info.points
+
+
+def full_view(term: Terminal) -> CardView | str:
+    """:func:`view` plus the card's tier and validity (what a membership change moves)."""
+    try:
+        with term.storage() as sc:
+            info = term.service.read(sc)
+    except UnknownCardFormat:
+        return None
+    except CardDaemonError as exc:
+        return exc.reason
+    return info.balance, info.points, info.tier, info.valid_until

@@ -281,7 +281,7 @@ def _rewrite_header(term: Terminal, card: SimCard, magic: int, version: int) -> 
 
 
 @pytest.mark.parametrize(
-    ("magic", "version", "match"), [(0xCD, 2, "format version 2"), (0x42, 1, "magic 42")]
+    ("magic", "version", "match"), [(0xCD, 3, "format version 3"), (0x42, 1, "magic 42")]
 )
 def test_cards_not_understood_are_neither_issued_over_nor_erased(
     term: Terminal, magic: int, version: int, match: str

@@ -71,7 +71,7 @@ def test_header_byte_11_is_the_replacement_generation() -> None:
     ("raw", "error", "match"),
     [
         (bytes(16), UnknownCardFormat, "magic 00"),
-        (bytes.fromhex("CD02") + bytes(14), UnknownCardFormat, "version 2"),
+        (bytes.fromhex("CD03") + bytes(14), UnknownCardFormat, "version 3"),
         (bytes.fromhex("CD01AAAAAAAAAAAAAAAA0000FFFF2960"), MalformedBlock, "member_id"),
         (bytes.fromhex("CD01123FFFFFFFFFFFFF0000FFFFFFFF"), MalformedBlock, "issued"),
         (b"\xcd\x01", MalformedBlock, "16 bytes"),
@@ -98,14 +98,14 @@ def test_torn_and_edited_slots_are_told_apart() -> None:
     state = SlotState(3, 100, 0, b"abcd")
     mac = mac_slot(KS, UID, header, state)
     image = RawImage(UID, b"", b"", header, ((state.encode(), mac), (bytes(16), bytes(16))))
-    assert _slot_view(KS, image, 0).status is SlotStatus.VALID
-    assert _slot_view(KS, image, 1).status is SlotStatus.EMPTY
+    assert _slot_view(KS, image, 0, HEADER).status is SlotStatus.VALID
+    assert _slot_view(KS, image, 1, HEADER).status is SlotStatus.EMPTY
     torn = RawImage(UID, b"", b"", header, ((b"\x5a" * 16, mac), (bytes(16), bytes(16))))
-    assert _slot_view(KS, torn, 0).status is SlotStatus.GARBAGE
+    assert _slot_view(KS, torn, 0, HEADER).status is SlotStatus.GARBAGE
     forged = SlotState(3, 99_999, 0, b"abcd").encode()
     fixed_crc = mac[:1] + zlib.crc32(forged).to_bytes(4, "big") + mac[5:]
     edited = RawImage(UID, b"", b"", header, ((forged, fixed_crc), (bytes(16), bytes(16))))
-    assert _slot_view(KS, edited, 0).status is SlotStatus.FORMED
+    assert _slot_view(KS, edited, 0, HEADER).status is SlotStatus.FORMED
 
 
 block16 = st.binary(min_size=16, max_size=16)

@@ -300,10 +300,10 @@ def test_blank_and_foreign_cards_are_not_member_cards(term: Terminal) -> None:
 def test_other_format_version_is_refused_and_not_written(term: Terminal) -> None:
     card = issue(term, UID)
     header = bytearray(card.memory[HEADER_BLOCK * 16 : HEADER_BLOCK * 16 + 16])
-    header[1] = 2
+    header[1] = 3
     _raw_write(term, HEADER_BLOCK, bytes(header))
     before = card.memory
-    with pytest.raises(UnknownCardFormat, match="format version 2"), term.storage() as sc:
+    with pytest.raises(UnknownCardFormat, match="format version 3"), term.storage() as sc:
         term.service.credit(sc, Credit(request_id="v2", amount=100))
     assert card.memory == before
 

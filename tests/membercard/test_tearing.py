@@ -66,9 +66,9 @@ def test_harness_catches_a_wrong_write_order(
 
     original = service_mod.MemberCardService._commit
 
-    def purse_first(self, session, state, new, result):  # type: ignore[no-untyped-def]
+    def purse_first(self, session, state, new, result, header=None):  # type: ignore[no-untyped-def]
         mirror_balance(session, state.current.balance, new.balance)
-        return original(self, session, state, new, result)
+        return original(self, session, state, new, result, header)
 
     monkeypatch.setattr(service_mod, "mirror_balance", lambda *a: None)
     monkeypatch.setattr(service_mod.MemberCardService, "_commit", purse_first)
@@ -149,3 +149,32 @@ def test_the_purse_states_in_the_doc_are_exactly_the_reachable_ones(
             b = decode_purse_block(card.block(PURSE_BACKUP), PURSE_BACKUP)
             seen.add((names.get(p, f"?{p}"), names.get(b, f"?{b}")))
     assert seen == _documented_purse_states()
+
+
+@pytest.mark.parametrize(
+    ("op", "history", "model"),
+    [
+        ("tier", 1, "acr1252u"),  # v1 card: the change migrates it to v2 (block 14 first)
+        ("tier", 0, "acr122u"),  # single-block reads, first write into the empty slot 1
+        ("renew", 1, "acr1252u"),  # v2 card: a record write with its own header
+        ("debit_v2", 2, "acr1252u"),  # a debit on a v2 card carries the header along
+    ],
+)
+def test_membership_change_torn_anywhere_is_old_or_new(
+    tmp_path: Path, op: str, history: int, model: str
+) -> None:
+    """A tier change or renewal torn at every APDU: this and a fresh terminal see either the
+    old (tier, validity) or the new, never anything else, and the money never moves."""
+    lab = TearLab(Keystore.generate(), tmp_path, model)
+    scenario = lab.scenario(op, 11, history=history)
+    n = lab.apdus(scenario)
+    assert n > 5
+    outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+    violations: list[str] = []
+    for k in range(1, n + 1):
+        for fault in FAULTS:
+            bad, same, fresh = lab.trial(scenario, k, fault, seed=k)
+            violations += bad
+            outcomes[(same, fresh)] += 1
+    assert violations == []
+    assert set(outcomes) == {("old", "old"), ("new", "new")}
