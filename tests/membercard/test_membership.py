@@ -10,12 +10,24 @@ from pathlib import Path
 import pytest
 
 from daemon.config import parse_config
-from daemon.errors import ConfigError, InvalidArgument, RequestIdReused, UnknownCardFormat
+from daemon.errors import (
+    ConfigError,
+    InvalidArgument,
+    MacInvalid,
+    RequestIdReused,
+    UnknownCardFormat,
+)
 from daemon.journal import RequestState
 from daemon.keystore import Keystore
 from daemon.membercard import layout
 from daemon.membercard.jobs import card_job
-from daemon.membercard.layout import FORMAT_V2, HEADER_BLOCK, SLOT_HEADER_BLOCKS, Header
+from daemon.membercard.layout import (
+    FORMAT_V2,
+    HEADER_BLOCK,
+    KEY_GROUP_APP,
+    SLOT_HEADER_BLOCKS,
+    Header,
+)
 from daemon.membercard.replace import replace_card
 from daemon.membercard.requests import (
     AdjustPoints,
@@ -27,6 +39,7 @@ from daemon.membercard.requests import (
 )
 from daemon.membercard.rules import Programme, Tier
 from daemon.membercard.service import MembershipResult
+from daemon.readers.apdu import KeyType
 from sim.card import SimCard
 from tests.membercard.terminal import TODAY, issue, terminal, uid_for
 from tests.membercard.till import Till
@@ -231,3 +244,35 @@ def test_a_replacement_after_a_tier_change_carries_the_new_tier(tmp_path: Path) 
         with term.storage() as sc:
             info = term.service.read(sc)
         assert (info.tier, info.valid_until, info.balance) == (4, dt.date(2031, 3, 1), 100_000)
+
+
+@pytest.mark.parametrize("fresh", [False, True], ids=["same PC", "fresh PC"])
+def test_a_tier_raised_with_key_a_in_a_record_header_is_refused(
+    tmp_path: Path, fresh: bool
+) -> None:
+    """Key A may write a slot's header block, but the record's MAC covers it: a raised tier
+    makes the newest record fail its MAC, and the purse still shows its balance."""
+    keystore = Keystore.generate()
+    with terminal(keystore, tmp_path / "j.db") as term:
+        card = issue(term, UID, tier=1)
+        with term.storage() as sc:
+            term.service.change_tier(sc, ChangeTier("up", 2))  # counter 2, slot 1
+        with term.storage() as sc:
+            term.service.debit(sc, Debit("sale", 10_000))  # counter 3, slot 0, v2 form
+        forged = bytearray(_block(card.memory, SLOT_HEADER_BLOCKS[0]))
+        forged[10] = 4  # 黑金卡
+        with term.storage() as sc:
+            key = keystore.card_key(sc.uid(), sector_group=KEY_GROUP_APP, key_type="A")
+            sc.load_key(key.reveal(), 0, KeyType.A)
+            sc.authenticate(SLOT_HEADER_BLOCKS[0], KeyType.A, 0)
+            sc.write_block(SLOT_HEADER_BLOCKS[0], bytes(forged))
+        before = card.memory
+        if fresh:
+            term.reader.remove()
+        with terminal(keystore, tmp_path / "fresh.db") as other:
+            reader = other if fresh else term
+            if fresh:
+                other.reader.insert(card)
+            with pytest.raises(MacInvalid), reader.storage() as sc:
+                reader.service.read(sc)
+        assert card.memory == before
