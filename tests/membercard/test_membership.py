@@ -5,6 +5,7 @@ a terminal that reads v1 only does with a v2 card (refuses, writing nothing)."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,12 +41,14 @@ from daemon.membercard.requests import (
 from daemon.membercard.rules import Programme, Tier
 from daemon.membercard.service import MembershipResult
 from daemon.readers.apdu import KeyType
+from daemon.readers.storage import StorageCard
 from sim.card import SimCard
 from tests.membercard.terminal import TODAY, issue, terminal, uid_for
 from tests.membercard.till import Till
 from tests.test_config import EXAMPLE_TEXT
 
 UID = uid_for(5150)
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "card-layout.md").read_text("utf-8")
 
 
 def _block(memory: bytes, block: int) -> bytes:
@@ -276,3 +279,24 @@ def test_a_tier_raised_with_key_a_in_a_record_header_is_refused(
             with pytest.raises(MacInvalid), reader.storage() as sc:
                 reader.service.read(sc)
         assert card.memory == before
+
+
+def test_tap_budget_of_membership_changes(tmp_path: Path) -> None:
+    """What docs/card-layout.md says (ACR1252U, a terminal that knows the card): migration 17
+    APDUs once, a later change 12, a v2 debit 16 (one more than v1: the header block)."""
+    with terminal(Keystore.generate(), tmp_path / "j.db") as term:
+        issue(term, UID)
+        with term.storage() as sc:
+            term.service.read(sc)
+
+        def apdus(run: Callable[[StorageCard], object]) -> int:
+            n0 = term.reader.apdu_count
+            with term.storage() as sc:
+                run(sc)
+            return term.reader.apdu_count - n0
+
+        assert apdus(lambda sc: term.service.change_tier(sc, ChangeTier("t", 3))) == 17
+        assert apdus(lambda sc: term.service.renew(sc, RenewCard("r"))) == 12
+        assert apdus(lambda sc: term.service.debit(sc, Debit("d", 100))) == 16
+        assert "of a v1 card, 17 APDUs)" in DOC
+        assert "(12 APDUs on an ACR1252U)" in DOC
