@@ -93,7 +93,7 @@ class CardGuard:
             try:  # held from this read to the outcome: one operation per UID at this PC
                 stack.enter_context(self.journal.card_lock(uid))
             except CardBusy as exc:
-                logger.warning("card %s refused: %s", uid, exc)
+                logger.warning("card %s refused: %s", uid, str(exc))
                 self.journal.audit("card_busy", uid=uid, detail={"message": exc.message})
                 raise
             stack.callback(self._audit_uses, uid, uses)
@@ -148,7 +148,7 @@ class CardGuard:
         )  # fmt: skip
 
     def fraud(self, uid: str, exc: FraudDetected) -> None:
-        logger.warning("card %s refused: %s", uid, exc)
+        logger.warning("card %s refused: %s", uid, str(exc))
         self.journal.audit("fraud", uid=uid, detail={"reason": exc.reason, "message": exc.message})
         if self.programme.hotlist_on_fraud:
             self.journal.hotlist(uid, exc.reason)
