@@ -18,14 +18,20 @@ Conventions that hold for every service in this package:
     OUT_OF_RANGE        AMOUNT_OUT_OF_RANGE
     ALREADY_EXISTS      REQUEST_ID_REUSED (same request_id, different parameters)
     NOT_FOUND           DEVICE_NOT_FOUND, MEMBER_NOT_FOUND
-    PERMISSION_DENIED   OPERATION_NOT_ALLOWED (this role or station may not do that)
+    PERMISSION_DENIED   ROLE_NOT_ALLOWED (this socket's role may not call the method),
+                        OPERATION_NOT_ALLOWED (this station may not do that)
+    UNAUTHENTICATED     CERTIFICATE_NOT_MAPPED (a TLS client certificate with no role)
+    RESOURCE_EXHAUSTED  TOO_MANY_STREAMS (close a stream you no longer read)
     FAILED_PRECONDITION CARD_ABSENT, CARD_REMOVED, CARD_MISMATCH, CARD_EXPIRED, CARD_HOTLISTED,
                         INSUFFICIENT_BALANCE, UNKNOWN_CARD_FORMAT, CARD_AUTH_FAILED, ...,
                         FRAUD_DETECTED, MAC_INVALID, COUNTER_ROLLBACK, CARD_CLONED,
-                        WRITE_UNCONFIRMED, PRINTER_PAPER_OUT, PRINTER_COVER_OPEN
-    ABORTED             BALANCE_CHANGED (read the card again, then decide)
+                        HISTORY_FORKED, WRITE_UNCONFIRMED, OPERATION_NOT_COMMITTED,
+                        PRINTER_PAPER_OUT, PRINTER_COVER_OPEN
+    ABORTED             BALANCE_CHANGED (read the card again, then decide), CARD_BUSY (the
+                        same card is in another operation at this PC: retry when it ends)
     UNAVAILABLE         READER_BUSY, READER_UNAVAILABLE, PCSC_UNAVAILABLE, CARD_RESPONSE_LOST,
-                        PRINTER_OFFLINE, SCANNER_UNAVAILABLE (the same call may be retried)
+                        PRINTER_OFFLINE, SCANNER_UNAVAILABLE, SUBSCRIPTION_CLOSED (the same
+                        call may be retried)
     DATA_LOSS           CARD_DATA_CORRUPT, VALUE_BLOCK_MISMATCH
     DEADLINE_EXCEEDED   DEADLINE_EXCEEDED (only ever before anything was written)
     UNIMPLEMENTED       READER_UNSUPPORTED

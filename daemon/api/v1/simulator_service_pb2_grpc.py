@@ -28,8 +28,8 @@ if _version_not_supported:
 class SimulatorServiceStub:
     """Drives the simulated readers of a simulated station (the demo store, CI, POS developers'
     integration tests). Served only when the daemon runs with simulated readers; on a real
-    station the service does not exist (UNIMPLEMENTED). Technician role (and the POS role on a
-    simulated station, so a POS test suite can present cards).
+    station the service does not exist (UNIMPLEMENTED). Every role may call it (pos, technician,
+    issuer), so a POS test suite can present cards and inject faults on its own socket.
     """
 
     def __init__(self, channel):
@@ -78,8 +78,8 @@ class SimulatorServiceStub:
 class SimulatorServiceServicer:
     """Drives the simulated readers of a simulated station (the demo store, CI, POS developers'
     integration tests). Served only when the daemon runs with simulated readers; on a real
-    station the service does not exist (UNIMPLEMENTED). Technician role (and the POS role on a
-    simulated station, so a POS test suite can present cards).
+    station the service does not exist (UNIMPLEMENTED). Every role may call it (pos, technician,
+    issuer), so a POS test suite can present cards and inject faults on its own socket.
     """
 
     def ListSimulatedCards(self, request, context):
@@ -188,8 +188,8 @@ def add_SimulatorServiceServicer_to_server(servicer, server):
 class SimulatorService:
     """Drives the simulated readers of a simulated station (the demo store, CI, POS developers'
     integration tests). Served only when the daemon runs with simulated readers; on a real
-    station the service does not exist (UNIMPLEMENTED). Technician role (and the POS role on a
-    simulated station, so a POS test suite can present cards).
+    station the service does not exist (UNIMPLEMENTED). Every role may call it (pos, technician,
+    issuer), so a POS test suite can present cards and inject faults on its own socket.
     """
 
     @staticmethod

@@ -29,8 +29,8 @@ GRPC_VERSION: str
 class SimulatorServiceStub:
     """Drives the simulated readers of a simulated station (the demo store, CI, POS developers'
     integration tests). Served only when the daemon runs with simulated readers; on a real
-    station the service does not exist (UNIMPLEMENTED). Technician role (and the POS role on a
-    simulated station, so a POS test suite can present cards).
+    station the service does not exist (UNIMPLEMENTED). Every role may call it (pos, technician,
+    issuer), so a POS test suite can present cards and inject faults on its own socket.
     """
 
     @_typing.overload
@@ -68,8 +68,8 @@ class SimulatorServiceStub:
 class SimulatorServiceAsyncStub(SimulatorServiceStub):
     """Drives the simulated readers of a simulated station (the demo store, CI, POS developers'
     integration tests). Served only when the daemon runs with simulated readers; on a real
-    station the service does not exist (UNIMPLEMENTED). Technician role (and the POS role on a
-    simulated station, so a POS test suite can present cards).
+    station the service does not exist (UNIMPLEMENTED). Every role may call it (pos, technician,
+    issuer), so a POS test suite can present cards and inject faults on its own socket.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -103,8 +103,8 @@ class SimulatorServiceAsyncStub(SimulatorServiceStub):
 class SimulatorServiceServicer(metaclass=_abc_1.ABCMeta):
     """Drives the simulated readers of a simulated station (the demo store, CI, POS developers'
     integration tests). Served only when the daemon runs with simulated readers; on a real
-    station the service does not exist (UNIMPLEMENTED). Technician role (and the POS role on a
-    simulated station, so a POS test suite can present cards).
+    station the service does not exist (UNIMPLEMENTED). Every role may call it (pos, technician,
+    issuer), so a POS test suite can present cards and inject faults on its own socket.
     """
 
     @_abc_1.abstractmethod
