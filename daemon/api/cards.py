@@ -8,6 +8,7 @@ for ``GetOperation``: never half-done.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, cast
 
 from grpc import aio
@@ -167,7 +168,8 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
     ) -> pb.GetOperationResponse:
         rid = convert.request_id(request.request_id)
         journal = self.station.journal
-        record = journal.get(rid) if journal is not None else None
+        # off the event loop: the journal's lock may be held by a reader worker's commit
+        record = await asyncio.to_thread(journal.get, rid) if journal is not None else None
         if record is None:
             return pb.GetOperationResponse(
                 request_id=rid, state=pb.GetOperationResponse.STATE_NOT_RECORDED
@@ -197,7 +199,7 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
                 raise InvalidArgument("page_token", "not a token this daemon gave out")
             start = int(request.page_token)
         journal = self.station.journal
-        records = journal.pending() if journal is not None else []
+        records = await asyncio.to_thread(journal.pending) if journal is not None else []
         if request.uid:
             uid = request.uid.upper()
             records = [r for r in records if r.uid == uid]
