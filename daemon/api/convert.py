@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from daemon.api.v1 import common_pb2
 from daemon.errors import InvalidAmount, InvalidArgument
+from daemon.events import Event
 from daemon.readers.monitor import ReaderEvent
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "card",
     "date",
     "from_date",
+    "header",
     "money",
     "optional_amount",
     "request_id",
@@ -51,6 +53,19 @@ def timestamp(seconds: float | None = None) -> Timestamp:
     stamp = Timestamp()
     stamp.FromNanoseconds(int((time.time() if seconds is None else seconds) * 1e9))
     return stamp
+
+
+def header(event: Event, *, extra_dropped: int = 0) -> common_pb2.EventHeader:
+    """The bookkeeping every Watch* message carries, from a hub event (``extra_dropped``:
+    events a stream itself left out and must count as lost)."""
+    return common_pb2.EventHeader(
+        sequence=event.seq,
+        source=event.source,
+        publish_time=timestamp(event.time),
+        snapshot=event.snapshot,
+        resync=event.resync,
+        dropped_before=event.dropped_before + extra_dropped,
+    )
 
 
 def money(fen: int) -> common_pb2.Money:

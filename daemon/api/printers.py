@@ -334,16 +334,7 @@ class PrinterServicer(pb_grpc.PrinterServiceServicer):
                 yield await self._event(svc, event)
 
     async def _event(self, svc: PrinterService, event: Event) -> pb.WatchPrinterResponse:
-        out = pb.WatchPrinterResponse(
-            header=common_pb2.EventHeader(
-                sequence=event.seq,
-                source=event.source,
-                publish_time=convert.timestamp(event.time),
-                snapshot=event.snapshot,
-                resync=event.resync,
-                dropped_before=event.dropped_before,
-            )
-        )
+        out = pb.WatchPrinterResponse(header=convert.header(event))
         if event.kind == STATUS:
             status = cast(PrinterStatus, event.payload)
             out.status.CopyFrom(await asyncio.to_thread(printer_message, svc, status))

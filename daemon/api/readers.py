@@ -16,7 +16,6 @@ from grpc import aio
 from daemon.api import convert
 from daemon.api.server import Service
 from daemon.api.settings import ApiConfig
-from daemon.api.v1 import common_pb2
 from daemon.api.v1 import reader_service_pb2 as pb
 from daemon.api.v1 import reader_service_pb2_grpc as pb_grpc
 from daemon.errors import DeviceNotFound, OperationTimeout, ReaderUnavailable
@@ -86,14 +85,7 @@ class ReaderServicer(pb_grpc.ReaderServiceServicer):
                     yield message
 
     def _message(self, event: Event) -> pb.WatchReadersResponse | None:
-        header = common_pb2.EventHeader(
-            sequence=event.seq,
-            source=event.source,
-            publish_time=convert.timestamp(event.time),
-            snapshot=event.snapshot,
-            resync=event.resync,
-            dropped_before=event.dropped_before,
-        )
+        header = convert.header(event)
         out = pb.WatchReadersResponse(header=header)
         payload = cast(ReaderEvent, event.payload)
         rid = event.source.partition("/")[2]

@@ -18,7 +18,6 @@ from daemon.api import convert
 from daemon.api.guard import CALLER_ROLE
 from daemon.api.server import Service
 from daemon.api.settings import ApiConfig
-from daemon.api.v1 import common_pb2
 from daemon.api.v1 import scanner_service_pb2 as pb
 from daemon.api.v1 import scanner_service_pb2_grpc as pb_grpc
 from daemon.errors import InvalidArgument, ScannerUnavailable
@@ -182,14 +181,7 @@ class ScannerServicer(pb_grpc.ScannerServiceServicer):
         if sources and event.source not in sources:
             return None
         payload = event.payload
-        header = common_pb2.EventHeader(
-            sequence=event.seq,
-            source=event.source,
-            publish_time=convert.timestamp(event.time),
-            snapshot=event.snapshot,
-            resync=event.resync,
-            dropped_before=event.dropped_before + lost,
-        )
+        header = convert.header(event, extra_dropped=lost)
         out = pb.WatchScansResponse(header=header)
         if isinstance(payload, StatusEvent):
             sid = payload.scanner_id
