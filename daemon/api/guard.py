@@ -209,6 +209,21 @@ class _Call:
         metrics.RPC_SECONDS.labels(self.method).observe(time.perf_counter() - self.start)
 
 
+async def _answer_failure(
+    call: _Call, context: aio.ServicerContext[Any, Any], method: str, exc: Exception
+) -> None:
+    """The one answer to a handler's failure: a domain error with its status and ErrorInfo,
+    anything else as INTERNAL (logged with its traceback, never shown to the client)."""
+    if isinstance(exc, CardDaemonError):
+        call.failed(exc)
+        logger.info("%s: %s", method, exc)
+        await abort_with(context, exc)
+        return
+    call.code = "INTERNAL"
+    logger.error("%s failed", method, exc_info=exc)
+    await abort_with(context, CardDaemonError(f"{method}: internal error"))
+
+
 def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
     # aio handlers are coroutines / async generators; grpc's stubs type them as sync ones
     inner_unary: Any = handler.unary_unary
@@ -221,20 +236,14 @@ def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
         try:
             guard.admit(context, method)
             return await inner_unary(request, context)
-        except CardDaemonError as exc:
-            call.failed(exc)
-            logger.info("%s: %s", method, exc)
-            await abort_with(context, exc)
         except (aio.AbortError, grpc.RpcError):
             call.aborted(context)
             raise
         except asyncio.CancelledError:
             call.code = "CANCELLED"
             raise
-        except Exception:
-            call.code = "INTERNAL"
-            logger.exception("%s failed", method)
-            await abort_with(context, CardDaemonError(f"{method}: internal error"))
+        except Exception as exc:
+            await _answer_failure(call, context, method, exc)
         finally:
             call.done()
 
@@ -255,20 +264,14 @@ def _wrapped(handler: Handler, guard: Guard, method: str) -> Handler:
             guard.admit(context, method)
             async for item in inner_stream(request, context):
                 yield item
-        except CardDaemonError as exc:
-            call.failed(exc)
-            logger.info("%s: %s", method, exc)
-            await abort_with(context, exc)
         except (aio.AbortError, grpc.RpcError):
             call.aborted(context)
             raise
         except (asyncio.CancelledError, GeneratorExit):
             call.code = "CANCELLED"
             raise
-        except Exception:
-            call.code = "INTERNAL"
-            logger.exception("%s failed", method)
-            await abort_with(context, CardDaemonError(f"{method}: internal error"))
+        except Exception as exc:
+            await _answer_failure(call, context, method, exc)
         finally:
             guard.open_streams -= 1
             call.done()
