@@ -118,3 +118,31 @@ def test_wait_for_card_on_a_reader_that_is_unplugged_says_so(api: Api) -> None:
         timer.join()
     assert err.value.code() is grpc.StatusCode.UNAVAILABLE
     assert reason(err.value) == "READER_UNAVAILABLE"
+
+
+@pytest.mark.parametrize(
+    ("timeout", "words"),
+    [
+        (Duration(seconds=-1), "must not be negative"),
+        (Duration(seconds=1, nanos=-5), "same sign"),
+    ],
+)
+def test_a_malformed_wait_timeout_names_the_field(api: Api, timeout: Duration, words: str) -> None:
+    stub = rg.ReaderServiceStub(api.channel("pos"))
+    with pytest.raises(grpc.RpcError) as err:
+        stub.WaitForCard(r.WaitForCardRequest(reader="front", timeout=timeout), timeout=5)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "timeout" in (err.value.details() or "")
+    assert words in (err.value.details() or "")
+
+
+def test_a_huge_wait_timeout_is_capped_not_an_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.api.conftest import run_api
+
+    with run_api(tmp_path, "max_wait_ms = 200\n") as api:
+        stub = rg.ReaderServiceStub(api.channel("pos"))
+        with pytest.raises(grpc.RpcError) as err:
+            stub.WaitForCard(
+                r.WaitForCardRequest(reader="front", timeout=Duration(seconds=10**11)), timeout=10
+            )
+        assert err.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
