@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "AlreadyReversed",
     "AmountOutOfRange",
     "BalanceChanged",
     "BlockNotFound",
@@ -30,6 +31,7 @@ __all__ = [
     "CertificateNotMapped",
     "ConfigError",
     "CounterRollback",
+    "DayAlreadyClosed",
     "DeviceError",
     "DeviceNotFound",
     "FraudDetected",
@@ -44,6 +46,9 @@ __all__ = [
     "OperationNotAllowed",
     "OperationNotCommitted",
     "OperationTimeout",
+    "OriginalNotCommitted",
+    "OriginalNotFound",
+    "OriginalNotReversible",
     "PcscUnavailable",
     "PrinterCoverOpen",
     "PrinterError",
@@ -55,13 +60,18 @@ __all__ = [
     "ReaderUnavailable",
     "ReaderUnsupported",
     "ReceiptInvalid",
+    "RefundExceedsPayment",
     "RequestIdReused",
     "ResponseLost",
+    "ReversalCardMismatch",
+    "ReversalRefused",
+    "ReversalWindowClosed",
     "RoleNotAllowed",
     "ScannerError",
     "ScannerUnavailable",
     "SubscriptionClosed",
     "TooManyStreams",
+    "TopUpSpent",
     "UnknownCardFormat",
     "UnsafeAccessBits",
     "ValueBlockMismatch",
@@ -156,6 +166,68 @@ class OperationNotCommitted(CardDaemonError):
     that are not on the card. Maps to FAILED_PRECONDITION: settle the operation first."""
 
     reason = "OPERATION_NOT_COMMITTED"
+
+
+class ReversalRefused(CardDaemonError):
+    """A refund or a top-up cancellation that may not be done: the message names the original
+    operation (its request_id) and the amount left to reverse. Nothing was written."""
+
+    reason = "REVERSAL_REFUSED"
+
+
+class OriginalNotFound(ReversalRefused):
+    """The original_request_id is not in this PC's journal (reversals are made where the sale
+    or top-up was journalled)."""
+
+    reason = "ORIGINAL_NOT_FOUND"
+
+
+class OriginalNotCommitted(ReversalRefused):
+    """The original operation is pending (outcome unknown), in progress or was not applied."""
+
+    reason = "ORIGINAL_NOT_COMMITTED"
+
+
+class OriginalNotReversible(ReversalRefused):
+    """The original is not a payment (refund) or not a top-up (cancel)."""
+
+    reason = "ORIGINAL_NOT_REVERSIBLE"
+
+
+class AlreadyReversed(ReversalRefused):
+    """The payment is already refunded in full, or the top-up already cancelled."""
+
+    reason = "ALREADY_REVERSED"
+
+
+class RefundExceedsPayment(ReversalRefused):
+    """The refund is larger than what is left of the payment after its earlier refunds."""
+
+    reason = "REFUND_EXCEEDS_PAYMENT"
+
+
+class ReversalCardMismatch(ReversalRefused):
+    """The card presented is not the card that paid (refund) or was topped up (cancel)."""
+
+    reason = "REVERSAL_CARD_MISMATCH"
+
+
+class ReversalWindowClosed(ReversalRefused):
+    """Too late: ``[membercard] refund_days`` or ``cancel_window`` has passed."""
+
+    reason = "REVERSAL_WINDOW_CLOSED"
+
+
+class TopUpSpent(ReversalRefused):
+    """The card no longer holds the top-up and its bonus: it cannot be cancelled on the card."""
+
+    reason = "TOPUP_SPENT"
+
+
+class DayAlreadyClosed(CardDaemonError):
+    """The business day was closed before (a closed day never changes)."""
+
+    reason = "DAY_ALREADY_CLOSED"
 
 
 class RoleNotAllowed(OperationNotAllowed):

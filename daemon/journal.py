@@ -94,6 +94,14 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT NOT NULL
 );
 """
+_MIGRATIONS = (
+    # 1: reversals (refund, cancelled top-up) name the operation they reverse; closed days
+    "ALTER TABLE requests ADD COLUMN reverses TEXT;"
+    "CREATE INDEX IF NOT EXISTS requests_reverses ON requests (reverses);"
+    "CREATE TABLE IF NOT EXISTS closed_days (day TEXT PRIMARY KEY, closed_at REAL NOT NULL,"
+    " totals TEXT NOT NULL);",
+)
+"""Schema steps after ``_SCHEMA``, in order; ``PRAGMA user_version`` counts those applied."""
 _PENDING_BY_UID = "SELECT request_id FROM requests WHERE state=? AND uid=? ORDER BY created"
 _HOTLIST_ADD = "INSERT OR IGNORE INTO hotlist (uid, reason, at) VALUES (?,?,?)"
 _HOTLIST_UPDATE = (
@@ -120,6 +128,9 @@ class RequestRecord:
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     outcome: dict[str, Any] | None
+    reverses: str | None = None  # the request_id this refund or cancellation reverses
+    created: float = 0.0  # claimed (epoch seconds)
+    updated: float = 0.0  # last state change: for a COMMITTED request, when it committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +189,15 @@ class Journal:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._migrate(self._db)
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Bring an older journal file up to this build's schema (each step once, atomically)."""
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        for number, step in enumerate(_MIGRATIONS[version:], start=version + 1):
+            db.executescript(f"BEGIN IMMEDIATE;{step}PRAGMA user_version={number};COMMIT;")
+            logger.info("journal schema migrated to version %d", number)
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -265,8 +285,8 @@ class Journal:
         with self._lock:
             assert self._db is not None
             row = self._db.execute(
-                "SELECT request_id, op, params, uid, state, before, after, outcome FROM requests"
-                " WHERE request_id=?",
+                "SELECT request_id, op, params, uid, state, before, after, outcome, reverses,"
+                " created, updated FROM requests WHERE request_id=?",
                 (request_id,),
             ).fetchone()
         if row is None:
@@ -274,8 +294,54 @@ class Journal:
         params = _load(row[2]) or {}
         return RequestRecord(
             row[0], row[1], params, row[3], RequestState(row[4]), _load(row[5]), _load(row[6]),
-            _load(row[7]),
+            _load(row[7]), row[8], float(row[9]), float(row[10]),
         )  # fmt: skip
+
+    def link_reversal(self, request_id: str, original_request_id: str) -> None:
+        """Record that ``request_id`` (a refund or cancellation) reverses the original."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE requests SET reverses=? WHERE request_id=?",
+                (original_request_id, request_id),
+            )
+
+    def reversals_of(self, original_request_id: str) -> list[RequestRecord]:
+        """Every request linked to ``original_request_id`` as its reversal, oldest first."""
+        with self._lock:
+            assert self._db is not None
+            ids = [r[0] for r in self._db.execute(
+                "SELECT request_id FROM requests WHERE reverses=? ORDER BY created",
+                (original_request_id,),
+            )]  # fmt: skip
+        return [r for r in (self.get(i) for i in ids) if r is not None]
+
+    def report(self, query: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only report query (the daily settlement), under the journal lock."""
+        if not query.lstrip().upper().startswith("SELECT"):
+            raise ValueError("a report query must be a SELECT")
+        with self._lock:
+            assert self._db is not None
+            return [tuple(r) for r in self._db.execute(query, tuple(args))]
+
+    def close_day(self, day: str, closed_at: float, totals: Mapping[str, Any]) -> bool:
+        """Freeze business day ``day`` with its ``totals``; False if it was closed before."""
+        with self._tx() as db:
+            done = db.execute(
+                "INSERT OR IGNORE INTO closed_days (day, closed_at, totals) VALUES (?,?,?)",
+                (day, closed_at, _canon(totals)),
+            ).rowcount
+        return done > 0
+
+    def closed_days(self) -> dict[str, tuple[float, dict[str, Any]]]:
+        """Every closed business day (ISO date) -> (when it was closed, its frozen totals)."""
+        with self._lock:
+            assert self._db is not None
+            rows = self._db.execute("SELECT day, closed_at, totals FROM closed_days").fetchall()
+        return {str(r[0]): (float(r[1]), dict(json.loads(r[2]))) for r in rows}
+
+    def now(self) -> float:
+        """The journal's clock (the time it stamps on every row)."""
+        return self._clock()
 
     def bind_request(self, request_id: str, uid: str) -> None:
         """Record the card a request first met (kept once set; the intent names it too)."""

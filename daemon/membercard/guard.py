@@ -29,7 +29,7 @@ __all__ = ["VALUE_OPS", "CardGuard", "Tap"]
 
 logger = logging.getLogger(__name__)
 
-VALUE_OPS = frozenset({"debit", "credit", "points", "membership"})
+VALUE_OPS = frozenset({"debit", "credit", "points", "membership", "refund", "cancel_topup"})
 
 
 @dataclass(frozen=True, slots=True)

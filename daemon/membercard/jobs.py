@@ -12,9 +12,10 @@ abandoned, its outcome (or ``WriteUnconfirmed``) is always returned:
 
 1. the worker: a job not started by its deadline never runs (``ReaderWorker``);
 2. here, once the connection is open and before the first APDU of the operation;
-3. debit, credit, points, tier change and renewal only: inside the service after the card was
-   read and checked, just before the journal intent (``check=`` hook), the last point at which
-   nothing of the request has been written. An operation stopped there is journalled ABORTED
+3. value requests (debit, credit, points, refund, cancelled top-up) and tier change and
+   renewal only: inside the service after the card was read and checked, just before the
+   journal intent (``check=`` hook), the last point at which nothing of the request has been
+   written. An operation stopped there is journalled ABORTED
    and may be retried.
 
 From the intent on, and for the whole of read (which may finish an interrupted purse mirror
@@ -37,6 +38,7 @@ from daemon.membercard.issuing import IssueResult, Personaliser
 from daemon.membercard.replace import replace_card
 from daemon.membercard.requests import (
     AdjustPoints,
+    CancelTopUp,
     CardRequest,
     ChangeTier,
     Credit,
@@ -45,6 +47,7 @@ from daemon.membercard.requests import (
     IssueCard,
     MembershipRequest,
     ReadCard,
+    Refund,
     RenewCard,
     ReplaceCard,
     ValueRequest,
@@ -106,6 +109,8 @@ _RUN_BY: dict[type[CardRequest], type[MemberCardService | Personaliser]] = {
     AdjustPoints: MemberCardService,
     ChangeTier: MemberCardService,
     RenewCard: MemberCardService,
+    Refund: MemberCardService,
+    CancelTopUp: MemberCardService,
     IssueCard: Personaliser,
     EraseCard: Personaliser,
     ReplaceCard: Personaliser,
@@ -191,6 +196,10 @@ def _run(
                 return target.change_tier(card, request, check=check)
             case RenewCard():
                 return target.renew(card, request, check=check)
+            case Refund():
+                return target.refund(card, request, check=check)
+            case CancelTopUp():
+                return target.cancel_topup(card, request, check=check)
     else:
         match request:
             case IssueCard():

@@ -27,6 +27,7 @@ __all__ = [
     "ANY_CARD",
     "MAX_REQUEST_ID",
     "AdjustPoints",
+    "CancelTopUp",
     "CardRequest",
     "ChangeTier",
     "Credit",
@@ -37,8 +38,10 @@ __all__ = [
     "MembershipRequest",
     "ReadCard",
     "RecordRequest",
+    "Refund",
     "RenewCard",
     "ReplaceCard",
+    "ReversalRequest",
     "ValueRequest",
     "check_request_id",
     "normalise_uid",
@@ -208,10 +211,55 @@ class RenewCard:
         _optional_uid(self, "expected_uid")
 
 
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """Put ``amount`` fen of payment ``original_request_id`` back on the card that paid, taking
+    back the points that part earned (:mod:`.reversals`)."""
+
+    request_id: str
+    original_request_id: str
+    amount: int
+    expected_uid: str | None = None
+
+    def __post_init__(self) -> None:
+        check_request_id(self.request_id)
+        _original(self)
+        check_amount("amount", self.amount)
+        _optional_uid(self, "expected_uid")
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTopUp:
+    """Take top-up ``original_request_id`` and its bonus back off the card it went onto."""
+
+    request_id: str
+    original_request_id: str
+    expected_uid: str | None = None
+
+    def __post_init__(self) -> None:
+        check_request_id(self.request_id)
+        _original(self)
+        _optional_uid(self, "expected_uid")
+
+
+def _original(request: Refund | CancelTopUp) -> None:
+    try:
+        check_request_id(request.original_request_id)
+    except InvalidArgument as exc:
+        raise InvalidArgument("original_request_id", exc.message.partition(": ")[2]) from None
+    if request.original_request_id == request.request_id:
+        raise InvalidArgument(
+            "original_request_id", "is this request's own request_id; name the operation to reverse"
+        )
+
+
+ReversalRequest = Refund | CancelTopUp
+"""Requests that reverse an earlier operation of the same card (linked in the journal)."""
+
 MembershipRequest = ChangeTier | RenewCard
 """Requests that change the member header (tier, validity) with a record write."""
 
-ValueRequest = Debit | Credit | AdjustPoints
+ValueRequest = Debit | Credit | AdjustPoints | Refund | CancelTopUp
 """The requests that change stored value or points (journalled, tear-safe)."""
 
 RecordRequest = ValueRequest | MembershipRequest

@@ -7,6 +7,10 @@ Config (a table of the daemon's TOML file, here as the parsed mapping)::
     hotlist_on_fraud = true
     abandoned_claim_age_s = 3600    # CLAIMED requests with no intent older than this: closed
     renew_months = 12               # RenewCard without a date: months added to the expiry
+    refund_days = 30                # a payment may be refunded for this many days after it
+    cancel_window = "business_day"  # a top-up may be cancelled on its own business day only,
+                                    # or an integer: minutes after the top-up (1..10080)
+    day_cutoff_hour = 4             # the business day (日结) runs from 04:00 to 04:00 (0..23)
     [[membercard.tiers]]            # index in this list = tier byte on the card
     name = "普通会员"
     discount = 9500                 # per 10000 of the price paid (9.5折)
@@ -18,10 +22,13 @@ Config (a table of the daemon's TOML file, here as the parsed mapping)::
 
 Discounts are informational for the POS (it prices the sale); the card only stores the tier.
 Points earned on a debit are ``amount // 10000 * points_per_100_yuan`` (whole 100 yuan).
+A business day ``D`` runs from ``D day_cutoff_hour:00`` to the same hour on ``D + 1``, store
+local time: a sale at 01:30 with the default cut-off counts in the day before.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 _FEN_PER_100_YUAN = 10000
 _MAX_CLAIM_AGE = 30 * 86400
+_MAX_REFUND_DAYS = 3650
+_MAX_CANCEL_MINUTES = 7 * 24 * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +90,20 @@ class Programme:
     hotlist_on_fraud: bool = True
     abandoned_claim_age_s: int = 3600
     renew_months: int = 12
+    refund_days: int = 30
+    cancel_window_minutes: int | None = None
+    """None: a top-up may be cancelled during its own business day only."""
+    day_cutoff_hour: int = 4
+
+    def business_day(self, at: float) -> dt.date:
+        """The business day (store local time) of the instant ``at`` (epoch seconds)."""
+        local = dt.datetime.fromtimestamp(at) - dt.timedelta(hours=self.day_cutoff_hour)
+        return local.date()
+
+    def day_start(self, day: dt.date) -> float:
+        """Epoch seconds at which business day ``day`` begins (its cut-off hour, local)."""
+        start = dt.datetime.combine(day, dt.time(self.day_cutoff_hour))
+        return start.timestamp()
 
     def tier_by_rules(self, current: int, points: int) -> tuple[int, str]:
         """(tier, rule) the configured ``upgrade_points`` give for ``points``: the highest
@@ -141,7 +164,39 @@ class Programme:
                 f"{key}.renew_months",
                 f"must be an integer number of months in 1..120, got {months!r}",
             )
-        return cls(tiers, tuple(sorted(steps, key=lambda s: s.min_topup)), cap, hot, age, months)
+        return cls(
+            tiers, tuple(sorted(steps, key=lambda s: s.min_topup)), cap, hot, age, months,
+            *_reversal_windows(section, key),
+        )  # fmt: skip
+
+
+def _reversal_windows(section: Mapping[str, Any], key: str) -> tuple[int, int | None, int]:
+    """``refund_days``, ``cancel_window`` (None = the top-up's business day), cut-off hour."""
+    days = section.get("refund_days", 30)
+    if not isinstance(days, int) or isinstance(days, bool) or not 0 <= days <= _MAX_REFUND_DAYS:
+        raise ConfigError(
+            f"{key}.refund_days",
+            f"must be an integer number of days in 0..{_MAX_REFUND_DAYS}, got {days!r}",
+        )
+    window = section.get("cancel_window", "business_day")
+    minutes: int | None = None
+    if window != "business_day":
+        if (
+            not isinstance(window, int) or isinstance(window, bool)
+            or not 1 <= window <= _MAX_CANCEL_MINUTES
+        ):  # fmt: skip
+            raise ConfigError(
+                f"{key}.cancel_window",
+                f'must be "business_day" or an integer number of minutes in '
+                f"1..{_MAX_CANCEL_MINUTES}, got {window!r}",
+            )
+        minutes = window
+    hour = section.get("day_cutoff_hour", 4)
+    if not isinstance(hour, int) or isinstance(hour, bool) or not 0 <= hour <= 23:
+        raise ConfigError(
+            f"{key}.day_cutoff_hour", f"must be an hour of the day in 0..23, got {hour!r}"
+        )
+    return days, minutes, hour
 
 
 def _list(section: Mapping[str, Any], name: str, key: str) -> Sequence[Mapping[str, Any]]:

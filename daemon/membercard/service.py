@@ -40,6 +40,7 @@ from daemon.errors import (
 )
 from daemon.journal import Journal, RequestRecord, RequestState
 from daemon.keystore import KeyPurpose, Keystore
+from daemon.membercard import reversals
 from daemon.membercard.guard import CardGuard
 from daemon.membercard.layout import (
     FORMAT_V2,
@@ -54,12 +55,14 @@ from daemon.membercard.purse import mirror_balance, read_purse
 from daemon.membercard.requests import (
     ANY_CARD,
     AdjustPoints,
+    CancelTopUp,
     ChangeTier,
     Credit,
     Debit,
     MembershipRequest,
     ReadCard,
     RecordRequest,
+    Refund,
     RenewCard,
     value_params,
 )
@@ -109,6 +112,7 @@ class OpResult:
     points: int
     counter: int
     mirror_pending: bool = False
+    original_request_id: str = ""  # a refund or cancelled top-up: the operation it reverses
     replayed: bool = False
 
     def to_outcome(self) -> dict[str, Any]:
@@ -269,6 +273,16 @@ class MemberCardService:
         out = self._mutate(card, request, "points", compute, None, check)
         assert isinstance(out, OpResult)
         return out
+
+    def refund(self, card: StorageCard, request: Refund, *, check: Check | None = None) -> OpResult:
+        """Give back (part of) a payment on the card that paid (:mod:`.reversals`)."""
+        return reversals.refund(self, card, request, check=check)
+
+    def cancel_topup(
+        self, card: StorageCard, request: CancelTopUp, *, check: Check | None = None
+    ) -> OpResult:
+        """Take a top-up and its bonus back off its card (:mod:`.reversals`)."""
+        return reversals.cancel_topup(self, card, request, check=check)
 
     # --- membership: tier and validity -------------------------------------------------------
 
@@ -443,6 +457,7 @@ class MemberCardService:
                             points_before=state.current.points, points=new.points,
                             counter=new.counter, amount=figures["amount"],
                             bonus=figures["bonus"], points_delta=figures["points_delta"],
+                            original_request_id=figures.get("original_request_id", ""),
                         )  # fmt: skip
                     if check is not None:  # last point with nothing of this request written
                         check(f"{op} {request_id} (card read, nothing written yet)")
