@@ -1,26 +1,27 @@
 """Randomized tear campaign over every member card operation on the in-process simulator.
 
 Each trial takes a prepared card + journal just before one operation (debit, credit, points,
-issue, replace, erase; varied history, amounts and slot parity), picks a random APDU index of
-that operation (reader models ACR1252U, ACR122U, OMNIKEY, generic) and a random fault (card
-removed before it; its write torn leaving old / new / garbage / unstable cells that read back
-differently on every READ; its response lost; card removed after it) with a random fault seed
-(the garbage bytes and the unstable cells' samples), runs the operation, then presents the card
-at the same terminal (same journal) and, as a copy that keeps its unstable cells, at a fresh
-terminal with no journal. A violation is any state other than exactly the old or the new
-(balance, points), a fraud alarm, a journal that disagrees with the card, or a same-request_id
-retry that does not end in the new state exactly once. A quarter of the trials also tear the
-same terminal's first re-read (the recovery itself), which must then resolve on the next read.
+refund, cancelled top-up, issue, replace, erase; varied history, amounts and slot parity), picks
+a random APDU index of that operation (reader models ACR1252U, ACR122U, OMNIKEY, generic) and a
+random fault (card removed before it; its write torn leaving old / new / garbage / unstable
+cells that read back differently on every READ; its response lost; card removed after it) with a
+random fault seed (the garbage bytes and the unstable cells' samples), runs the operation, then
+presents the card at the same terminal (same journal) and, as a copy that keeps its unstable
+cells, at a fresh terminal with no journal. A violation is any state other than exactly the old
+or the new (balance, points), a fraud alarm, a journal that disagrees with the card, or a same-
+request_id retry that does not end in the new state exactly once. A quarter of the trials also
+tear the same terminal's first re-read (the recovery itself), which must then resolve on the
+next read.
 
-A share of the debit/credit/points trials (``CLONE``) also lays a clone of the card (a magic
-card: same UID, same image) on the PC's second reader and debits it at a random moment while
-the torn operation runs. Then a violation is: both committed (one counter spent twice), a
-request the journal calls committed that its card does not show, or the real card in any state
-but old or new at a fresh terminal. When the card left mid-write and the clone is read first,
-the clone proves "not applied" for a write that did land on the real card: the journal closes
-it ABORTED and burns its tag (the real card is then refused ``HISTORY_FORKED`` at this PC);
-such trials are counted as ``clone_misresolved`` (a clone fools the one PC that holds the
-journal; the chain ledger closes it), not hidden.
+A share of the value-operation trials (``CLONE``: debit, credit, points, refund, cancel) also
+lays a clone of the card (a magic card: same UID, same image) on the PC's second reader and
+debits it at a random moment while the torn operation runs. Then a violation is: both committed
+(one counter spent twice), a request the journal calls committed that its card does not show, or
+the real card in any state but old or new at a fresh terminal. When the card left mid-write and
+the clone is read first, the clone proves "not applied" for a write that did land on the real
+card: the journal closes it ABORTED and burns its tag (the real card is then refused
+``HISTORY_FORKED`` at this PC); such trials are counted as ``clone_misresolved`` (a clone fools
+the one PC that holds the journal; the chain ledger closes it), not hidden.
 
 Every terminal is a :class:`~daemon.station.Station` built from ``bench/tear_campaign.toml``
 (its reader's match and dialect changed per model), and every operation and re-read is a member
@@ -34,6 +35,12 @@ sectors after the result). One long-lived station per model with its journal res
 trials would be faster but would no longer be "a terminal that never saw the card". The store
 folders live on ``/dev/shm`` where there is one (the journals' fsyncs are the tests'
 business, not this one's).
+
+A refund or a cancelled top-up needs its original in the journal: its scenario makes the payment
+(or top-up) at the same terminal, and each trial's same terminal starts from a copy of that
+journal file (a refund torn at any APDU, of the whole payment or of a part after an earlier
+partial refund; a top-up with or without its bonus step). ``--ops refund,cancel_topup`` runs
+only those.
 
 Last line: ``tear_campaign: trials=… violations=… resolved_same=… resolved_fresh=…`` where
 ``resolved_*`` counts trials that terminal settled to a definite allowed state.
@@ -62,6 +69,7 @@ from daemon.errors import CardDaemonError, UnknownCardFormat
 from daemon.journal import RequestState
 from daemon.membercard.requests import (
     AdjustPoints,
+    CancelTopUp,
     CardRequest,
     Credit,
     Debit,
@@ -69,8 +77,11 @@ from daemon.membercard.requests import (
     IssueCard,
     IssueSpec,
     ReadCard,
+    Refund,
     ReplaceCard,
 )
+from daemon.membercard.reversals import points_back
+from daemon.membercard.service import OpResult
 from daemon.station import Station
 from demo.folder import make_store_folder
 from sim.backend import SimBackend
@@ -88,7 +99,7 @@ CLONE_SPEND = 100  # fen the clone pays
 CONFIG = Path(__file__).resolve().with_name("tear_campaign.toml")
 READER = "front"
 CLONE_READER = "back"
-VALUE_OPS = ("debit", "credit", "points")
+VALUE_OPS = ("debit", "credit", "points", "refund", "cancel_topup")
 TODAY = dt.date(2026, 11, 23)
 #: the config's reader table, and what it becomes for each simulated model
 ACR1252U_READER = 'match = "ACS ACR1252*PICC*"\ndialect = "acr1252u"'
@@ -98,7 +109,7 @@ READER_TABLES = {
     "omnikey5x21": 'match = "HID Global OMNIKEY*"\ndialect = "omnikey"',
     "generic": 'match = "Generic PC/SC*"\ndialect = "generic"',
 }
-OPS = ("debit", "credit", "points", "issue", "replace", "erase")
+OPS = ("debit", "credit", "points", "refund", "cancel_topup", "issue", "replace", "erase")
 FAULTS = (
     "remove_before",
     "tear_old",
@@ -128,6 +139,7 @@ class Scenario:
     old: CardView
     new: CardView
     request: Callable[[str], CardRequest]  # request_id -> the operation
+    journal: bytes | None = None  # the same terminal's journal file (a reversal's original)
 
 
 def sim_reader(station: Station, reader: str = READER) -> SimReader:
@@ -155,6 +167,11 @@ def present(
     pool.card_removed(station.reader(reader).name)
 
 
+def run(station: Station, request: CardRequest, reader: str = READER) -> object:
+    """``station.card`` for any request (its overloads name one request type each)."""
+    return station.run(reader, station.card_job(reader, request))
+
+
 def settle(station: Station, reader: str = READER) -> None:
     """Wait until the reader's worker is idle: a job's clean-up (closing the member sectors)
     runs after its caller has the result, and faults armed next must meet the next job."""
@@ -166,7 +183,7 @@ def settle(station: Station, reader: str = READER) -> None:
 def card(station: Station, request: CardRequest, reader: str = READER) -> object:
     """``station.card`` on ``reader``, returning once the worker is idle again."""
     try:
-        return station.card(reader, request)
+        return run(station, request, reader)
     finally:
         settle(station, reader)
 
@@ -211,7 +228,15 @@ class Store:
         self.config = config
 
     @contextlib.contextmanager
-    def terminal(self, seed: Seed | None = None) -> Iterator[Station]:
+    def terminal(
+        self, seed: Seed | None = None, *, journal: bytes | None = None,
+        keep: list[bytes] | None = None,
+    ) -> Iterator[Station]:  # fmt: skip
+        """``journal``: start from this journal file; ``keep``: append the file once stopped."""
+        journal_path = self.config.daemon.journal_path
+        if journal is not None:
+            journal_path.parent.mkdir(parents=True, exist_ok=True)
+            journal_path.write_bytes(journal)
         station = Station.from_config(self.config, today=lambda: TODAY)
         try:
             with station.hub.subscribe(sources=f"readers/{READER}", kinds="reader_attached") as a:
@@ -219,15 +244,16 @@ class Store:
                 a.wait_for(lambda e: True, timeout_s=10)
             station.wait_for_reader(READER)  # its worker: the pool hears of it just after
             station.wait_for_reader(CLONE_READER)
-            journal = station.journal
-            assert journal is not None
+            opened = station.journal
+            assert opened is not None
             for uid, member, counter, snap in seed or []:
-                journal.observe(uid, member, counter, snap)
-                journal.bind_member(member, uid)
+                opened.observe(uid, member, counter, snap)
+                opened.bind_member(member, uid)
             yield station
         finally:
             station.close()
-            journal_path = self.config.daemon.journal_path
+            if keep is not None:
+                keep.append(journal_path.read_bytes())  # closed: the WAL is checkpointed
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{journal_path}{suffix}").unlink(missing_ok=True)
 
@@ -246,7 +272,8 @@ class TearLab:
         """Pre-state for ``op`` on card number ``n``; ``history`` ops already on the card."""
         uid = uid_for(n)
         member = f"{880000000 + n}"
-        with self.same.terminal() as t:
+        kept: list[bytes] = []
+        with self.same.terminal(keep=kept) as t:
             if op in ("issue", "replace"):
                 old_uid = uid_for(n + 500_000)
                 seed: Seed = []
@@ -267,6 +294,7 @@ class TearLab:
             issued = self._issue(t, uid, member, balance=500_000, points=40)
             for i in range(history):
                 card(t, Debit(request_id=f"h{i}", amount=1000 + i))
+            reversal = self._original(t, op, amount, history)
             info = t.card(READER, ReadCard())
             settle(t)
             seed = self._seed(t, uid)
@@ -280,8 +308,35 @@ class TearLab:
             "points": ((b, p - 7), lambda r: AdjustPoints(r, -7)),
             "erase": (None, lambda r: EraseCard(r, force=True)),
         }
+        if reversal is not None:
+            change, request = reversal
+            return Scenario(
+                op, uid, memory, seed, (b, p), (b + change[0], p + change[1]), request, kept[0]
+            )
         new, request = runs[op]
         return Scenario(op, uid, memory, seed, (b, p), new, request)
+
+    def _original(
+        self, t: Station, op: str, amount: int, history: int
+    ) -> tuple[tuple[int, int], Callable[[str], CardRequest]] | None:
+        """For a reversal: make its original at ``t`` and return the (balance, points)
+        change the reversal makes and the request; None for any other ``op``."""
+        if op == "refund":
+            paid = card(t, Debit(request_id="sale", amount=amount))
+            assert isinstance(paid, OpResult)
+            done = 0
+            if history % 2 and amount > 1:  # an earlier partial refund of the same payment
+                done = amount // 3
+                card(t, Refund("refund-before", "sale", done))
+            part = amount - done if history < 2 else max(1, (amount - done) // 2)
+            earned = paid.points_delta
+            back = points_back(earned, amount, done, part)
+            return (part, -back), lambda r: Refund(r, "sale", part)
+        if op == "cancel_topup":
+            top = card(t, Credit(request_id="top", amount=amount))
+            assert isinstance(top, OpResult)
+            return (-amount - top.bonus, 0), lambda r: CancelTopUp(r, "top")
+        return None
 
     @staticmethod
     def _issue(t: Station, uid: bytes, member: str, *, balance: int, points: int) -> SimCard:
@@ -304,7 +359,7 @@ class TearLab:
 
     def apdus(self, sc: Scenario) -> int:
         """How many APDUs ``sc.op`` sends when nothing goes wrong."""
-        with self.same.terminal(sc.seed) as t:
+        with self.same.terminal(sc.seed, journal=sc.journal) as t:
             present(t, SimCard(sc.uid, memory=sc.memory))
             before = sim_reader(t).apdu_count
             card(t, sc.request("dry-run"))  # its clean-up APDUs included
@@ -326,14 +381,14 @@ class TearLab:
         bad: list[str] = []
         rid = f"{sc.op}-{k}-{fault}"
         card = SimCard(sc.uid, memory=sc.memory)
-        with self.same.terminal(sc.seed) as t:
+        with self.same.terminal(sc.seed, journal=sc.journal) as t:
             reader = sim_reader(t)
             present(t, card, faults_next=True)
             plan = reader.faults
             plan.arm(seed)
             schedule_fault(plan, k, fault)
             with contextlib.suppress(CardDaemonError):
-                t.card(READER, sc.request(rid))
+                run(t, sc.request(rid))
             settle(t)
             plan.clear()
             if reader.card is None:
@@ -356,13 +411,13 @@ class TearLab:
                     bad.append(f"{rid}: {who} terminal sees {seen}, allowed {sc.old} / {sc.new}")
             journal = t.journal
             assert journal is not None
-            if sc.op in ("debit", "credit", "points"):
+            if sc.op in VALUE_OPS:
                 rec = journal.get(rid)
                 want = RequestState.COMMITTED if seen_same == sc.new else RequestState.ABORTED
                 if rec is None or rec.state is not want:
                     bad.append(f"{rid}: journal {rec and rec.state} but card shows {seen_same}")
             try:
-                t.card(READER, sc.request(rid))
+                run(t, sc.request(rid))
                 settle(t)
             except CardDaemonError as exc:
                 if not (sc.op in ("issue", "replace", "erase") and view(t) in (sc.old, sc.new)
@@ -389,7 +444,7 @@ class TearLab:
         clone = SimCard(sc.uid, memory=sc.memory)
         assert sc.old is not None
         clone_new = (sc.old[0] - CLONE_SPEND, sc.old[1] + self.programme.points_for(2, CLONE_SPEND))
-        with self.same.terminal(sc.seed) as t:
+        with self.same.terminal(sc.seed, journal=sc.journal) as t:
             present(t, clone, CLONE_READER)
             present(t, real, faults_next=True)
             plan = sim_reader(t).faults
@@ -465,25 +520,43 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=20261123)
+    parser.add_argument(
+        "--ops", default=",".join(OPS), help=f"comma-separated, of {', '.join(OPS)} (default all)"
+    )
+    parser.add_argument("--scenarios", type=int, default=SCENARIOS_PER_OP, help="per operation")
     args = parser.parse_args(argv)
+    ops = tuple(o for o in args.ops.split(",") if o)
+    unknown = [o for o in ops if o not in OPS]
+    if unknown or not ops:
+        parser.error(f"--ops: {', '.join(unknown) or 'none given'}; choose from {', '.join(OPS)}")
+    if args.scenarios < 1:
+        parser.error("--scenarios: at least 1")
     logging.disable(logging.CRITICAL)  # torn cards make the storage layer dump APDU traces
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with tempfile.TemporaryDirectory(prefix="carddaemon-tears-", dir=shm) as tmp:
-        return campaign(make_labs(Path(tmp)), args.trials, random.Random(args.seed))
+        return campaign(
+            make_labs(Path(tmp)), args.trials, random.Random(args.seed), ops, args.scenarios
+        )
 
 
-def campaign(labs: dict[str, TearLab], trials_wanted: int, rng: random.Random) -> int:
+def campaign(
+    labs: dict[str, TearLab],
+    trials_wanted: int,
+    rng: random.Random,
+    ops: tuple[str, ...] = OPS,
+    scenarios: int = SCENARIOS_PER_OP,
+) -> int:
     started = time.monotonic()
     pool: list[tuple[TearLab, Scenario, int]] = []
     n = 1
-    for op in OPS:
-        for i in range(SCENARIOS_PER_OP):
+    for op in ops:
+        for i in range(scenarios):
             lab = labs[MODELS[i % len(MODELS)]]
             scenario = lab.scenario(op, n, amount=rng.randint(1, 150_000), history=i % 4)
             pool.append((lab, scenario, lab.apdus(scenario)))
             n += 1
     trials = violations = same_ok = fresh_ok = clone_trials = misresolved = 0
-    per_op: dict[str, collections.Counter[str]] = {op: collections.Counter() for op in OPS}
+    per_op: dict[str, collections.Counter[str]] = {op: collections.Counter() for op in ops}
     per_fault: collections.Counter[str] = collections.Counter()
     examples: list[str] = []
     while trials < trials_wanted:
