@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 CREDENTIAL_NAME: Final = "carddaemon-keys"
 KDF_LABEL: Final = b"CARDDAEMON-MFC-KDF-v1"
+_MAX_FILE_BYTES: Final = 64 * 1024  # a few purposes x a few versions of 64 hex bytes
 _MIN_MASTER = 16
 _MAX_MASTER = 64
 _KEY_TYPE_BYTE = {"A": 0x60, "B": 0x61}
@@ -219,15 +220,25 @@ class Keystore:
         credentials directory and grants access by ownership *or ACL*, so only group/other
         write bits are refused there."""
         p = Path(path)
+        if p.is_symlink():
+            # a link lets whoever may write its directory swap the keys under the daemon
+            raise KeystoreError(
+                f"key file {p} is a symbolic link (to {os.readlink(p)}); name the file itself"
+            )
         try:
-            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW)
+            # O_NONBLOCK: a FIFO at the key path must not hang the start waiting for a writer
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError as exc:
             raise KeystoreError(f"key file {p}: cannot open ({exc.strerror})") from None
         try:
             st = os.fstat(fd)
             mode = stat.S_IMODE(st.st_mode)
             if not stat.S_ISREG(st.st_mode):
-                raise KeystoreError(f"key file {p} is not a regular file")
+                raise KeystoreError(f"key file {p} is not a regular file ({_kind(st.st_mode)})")
+            if st.st_size > _MAX_FILE_BYTES:
+                raise KeystoreError(
+                    f"key file {p} is {st.st_size} bytes; a key file is under {_MAX_FILE_BYTES}"
+                )
             if systemd_credential:
                 if mode & 0o022:
                     raise KeystoreError(f"credential {p} has mode {mode:04o}; writable by others")
@@ -240,7 +251,7 @@ class Keystore:
                 raise KeystoreError(f"key file {p} has mode {mode:04o}; it must be 0600 or 0400")
             with os.fdopen(fd, "rb") as fh:
                 fd = -1
-                raw = fh.read()
+                raw = fh.read(_MAX_FILE_BYTES + 1)
         finally:
             if fd >= 0:
                 os.close(fd)
@@ -322,3 +333,16 @@ def _parse(
         masters[purpose] = table
         current[purpose] = cur
     return masters, current
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular path is, in a technician's words."""
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device file"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"

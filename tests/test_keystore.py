@@ -86,10 +86,31 @@ def test_symlink_and_missing_file_refused(tmp_path: Path, masters: Masters) -> N
     real = _write(tmp_path / "real.toml", _key_toml(masters, dict.fromkeys(masters, 1)), 0o600)
     link = tmp_path / "link.toml"
     link.symlink_to(real)
-    with pytest.raises(KeystoreError, match="cannot open"):
+    with pytest.raises(KeystoreError, match=r"link\.toml is a symbolic link \(to .*real\.toml\)"):
         Keystore.from_file(link)
+    dangling = tmp_path / "dangling.toml"
+    dangling.symlink_to(tmp_path / "gone.toml")
+    with pytest.raises(KeystoreError, match="is a symbolic link"):
+        Keystore.from_file(dangling)
     with pytest.raises(KeystoreError, match=r"nope\.toml"):
         Keystore.from_file(tmp_path / "nope.toml")
+
+
+def test_a_named_pipe_or_a_directory_is_refused_without_waiting(tmp_path: Path) -> None:
+    fifo = tmp_path / "keys.toml"
+    os.mkfifo(fifo, 0o600)  # nobody writes it: opening it for reading would block the start
+    with pytest.raises(KeystoreError, match="is not a regular file \\(a named pipe\\)"):
+        Keystore.from_file(fifo)
+    folder = tmp_path / "keys.d"
+    folder.mkdir(mode=0o700)
+    with pytest.raises(KeystoreError, match="a directory"):
+        Keystore.from_file(folder)
+
+
+def test_a_huge_key_file_is_refused_unread(tmp_path: Path) -> None:
+    big = _write(tmp_path / "big.toml", "#" * 70_000 + "\n", 0o600)
+    with pytest.raises(KeystoreError, match="70001 bytes"):
+        Keystore.from_file(big)
 
 
 def test_malformed_file_errors_never_quote_content(tmp_path: Path, masters: Masters) -> None:
