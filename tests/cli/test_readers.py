@@ -1,4 +1,5 @@
-"""The `carddaemon` gRPC client commands against `carddaemon serve` as a real process."""
+"""`readers`, `read` and `sim` (gRPC clients) against `carddaemon serve` as a real process;
+the socket chosen by the command, --socket, $CARDDAEMON_SOCKET; no daemon is exit 3."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli import _client
 from daemon.cli import main as carddaemon
-from tests.api.conftest import BIN, Served
+from tests.cli.conftest import BIN, Served
 
 
 def run(served: Served, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -52,7 +54,7 @@ def test_readers_read_and_sim_over_the_pos_socket(
     assert (code, out.strip()) == (0, "no card on front")
 
 
-def test_a_refusal_prints_the_reason_and_message_and_exits_1(
+def test_a_refusal_names_what_the_user_typed_and_exits_1_or_2(
     served: Served, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(served, "read", "readers/front", capsys=capsys)
@@ -60,15 +62,19 @@ def test_a_refusal_prints_the_reason_and_message_and_exits_1(
     assert err.startswith("carddaemon read: CARD_ABSENT: no card on ")
     assert "Traceback" not in err
     code, _, err = run(served, "sim", "present", "front", "platinum", capsys=capsys)
-    assert code == 1
-    assert err.startswith("carddaemon sim present: DEVICE_NOT_FOUND: cards/platinum: ")
+    assert code == 2  # the user's input: an unknown card
+    assert err.startswith("carddaemon sim present: DEVICE_NOT_FOUND: CARD 'platinum': ")
     assert "gold, silver, blank, blank-2" in err
-    code, _, err = run(served, "read", "readers/side", capsys=capsys)
-    assert (code, err.split(":")[1].strip()) == (1, "DEVICE_NOT_FOUND")
-    # another role's socket: the guard's reason
+    code, _, err = run(served, "read", "side", capsys=capsys)
+    assert code == 2
+    assert err.startswith("carddaemon read: DEVICE_NOT_FOUND: READER 'side': no such reader")
+    assert "readers: readers/back, readers/front" in err
+    # another role's socket: the guard's reason, and which socket was used
     code = carddaemon(["--socket", str(served.socket("issuer")), "read", "front"])
-    assert code == 1
-    assert "ROLE_NOT_ALLOWED" in capsys.readouterr().err
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "ROLE_NOT_ALLOWED" in err
+    assert str(served.socket("issuer")) in err
 
 
 def test_the_socket_comes_from_the_environment_as_a_real_command(served: Served) -> None:
@@ -88,7 +94,7 @@ def test_no_daemon_names_the_socket_and_how_to_start_one(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = tmp_path / "run" / "pos.sock"
-    assert carddaemon(["--socket", str(missing), "readers"]) == 2
+    assert carddaemon(["--socket", str(missing), "readers"]) == 3
     err = capsys.readouterr().err
     assert str(missing) in err
     assert "make run" in err
@@ -100,16 +106,24 @@ def test_no_daemon_names_the_socket_and_how_to_start_one(
     with socket.socket(socket.AF_UNIX) as sock:
         sock.bind(str(stale))
     monkeypatch.setenv("CARDDAEMON_SOCKET", str(stale))
-    assert carddaemon(["sim", "cards"]) == 2
+    assert carddaemon(["sim", "cards"]) == 3
     err = capsys.readouterr().err
     assert err.startswith(f"carddaemon sim cards: no daemon on {stale}")
 
 
-def test_the_default_socket_is_the_pos_socket(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_each_command_calls_its_own_roles_socket_in_the_run_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("CARDDAEMON_SOCKET", raising=False)
-    if Path("/run/carddaemon/pos.sock").exists():
-        pytest.skip("a daemon runs on this machine")
-    assert carddaemon(["read", "front"]) == 2
-    assert "/run/carddaemon/pos.sock" in capsys.readouterr().err
+    monkeypatch.delenv("CARDDAEMON_RUN_DIR", raising=False)
+    monkeypatch.setattr(_client, "DEFAULT_RUN_DIR", tmp_path)  # /run/carddaemon on a store PC
+    assert carddaemon(["read", "front"]) == 3
+    assert f"no daemon on {tmp_path / 'pos.sock'}" in capsys.readouterr().err
+    assert carddaemon(["readers"]) == 3
+    assert f"no daemon on {tmp_path / 'technician.sock'}" in capsys.readouterr().err
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("CARDDAEMON_RUN_DIR", str(elsewhere))
+    assert carddaemon(["readers"]) == 3
+    assert f"no daemon on {elsewhere / 'technician.sock'}" in capsys.readouterr().err
+    assert carddaemon(["--run-dir", str(tmp_path / "given"), "read", "x"]) == 3
+    assert f"no daemon on {tmp_path / 'given' / 'pos.sock'}" in capsys.readouterr().err

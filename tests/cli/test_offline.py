@@ -104,7 +104,7 @@ def test_probe_a_card_served_by_carddaemon_sim_through_real_pcscd(
 def test_check_config_accepts_the_example_and_names_the_bad_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    example = Path(__file__).parent.parent / "docs" / "carddaemon.example.toml"
+    example = Path(__file__).parents[2] / "docs" / "carddaemon.example.toml"
     keys = tmp_path / "keys.toml"
     keys.write_text(
         "".join(f'[{p}]\ncurrent = 1\n1 = "{"ab" * 32}"\n' for p in ("card_a", "card_b", "mac")),

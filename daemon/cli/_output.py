@@ -1,0 +1,105 @@
+"""How a command prints: rich tables for people, one JSON document with ``--json``, JSON lines
+for live commands (``watch``, ``scans``), and nothing on a closed pipe.
+
+Why rich: tables that size their columns to the values and never cut one (a cut would need a
+mark; rich wraps instead), progress bars with rate and ETA, and no colour when stdout is not a
+terminal, so ``| grep`` and golden tests see plain text. Off a terminal the width is
+``$COLUMNS`` or 200, so a piped table keeps one line per row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, Final
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["Output", "proto_dict", "quiet_closed_pipe"]
+
+_PIPE_WIDTH: Final = 200
+
+
+def proto_dict(message: Message) -> dict[str, Any]:
+    """A protobuf message as JSON-ready data: the proto's own field names, zero values kept
+    (a balance of 0 is shown as 0, not left out)."""
+    data: dict[str, Any] = json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
+    return data
+
+
+def _console(stream: Any) -> Console:
+    width: int | None = None
+    if not stream.isatty():
+        columns = os.environ.get("COLUMNS", "")
+        width = int(columns) if columns.isdigit() and int(columns) > 0 else _PIPE_WIDTH
+    return Console(file=stream, width=width, highlight=False, markup=False, emoji=False)
+
+
+class Output:
+    """One command's stdout: ``json`` decides between JSON and text."""
+
+    def __init__(self, json_mode: bool) -> None:
+        self.json = json_mode
+        self.console = _console(sys.stdout)
+        self.errors = _console(sys.stderr)
+
+    def document(self, data: Any) -> None:
+        """The one JSON document of a non-live command."""
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False) + "\n")
+        sys.stdout.flush()
+
+    def json_line(self, data: Any) -> None:
+        """One JSON line of a live command, flushed at once (``| jq`` sees it now)."""
+        sys.stdout.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+        sys.stdout.flush()
+
+    def say(self, text: str = "") -> None:
+        """A line for people (never wrapped)."""
+        self.console.print(text, soft_wrap=True)
+
+    def warn(self, text: str) -> None:
+        """A line on stderr (the result on stdout stays clean for a pipe)."""
+        self.errors.print(text, soft_wrap=True)
+
+    def table(
+        self,
+        columns: Sequence[str],
+        rows: Iterable[Sequence[str]],
+        *,
+        title: str | None = None,
+        empty: str = "(none)",
+    ) -> None:
+        """A table of ``rows``; ``empty`` when there are none."""
+        shown = [list(row) for row in rows]
+        if title:
+            self.say(title)
+        if not shown:
+            self.say(empty)
+            return
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
+        for column in columns:
+            table.add_column(column, overflow="fold")
+        for row in shown:
+            table.add_row(*row)
+        self.console.print(table)
+
+
+def quiet_closed_pipe() -> None:
+    """The reader of stdout went away (``| head``): point stdout at /dev/null so Python's exit
+    flush cannot raise again, and let the command end quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+        pass
