@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.carddaemon-installed
-DEBS := pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools fonts-wqy-zenhei
+DEBS := pcscd vsmartcard-vpcd libpcsclite-dev swig pcsc-tools fonts-wqy-zenhei postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run demo test lint types proto proto-gen pytest bench debs venv node receipt-png clean systemd

@@ -42,6 +42,7 @@ from daemon.api.settings import ApiConfig, parse_api
 from daemon.diagnostics.probe import STATIONS
 from daemon.errors import ConfigError, KeystoreError
 from daemon.keystore import Keystore
+from daemon.ledger.settings import LedgerConfig, parse_ledger
 from daemon.membercard.rules import Programme
 from daemon.printers.backend import PrinterConfig
 from daemon.printers.profiles import PROFILES
@@ -74,7 +75,7 @@ DEFAULT_JOB_DEADLINE_MS = 2000
 MAX_QUEUE_SIZE = 256
 DEFAULT_STATE_DIR = Path("/var/lib/carddaemon")
 
-_SECTIONS = ("daemon", "readers", "printers", "scanners", "membercard", "api")
+_SECTIONS = ("daemon", "readers", "printers", "scanners", "membercard", "api", "ledger")
 _DAEMON_KEYS = ("state_dir", "journal_path", "keystore_file", "keystore_credentials", "station")
 _READER_KEYS = ("match", "dialect", "queue_size", "job_deadline_ms")
 _MEMBERCARD_KEYS = (
@@ -164,6 +165,7 @@ class DaemonConfig:
     membercard: Programme
     keystore: Keystore | None = field(default=None, repr=False, compare=False)
     api: ApiConfig = field(default_factory=ApiConfig)
+    ledger: LedgerConfig | None = None  # [ledger]: the chain ledger (docs/ledger.md)
 
 
 def load_config(
@@ -274,6 +276,7 @@ def _build(
             scanners[sid] = scanner
     programme = unit("membercard", _membercard)
     api = unit("api", functools.partial(parse_api, base_dir=base_dir))
+    ledger = unit("ledger", functools.partial(parse_ledger, base_dir=base_dir))
     keystore = None
     if load_keys and daemon is not None:
         keystore = problems.check(functools.partial(_load_keys, daemon))
@@ -291,6 +294,7 @@ def _build(
         programme,
         keystore,
         api,
+        ledger,
     )
 
 

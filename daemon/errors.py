@@ -27,6 +27,7 @@ __all__ = [
     "CardExpired",
     "CardHotlisted",
     "CardMismatch",
+    "CardReplaced",
     "CardRemoved",
     "CertificateNotMapped",
     "ConfigError",
@@ -40,6 +41,9 @@ __all__ = [
     "InvalidAmount",
     "InvalidArgument",
     "KeystoreError",
+    "LedgerError",
+    "LedgerRequired",
+    "LedgerUnavailable",
     "MacInvalid",
     "MalformedBlock",
     "MemberNotFound",
@@ -399,6 +403,38 @@ class HistoryForked(FraudDetected):
 
 class ValueBlockMismatch(FraudDetected):
     reason = "VALUE_BLOCK_MISMATCH"
+
+
+class CardReplaced(FraudDetected):
+    """The chain ledger knows this card as replaced by another (a lost card found again, or
+    used by whoever found it): refused at every store, audited, hotlisted."""
+
+    reason = "CARD_REPLACED"
+
+
+class LedgerRequired(CardError):
+    """This payment needs the chain ledger (above the card's offline floor limit for the day)
+    and the ledger did not answer in time: nothing written; retry when the link is back, or
+    pay another way. Maps to UNAVAILABLE."""
+
+    reason = "LEDGER_REQUIRED"
+
+
+# --- the chain ledger -------------------------------------------------------------------------
+
+
+class LedgerError(CardDaemonError):
+    """The chain ledger refused or failed a step (schema, migration, store role); the message
+    names it and never shows a connection string or password."""
+
+    reason = "LEDGER_ERROR"
+
+
+class LedgerUnavailable(LedgerError):
+    """The chain ledger cannot be reached now (the store keeps working offline and ships
+    later)."""
+
+    reason = "LEDGER_UNAVAILABLE"
 
 
 # --- devices ----------------------------------------------------------------------------------

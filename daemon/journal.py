@@ -182,6 +182,10 @@ class Journal:
         self._lock = threading.RLock()
         self._active: dict[str, threading.Event] = {}
         self._cards: dict[str, _CardHold] = {}
+        #: called inside the transaction of every finished request, hotlist change and audit
+        #: row, as ``(db, kind, record)``: the chain ledger's outbox (daemon/ledger/outbox.py)
+        #: writes its row in the same commit, so nothing is shipped that did not happen
+        self.on_write: Callable[[sqlite3.Connection, str, dict[str, Any]], None] | None = None
         self._db: sqlite3.Connection | None = sqlite3.connect(
             str(self.path), isolation_level=None, check_same_thread=False
         )
@@ -225,6 +229,10 @@ class Journal:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def _emit(self, db: sqlite3.Connection, kind: str, record: dict[str, Any]) -> None:
+        if self.on_write is not None:
+            self.on_write(db, kind, record)
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -444,6 +452,7 @@ class Journal:
                 "UPDATE requests SET state=?, outcome=?, updated=? WHERE request_id=?",
                 (state, _canon(outcome), self._clock(), request_id),
             )
+            self._emit(db, "outcome", {"request_id": request_id})
 
     def close_abandoned(self, older_than_s: float) -> tuple[str, ...]:
         """Close ``CLAIMED`` requests untouched for ``older_than_s`` and with no intent as
@@ -629,12 +638,15 @@ class Journal:
         same listing time)."""
         with self._tx() as db:
             db.execute(_HOTLIST_UPDATE if update else _HOTLIST_ADD, (uid, reason, self._clock()))
+            self._emit(db, "hotlist", {"uid": uid, "reason": reason})
         self.audit("hotlist", uid=uid, detail={"reason": reason})
 
     def unhotlist(self, uid: str, note: str | None = None) -> bool:
         """Unblock ``uid`` (audited with ``note``); False when it was not listed."""
         with self._tx() as db:
             removed = db.execute("DELETE FROM hotlist WHERE uid=?", (uid,)).rowcount > 0
+            if removed:
+                self._emit(db, "unhotlist", {"uid": uid, "note": note})
         self.audit("unhotlist", uid=uid, detail={} if note is None else {"note": note,
                    "removed": removed})  # fmt: skip
         return removed
@@ -672,6 +684,9 @@ class Journal:
                 " (?,?,?,?,?,?)",
                 (self._clock(), event, uid, member_id, request_id, _canon(detail or {})),
             )
+            record = {"event": event, "uid": uid, "member_id": member_id,
+                      "request_id": request_id, "detail": dict(detail or {})}  # fmt: skip
+            self._emit(db, "audit", record)
 
     def audit_events(
         self, event: str | None = None, uid: str | None = None

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Self, TypeVar, overload
 
 from daemon import metrics
 from daemon.config import DEFAULT_JOB_DEADLINE_MS, DaemonConfig, ReaderConfig, load_config
@@ -66,6 +66,9 @@ from daemon.readers.trace import ApduTrace
 from daemon.readers.workers import DEFAULT_MAX_QUEUE, JobContext, ReaderPool, ReaderWorker
 from daemon.scanners.stream import ScanStream
 from daemon.scanners.worker import Scanner
+
+if TYPE_CHECKING:
+    from daemon.ledger.store import StoreLedger
 
 __all__ = ["ReaderInfo", "Station"]
 
@@ -131,6 +134,7 @@ class Station(ClosesOnExit):
         self.cards: MemberCardService | None = None
         self.personaliser: Personaliser | None = None
         self.spool: Spool | None = None
+        self.ledger: StoreLedger | None = None
         self.scans: ScanStream | None = None
         self._printers: dict[str, PrinterService] = {}
         self._scanners: dict[str, Scanner] = {}
@@ -180,6 +184,11 @@ class Station(ClosesOnExit):
         self.personaliser = Personaliser(
             self.keystore, self.journal, self.programme, today=self._today
         )
+        if self.config.ledger is not None:  # the chain ledger: outbox, shipper, online check
+            from daemon.ledger.store import StoreLedger  # psycopg only when configured
+
+            self.ledger = StoreLedger(self.config.ledger, self.journal).start()
+            self.cards.chain_check = self.ledger.check
         self.backend = self.config.readers.create_backend()
         self.pool = ReaderPool(self.backend.connect, max_queue=self._queue_size)
         self.monitor = ReaderMonitor(self.backend, hub=self.hub, reader_id=self._reader_id)
@@ -218,6 +227,8 @@ class Station(ClosesOnExit):
             steps.append(("reader pool", self.pool.close))
         if self.backend is not None:
             steps.append(("reader backend", self.backend.close))
+        if self.ledger is not None:
+            steps.append(("ledger shipper", self.ledger.close))
         if self.journal is not None:
             steps.append(("journal", self.journal.close))
         steps.append(("event hub", self.hub.close))

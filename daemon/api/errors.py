@@ -87,6 +87,11 @@ STATUS_BY_REASON: Final[Mapping[str, grpc.StatusCode]] = {
     "CARD_CLONED": _C.FAILED_PRECONDITION,
     "HISTORY_FORKED": _C.FAILED_PRECONDITION,
     "VALUE_BLOCK_MISMATCH": _C.DATA_LOSS,
+    "CARD_REPLACED": _C.FAILED_PRECONDITION,
+    # the chain ledger: a payment above the offline floor limit needs it (retry when it is back)
+    "LEDGER_REQUIRED": _C.UNAVAILABLE,
+    "LEDGER_ERROR": _C.FAILED_PRECONDITION,
+    "LEDGER_UNAVAILABLE": _C.UNAVAILABLE,
     # devices
     "DEVICE_ERROR": _C.UNAVAILABLE,
     "READER_ERROR": _C.UNAVAILABLE,

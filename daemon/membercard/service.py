@@ -34,6 +34,7 @@ from daemon.errors import (
     CardDaemonError,
     CardExpired,
     CardMismatch,
+    FraudDetected,
     InsufficientBalance,
     RequestIdReused,
     WriteUnconfirmed,
@@ -76,6 +77,8 @@ __all__ = ["CardInfo", "MemberCardService", "MembershipResult", "OpResult"]
 logger = logging.getLogger(__name__)
 
 Compute = Callable[[CardState], tuple[SlotState, dict[str, Any]]]
+ChainCheck = Callable[[str, int, str, str, int], None]
+"""``(uid, counter, tag, op, amount)`` before a value change's intent: raises to refuse it."""
 Check = Callable[[str], None]
 """Deadline hook (e.g. ``JobContext.check_deadline``): raises to stop before the journal intent,
 the last point at which nothing of the request has been written; never called after it."""
@@ -176,6 +179,8 @@ class MemberCardService:
         self._today = today
         self._new_tag = new_tag
         self._swept = -math.inf
+        #: the chain ledger's online check (daemon/ledger/online.py), set by the station
+        self.chain_check: ChainCheck | None = None
         self.sweep()
 
     def sweep(self) -> tuple[str, ...]:
@@ -459,6 +464,14 @@ class MemberCardService:
                             bonus=figures["bonus"], points_delta=figures["points_delta"],
                             original_request_id=figures.get("original_request_id", ""),
                         )  # fmt: skip
+                    if self.chain_check is not None:  # the chain ledger, before money moves
+                        try:
+                            self.chain_check(state.uid_hex, state.current.counter,
+                                             state.current.tag.hex(), op,
+                                             int(figures.get("amount", 0)))  # fmt: skip
+                        except FraudDetected as exc:
+                            self.guard.fraud(state.uid_hex, exc)
+                            raise
                     if check is not None:  # last point with nothing of this request written
                         check(f"{op} {request_id} (card read, nothing written yet)")
                     self.journal.record_intent(

@@ -1,0 +1,77 @@
+"""The store's connection to the chain ledger: one small psycopg pool, errors made ours.
+
+Why a pool: the shipper and the online check each need a connection, and after the ledger
+restarts (or the store's line comes back) a broken connection must be replaced without anybody
+noticing; psycopg-pool does exactly that in the background. Every driver error becomes
+:class:`~daemon.errors.LedgerUnavailable` with the connection string's password starred: the
+string itself is never logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from daemon.errors import LedgerUnavailable
+from daemon.ledger.settings import mask
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["LedgerLink", "describe"]
+
+logger = logging.getLogger(__name__)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a driver error: its class and first line, passwords starred."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return mask(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+
+
+class LedgerLink:
+    """``connection(timeout_s)`` hands out a pooled autocommit connection; ``close()`` ends it.
+
+    The pool opens in the background: a store whose ledger is down starts anyway."""
+
+    def __init__(self, conninfo: str, *, size: int = 2, connect_timeout_s: int = 5) -> None:
+        from psycopg_pool import ConnectionPool
+
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=size,
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout_s,
+                    "application_name": "carddaemon"},
+            open=False,
+            name="ledger",
+            num_workers=1,
+            reconnect_timeout=365 * 86400.0,  # keep trying for as long as the store runs
+        )  # fmt: skip
+        self._pool.open(wait=False)
+        self._closed = False
+
+    @contextlib.contextmanager
+    def connection(self, timeout_s: float) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        if self._closed:
+            raise LedgerUnavailable("the ledger link is closed")
+        try:
+            with self._pool.connection(timeout=timeout_s) as conn:
+                yield conn
+        except PoolTimeout:
+            raise LedgerUnavailable(
+                f"no connection to the chain ledger within {timeout_s * 1000:.0f} ms"
+            ) from None
+        except psycopg.Error as exc:
+            raise LedgerUnavailable(f"chain ledger: {describe(exc)}") from None
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.close(timeout=5)
