@@ -172,3 +172,44 @@ def test_requests_and_uids_of_a_card_and_member(journal: Journal) -> None:
     journal.audit("issue", uid="U0", member_id="1001")
     assert [r.request_id for _, r in journal.requests_for_uid("U1")] == ["r1"]
     assert journal.uids_of_member("1001") == ["U0", "U1"]
+
+
+def test_a_journal_of_the_previous_schema_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
+    """A store PC updated to this build opens its old journal: the reversal link column and
+    the closed days appear (schema version 1), and every request it held is still there."""
+    from daemon.journal import _SCHEMA
+    from daemon.journal_cli import verify
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(_SCHEMA)  # the tables as builds before schema version 1 made them
+    old.execute(
+        "INSERT INTO requests (request_id, op, params_hash, params, uid, state, outcome,"
+        " created, updated) VALUES ('sale', 'debit', 'h', '{}', '04A1B2C3', 'COMMITTED',"
+        " '{\"amount\": 500}', 1.0, 2.0)"
+    )
+    old.commit()
+    old.close()
+    with Journal(path) as journal:
+        sale = journal.get("sale")
+        assert sale is not None
+        assert (sale.state, sale.outcome, sale.reverses, sale.updated) == (
+            RequestState.COMMITTED, {"amount": 500}, None, 2.0,
+        )  # fmt: skip
+        with journal.claim("back", "refund", {"original_request_id": "sale"}):
+            journal.link_reversal("back", "sale")
+        assert [r.request_id for r in journal.reversals_of("sale")] == ["back"]
+        assert journal.close_day("2026-11-23", 3.0, {"net_cash": 0})
+        assert not journal.close_day("2026-11-23", 4.0, {"net_cash": 1})
+        assert journal.closed_days() == {"2026-11-23": (3.0, {"net_cash": 0})}
+    with Journal(path):  # opened again: nothing to migrate twice
+        pass
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    db.close()
+    verify(path)  # and `carddaemon journal verify` calls it sound
+
+
+def test_a_report_query_may_only_read(journal: Journal) -> None:
+    with pytest.raises(ValueError, match="SELECT"):
+        journal.report("DELETE FROM requests")
