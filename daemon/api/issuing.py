@@ -24,6 +24,7 @@ from grpc import aio
 from daemon.api import convert
 from daemon.api.server import Service
 from daemon.api.settings import ApiConfig
+from daemon.api.v1 import common_pb2
 from daemon.api.v1 import issuing_service_pb2 as pb
 from daemon.api.v1 import issuing_service_pb2_grpc as pb_grpc
 from daemon.api.v1 import member_card_service_pb2 as mc
@@ -590,6 +591,23 @@ class IssuingServicer(pb_grpc.IssuingServiceServicer):
                 for uid, text, at in chunk
             ],
             next_page_token=str(start + size) if start + size < len(rows) else "",
+        )
+
+    async def ListTiers(
+        self, request: pb.ListTiersRequest, context: Context
+    ) -> pb.ListTiersResponse:
+        programme = self.station.programme
+        return pb.ListTiersResponse(
+            tiers=[
+                pb.Tier(
+                    index=i,
+                    name=tier.name,
+                    price_rate_bp=tier.discount,
+                    points_per_100_yuan=tier.points_per_100_yuan,
+                )
+                for i, tier in enumerate(programme.tiers)
+            ],
+            balance_cap=common_pb2.Money(amount_fen=programme.balance_cap),
         )
 
 

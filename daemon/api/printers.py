@@ -65,6 +65,9 @@ _STATES: Final = {
 }
 #: card operations a sale receipt may name
 _SALE_OPS: Final = ("debit", "credit", "points")
+#: ListPrintJobs: the default page, and how far back it looks (the spool keeps more)
+_JOBS_PAGE: Final = 50
+_JOBS_MAX: Final = 500
 
 #: library field names (``items[2].amount_fen``) → the contract's (``receipt.items[2].amount``)
 _FIELD_NAMES: Final = (
@@ -374,6 +377,21 @@ class PrinterServicer(pb_grpc.PrinterServiceServicer):
         svc, job_id = await asyncio.to_thread(self._job, request.name, "name")
         return pb.GetPrintJobResponse(job=job_message(await asyncio.to_thread(svc.job, job_id)))
 
+    async def ListPrintJobs(
+        self, request: pb.ListPrintJobsRequest, context: Context
+    ) -> pb.ListPrintJobsResponse:
+        size = request.page_size or _JOBS_PAGE
+        if not 1 <= size <= _JOBS_MAX:
+            raise InvalidArgument("page_size", f"{size} is not within 1..{_JOBS_MAX}")
+        state = request.state
+
+        def run() -> list[pb.PrintJob]:
+            svc = self._printer(request.printer, "printer")
+            jobs = [job_message(job) for job in svc.spool.jobs(svc.config.id, limit=_JOBS_MAX)]
+            return [j for j in jobs if not state or j.state == state][:size]
+
+        return pb.ListPrintJobsResponse(jobs=await asyncio.to_thread(run))
+
     async def Reprint(self, request: pb.ReprintRequest, context: Context) -> pb.ReprintResponse:
         rid = convert.request_id(request.request_id)
 
@@ -482,6 +500,7 @@ def service(station: Station, api: ApiConfig) -> Service:
             "ListPrinters",
             "GetPrinter",
             "GetPrintJob",
+            "ListPrintJobs",
             "WatchPrinter",
             "ConfirmPrinted",
             "CancelPrintJob",

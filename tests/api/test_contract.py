@@ -58,6 +58,7 @@ EXPECTED: dict[str, dict[str, bool]] = {
         "AddToHotlist": U,
         "RemoveFromHotlist": U,
         "ListHotlist": U,
+        "ListTiers": U,
     },
     "DiagnosticsService": {
         "ProbeCard": U,
@@ -71,6 +72,7 @@ EXPECTED: dict[str, dict[str, bool]] = {
         "GetPrinter": U,
         "PrintReceipt": U,
         "GetPrintJob": U,
+        "ListPrintJobs": U,
         "WatchPrinter": S,
         "Reprint": U,
         "ConfirmPrinted": U,

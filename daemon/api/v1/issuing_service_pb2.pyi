@@ -751,3 +751,86 @@ class ListHotlistResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListHotlistResponse: _TypeAlias = ListHotlistResponse  # noqa: Y015
+
+@_typing.final
+class Tier(_message.Message):
+    """One member tier of the store's tier table."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    PRICE_RATE_BP_FIELD_NUMBER: _builtins.int
+    POINTS_PER_100_YUAN_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Index in the tier table, as in CardSpec.tier (0 = the lowest)."""
+    name: _builtins.str
+    """Display name from the config, e.g. "金卡"."""
+    price_rate_bp: _builtins.int
+    """The price a member of this tier pays, per 10 000 of the list price: 8500 = 85%."""
+    points_per_100_yuan: _builtins.int
+    """Points earned per ¥100 paid."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        name: _builtins.str = ...,
+        price_rate_bp: _builtins.int = ...,
+        points_per_100_yuan: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "name", b"name", "points_per_100_yuan", b"points_per_100_yuan", "price_rate_bp", b"price_rate_bp"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Tier: _TypeAlias = Tier  # noqa: Y015
+
+@_typing.final
+class ListTiersRequest(_message.Message):
+    """Request of IssuingService.ListTiers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTiersRequest: _TypeAlias = ListTiersRequest  # noqa: Y015
+
+@_typing.final
+class ListTiersResponse(_message.Message):
+    """Response of IssuingService.ListTiers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIERS_FIELD_NUMBER: _builtins.int
+    BALANCE_CAP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___Tier]:
+        """The tiers, lowest first (index 0 first)."""
+
+    @_builtins.property
+    def balance_cap(self) -> _common_pb2.Money:
+        """The most stored value a card may hold (`[membercard] balance_cap`); an opening balance
+        above it is refused.
+        """
+
+    def __init__(
+        self,
+        *,
+        tiers: _abc.Iterable[Global___Tier] | None = ...,
+        balance_cap: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance_cap", b"balance_cap"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance_cap", b"balance_cap", "tiers", b"tiers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTiersResponse: _TypeAlias = ListTiersResponse  # noqa: Y015

@@ -79,6 +79,11 @@ class IssuingServiceStub:
                 request_serializer=carddaemon_dot_v1_dot_issuing__service__pb2.ListHotlistRequest.SerializeToString,
                 response_deserializer=carddaemon_dot_v1_dot_issuing__service__pb2.ListHotlistResponse.FromString,
                 _registered_method=True)
+        self.ListTiers = channel.unary_unary(
+                '/carddaemon.v1.IssuingService/ListTiers',
+                request_serializer=carddaemon_dot_v1_dot_issuing__service__pb2.ListTiersRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_issuing__service__pb2.ListTiersResponse.FromString,
+                _registered_method=True)
 
 
 class IssuingServiceServicer:
@@ -161,6 +166,15 @@ class IssuingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTiers(self, request, context):
+        """Lists the store's member tiers from the daemon's config (`[[membercard.tiers]]`), lowest
+        first, and the card balance cap: what an issuing tool offers and checks before IssueCard,
+        so a batch file may name tiers as the store does ("金卡") and is checked whole at once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IssuingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -203,6 +217,11 @@ def add_IssuingServiceServicer_to_server(servicer, server):
                     servicer.ListHotlist,
                     request_deserializer=carddaemon_dot_v1_dot_issuing__service__pb2.ListHotlistRequest.FromString,
                     response_serializer=carddaemon_dot_v1_dot_issuing__service__pb2.ListHotlistResponse.SerializeToString,
+            ),
+            'ListTiers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTiers,
+                    request_deserializer=carddaemon_dot_v1_dot_issuing__service__pb2.ListTiersRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_issuing__service__pb2.ListTiersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -426,6 +445,33 @@ class IssuingService:
             '/carddaemon.v1.IssuingService/ListHotlist',
             carddaemon_dot_v1_dot_issuing__service__pb2.ListHotlistRequest.SerializeToString,
             carddaemon_dot_v1_dot_issuing__service__pb2.ListHotlistResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTiers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.IssuingService/ListTiers',
+            carddaemon_dot_v1_dot_issuing__service__pb2.ListTiersRequest.SerializeToString,
+            carddaemon_dot_v1_dot_issuing__service__pb2.ListTiersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -79,6 +79,11 @@ class IssuingServiceStub:
     """
     ListHotlist: _grpc.UnaryUnaryMultiCallable[_issuing_service_pb2.ListHotlistRequest, _issuing_service_pb2.ListHotlistResponse]
     """Lists the hotlist, newest entry first."""
+    ListTiers: _grpc.UnaryUnaryMultiCallable[_issuing_service_pb2.ListTiersRequest, _issuing_service_pb2.ListTiersResponse]
+    """Lists the store's member tiers from the daemon's config (`[[membercard.tiers]]`), lowest
+    first, and the card balance cap: what an issuing tool offers and checks before IssueCard,
+    so a batch file may name tiers as the store does ("金卡") and is checked whole at once.
+    """
 
 @_typing.type_check_only
 class IssuingServiceAsyncStub(IssuingServiceStub):
@@ -129,6 +134,11 @@ class IssuingServiceAsyncStub(IssuingServiceStub):
     """
     ListHotlist: _aio.UnaryUnaryMultiCallable[_issuing_service_pb2.ListHotlistRequest, _issuing_service_pb2.ListHotlistResponse]  # type: ignore[assignment]
     """Lists the hotlist, newest entry first."""
+    ListTiers: _aio.UnaryUnaryMultiCallable[_issuing_service_pb2.ListTiersRequest, _issuing_service_pb2.ListTiersResponse]  # type: ignore[assignment]
+    """Lists the store's member tiers from the daemon's config (`[[membercard.tiers]]`), lowest
+    first, and the card balance cap: what an issuing tool offers and checks before IssueCard,
+    so a batch file may name tiers as the store does ("金卡") and is checked whole at once.
+    """
 
 class IssuingServiceServicer(metaclass=_abc_1.ABCMeta):
     """Card life cycle operations. Issuer role only, and the card-writing RPCs only on a station
@@ -224,5 +234,16 @@ class IssuingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_issuing_service_pb2.ListHotlistResponse, _abc.Awaitable[_issuing_service_pb2.ListHotlistResponse]]:
         """Lists the hotlist, newest entry first."""
+
+    @_abc_1.abstractmethod
+    def ListTiers(
+        self,
+        request: _issuing_service_pb2.ListTiersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_issuing_service_pb2.ListTiersResponse, _abc.Awaitable[_issuing_service_pb2.ListTiersResponse]]:
+        """Lists the store's member tiers from the daemon's config (`[[membercard.tiers]]`), lowest
+        first, and the card balance cap: what an issuing tool offers and checks before IssueCard,
+        so a batch file may name tiers as the store does ("金卡") and is checked whole at once.
+        """
 
 def add_IssuingServiceServicer_to_server(servicer: IssuingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

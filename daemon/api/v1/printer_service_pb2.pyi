@@ -697,6 +697,62 @@ class GetPrintJobResponse(_message.Message):
 Global___GetPrintJobResponse: _TypeAlias = GetPrintJobResponse  # noqa: Y015
 
 @_typing.final
+class ListPrintJobsRequest(_message.Message):
+    """Request of PrinterService.ListPrintJobs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRINTER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    printer: _builtins.str
+    """Required. Resource name of the printer, e.g. `printers/receipt`."""
+    page_size: _builtins.int
+    """Maximum number of jobs to return, 1..500; 0 means 50."""
+    state: Global___PrintJob.State.ValueType
+    """Only jobs in this state (e.g. STATE_UNCERTAIN), looked for among the last 500 jobs;
+    STATE_UNSPECIFIED: jobs in every state.
+    """
+    def __init__(
+        self,
+        *,
+        printer: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        state: Global___PrintJob.State.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "printer", b"printer", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPrintJobsRequest: _TypeAlias = ListPrintJobsRequest  # noqa: Y015
+
+@_typing.final
+class ListPrintJobsResponse(_message.Message):
+    """Response of PrinterService.ListPrintJobs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    JOBS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def jobs(self) -> _containers.RepeatedCompositeFieldContainer[Global___PrintJob]:
+        """The jobs, newest first."""
+
+    def __init__(
+        self,
+        *,
+        jobs: _abc.Iterable[Global___PrintJob] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["jobs", b"jobs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPrintJobsResponse: _TypeAlias = ListPrintJobsResponse  # noqa: Y015
+
+@_typing.final
 class WatchPrinterRequest(_message.Message):
     """Request of PrinterService.WatchPrinter."""
 

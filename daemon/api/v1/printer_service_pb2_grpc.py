@@ -62,6 +62,11 @@ class PrinterServiceStub:
                 request_serializer=carddaemon_dot_v1_dot_printer__service__pb2.GetPrintJobRequest.SerializeToString,
                 response_deserializer=carddaemon_dot_v1_dot_printer__service__pb2.GetPrintJobResponse.FromString,
                 _registered_method=True)
+        self.ListPrintJobs = channel.unary_unary(
+                '/carddaemon.v1.PrinterService/ListPrintJobs',
+                request_serializer=carddaemon_dot_v1_dot_printer__service__pb2.ListPrintJobsRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_printer__service__pb2.ListPrintJobsResponse.FromString,
+                _registered_method=True)
         self.WatchPrinter = channel.unary_stream(
                 '/carddaemon.v1.PrinterService/WatchPrinter',
                 request_serializer=carddaemon_dot_v1_dot_printer__service__pb2.WatchPrinterRequest.SerializeToString,
@@ -139,6 +144,15 @@ class PrinterServiceServicer:
 
     def GetPrintJob(self, request, context):
         """Returns one print job. NOT_FOUND / DEVICE_NOT_FOUND for an unknown job.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPrintJobs(self, request, context):
+        """Lists a printer's most recent jobs, newest first (the last 500 at most), optionally only
+        those in one state: how a technician finds the UNCERTAIN receipts to reprint or confirm.
+        NOT_FOUND / DEVICE_NOT_FOUND for an unknown printer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -226,6 +240,11 @@ def add_PrinterServiceServicer_to_server(servicer, server):
                     servicer.GetPrintJob,
                     request_deserializer=carddaemon_dot_v1_dot_printer__service__pb2.GetPrintJobRequest.FromString,
                     response_serializer=carddaemon_dot_v1_dot_printer__service__pb2.GetPrintJobResponse.SerializeToString,
+            ),
+            'ListPrintJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPrintJobs,
+                    request_deserializer=carddaemon_dot_v1_dot_printer__service__pb2.ListPrintJobsRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_printer__service__pb2.ListPrintJobsResponse.SerializeToString,
             ),
             'WatchPrinter': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchPrinter,
@@ -379,6 +398,33 @@ class PrinterService:
             '/carddaemon.v1.PrinterService/GetPrintJob',
             carddaemon_dot_v1_dot_printer__service__pb2.GetPrintJobRequest.SerializeToString,
             carddaemon_dot_v1_dot_printer__service__pb2.GetPrintJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPrintJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.PrinterService/ListPrintJobs',
+            carddaemon_dot_v1_dot_printer__service__pb2.ListPrintJobsRequest.SerializeToString,
+            carddaemon_dot_v1_dot_printer__service__pb2.ListPrintJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,

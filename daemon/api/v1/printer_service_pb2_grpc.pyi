@@ -59,6 +59,11 @@ class PrinterServiceStub:
     """
     GetPrintJob: _grpc.UnaryUnaryMultiCallable[_printer_service_pb2.GetPrintJobRequest, _printer_service_pb2.GetPrintJobResponse]
     """Returns one print job. NOT_FOUND / DEVICE_NOT_FOUND for an unknown job."""
+    ListPrintJobs: _grpc.UnaryUnaryMultiCallable[_printer_service_pb2.ListPrintJobsRequest, _printer_service_pb2.ListPrintJobsResponse]
+    """Lists a printer's most recent jobs, newest first (the last 500 at most), optionally only
+    those in one state: how a technician finds the UNCERTAIN receipts to reprint or confirm.
+    NOT_FOUND / DEVICE_NOT_FOUND for an unknown printer.
+    """
     WatchPrinter: _grpc.UnaryStreamMultiCallable[_printer_service_pb2.WatchPrinterRequest, _printer_service_pb2.WatchPrinterResponse]
     """Streams a printer's status changes and its jobs' state changes: first a snapshot of the
     printer, then events. `resume_after` as in ReaderService.WatchReaders.
@@ -121,6 +126,11 @@ class PrinterServiceAsyncStub(PrinterServiceStub):
     """
     GetPrintJob: _aio.UnaryUnaryMultiCallable[_printer_service_pb2.GetPrintJobRequest, _printer_service_pb2.GetPrintJobResponse]  # type: ignore[assignment]
     """Returns one print job. NOT_FOUND / DEVICE_NOT_FOUND for an unknown job."""
+    ListPrintJobs: _aio.UnaryUnaryMultiCallable[_printer_service_pb2.ListPrintJobsRequest, _printer_service_pb2.ListPrintJobsResponse]  # type: ignore[assignment]
+    """Lists a printer's most recent jobs, newest first (the last 500 at most), optionally only
+    those in one state: how a technician finds the UNCERTAIN receipts to reprint or confirm.
+    NOT_FOUND / DEVICE_NOT_FOUND for an unknown printer.
+    """
     WatchPrinter: _aio.UnaryStreamMultiCallable[_printer_service_pb2.WatchPrinterRequest, _printer_service_pb2.WatchPrinterResponse]  # type: ignore[assignment]
     """Streams a printer's status changes and its jobs' state changes: first a snapshot of the
     printer, then events. `resume_after` as in ReaderService.WatchReaders.
@@ -204,6 +214,17 @@ class PrinterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_printer_service_pb2.GetPrintJobResponse, _abc.Awaitable[_printer_service_pb2.GetPrintJobResponse]]:
         """Returns one print job. NOT_FOUND / DEVICE_NOT_FOUND for an unknown job."""
+
+    @_abc_1.abstractmethod
+    def ListPrintJobs(
+        self,
+        request: _printer_service_pb2.ListPrintJobsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_printer_service_pb2.ListPrintJobsResponse, _abc.Awaitable[_printer_service_pb2.ListPrintJobsResponse]]:
+        """Lists a printer's most recent jobs, newest first (the last 500 at most), optionally only
+        those in one state: how a technician finds the UNCERTAIN receipts to reprint or confirm.
+        NOT_FOUND / DEVICE_NOT_FOUND for an unknown printer.
+        """
 
     @_abc_1.abstractmethod
     def WatchPrinter(
