@@ -1,4 +1,5 @@
-"""``MemberCardService``: read, pay, top up, points, and settling unknown outcomes (POS role).
+"""``MemberCardService``: read, pay, top up, points, refunds, cancelled top-ups, settling
+unknown outcomes (POS role), and the daily settlement (:mod:`daemon.api.day`).
 
 Every card call runs as a job on the reader's worker thread (``Station.run_async``), never on
 the event loop. A call the client cancels before its job started is dropped from the queue
@@ -13,14 +14,23 @@ from typing import Any, cast
 
 from grpc import aio
 
-from daemon.api import convert
+from daemon.api import convert, day
 from daemon.api.server import Service
 from daemon.api.settings import ApiConfig
 from daemon.api.v1 import member_card_service_pb2 as pb
 from daemon.api.v1 import member_card_service_pb2_grpc as pb_grpc
 from daemon.errors import InvalidArgument
-from daemon.journal import RequestRecord, RequestState
-from daemon.membercard.requests import AdjustPoints, CardRequest, Credit, Debit, ReadCard
+from daemon.journal import Journal, RequestRecord, RequestState
+from daemon.membercard.requests import (
+    AdjustPoints,
+    CancelTopUp,
+    CardRequest,
+    Credit,
+    Debit,
+    ReadCard,
+    Refund,
+)
+from daemon.membercard.reversals import REVERSES, reversed_so_far
 from daemon.membercard.service import CardInfo, OpResult
 from daemon.station import Station
 
@@ -35,6 +45,8 @@ _OPS = {
     "issue": pb.OPERATION_TYPE_ISSUE,
     "erase": pb.OPERATION_TYPE_ERASE,
     "replace": pb.OPERATION_TYPE_REPLACE,
+    "refund": pb.OPERATION_TYPE_REFUND,
+    "cancel_topup": pb.OPERATION_TYPE_CANCEL_TOP_UP,
 }
 _STATES = {
     RequestState.COMMITTED: pb.GetOperationResponse.STATE_COMMITTED,
@@ -79,6 +91,7 @@ def operation_result(result: OpResult) -> pb.OperationResult:
         points_after=result.points,
         counter=result.counter,
         replayed=result.replayed,
+        original_request_id=result.original_request_id,
     )
 
 
@@ -163,6 +176,45 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
         result: OpResult = await self._run(request.reader, adjust, context)
         return pb.AdjustPointsResponse(result=operation_result(result))
 
+    async def Refund(self, request: pb.RefundRequest, context: Context) -> pb.RefundResponse:
+        refund = Refund(
+            request_id=convert.request_id(request.request_id),
+            original_request_id=_original(request.original_request_id),
+            amount=convert.amount(request.amount, "amount"),
+            expected_uid=_expected_uid(request.expected_uid),
+        )
+        result: OpResult = await self._run(request.reader, refund, context)
+        return pb.RefundResponse(result=operation_result(result))
+
+    async def CancelTopUp(
+        self, request: pb.CancelTopUpRequest, context: Context
+    ) -> pb.CancelTopUpResponse:
+        cancel = CancelTopUp(
+            request_id=convert.request_id(request.request_id),
+            original_request_id=_original(request.original_request_id),
+            expected_uid=_expected_uid(request.expected_uid),
+        )
+        result: OpResult = await self._run(request.reader, cancel, context)
+        return pb.CancelTopUpResponse(result=operation_result(result))
+
+    async def GetDaySettlement(
+        self, request: pb.GetDaySettlementRequest, context: Context
+    ) -> pb.GetDaySettlementResponse:
+        return pb.GetDaySettlementResponse(settlement=await day.get(self.station, request))
+
+    async def CloseDay(self, request: pb.CloseDayRequest, context: Context) -> pb.CloseDayResponse:
+        return pb.CloseDayResponse(settlement=await day.close(self.station, request))
+
+    async def ExportDaySettlement(
+        self, request: pb.ExportDaySettlementRequest, context: Context
+    ) -> pb.ExportDaySettlementResponse:
+        return await day.export(self.station, request)
+
+    async def PrintDaySettlement(
+        self, request: pb.PrintDaySettlementRequest, context: Context
+    ) -> pb.PrintDaySettlementResponse:
+        return await day.print_slip(self.station, request)
+
     async def GetOperation(
         self, request: pb.GetOperationRequest, context: Context
     ) -> pb.GetOperationResponse:
@@ -180,11 +232,11 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
             type=_OPS.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED),
             uid=record.uid or "",
         )
-        outcome = record.outcome or {}
-        if record.state is RequestState.COMMITTED and "balance_before" in outcome:
-            response.result.CopyFrom(operation_result(OpResult.from_outcome(outcome)))
-        elif record.state is RequestState.ABORTED:
-            response.error_reason = str(outcome.get("reason", ""))
+        _describe(response, record)
+        if record.reverses:
+            response.original_request_id = record.reverses
+        if record.op in REVERSES.values() and journal is not None:
+            await asyncio.to_thread(_reversals, response, record, journal)
         return response
 
     async def ListPendingOperations(
@@ -211,6 +263,40 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
         )
 
 
+def _original(value: str) -> str:
+    if not value:
+        raise InvalidArgument(
+            "original_request_id", "required: the request_id of the operation to reverse"
+        )
+    return value
+
+
+def _describe(into: pb.GetOperationResponse | pb.Reversal, record: RequestRecord) -> None:
+    """The outcome of ``record``: its result when committed, its reason when not applied."""
+    outcome = record.outcome or {}
+    if record.state is RequestState.COMMITTED and "balance_before" in outcome:
+        into.result.CopyFrom(operation_result(OpResult.from_outcome(outcome)))
+    elif record.state is RequestState.ABORTED:
+        into.error_reason = str(outcome.get("reason", outcome.get("error", "")))
+
+
+def _reversals(response: pb.GetOperationResponse, record: RequestRecord, journal: Journal) -> None:
+    """A payment's refunds or a top-up's cancellation, and what is left to reverse."""
+    for found in journal.reversals_of(record.request_id):
+        item = pb.Reversal(
+            request_id=found.request_id,
+            type=_OPS.get(found.op, pb.OPERATION_TYPE_UNSPECIFIED),
+            state=_STATES.get(found.state, pb.GetOperationResponse.STATE_UNSPECIFIED),
+        )
+        _describe(item, found)
+        response.reversals.append(item)
+    if record.state is RequestState.COMMITTED and record.outcome is not None:
+        done, _ = reversed_so_far(journal, record.request_id)
+        total = int(record.outcome.get("amount", 0))
+        left = total - done if record.op == "debit" else (0 if done else total)
+        response.amount_left.CopyFrom(convert.money(max(left, 0)))
+
+
 def _pending(record: RequestRecord) -> pb.PendingOperation:
     before = record.before or {}
     after = record.after or {}
@@ -232,5 +318,9 @@ def service(station: Station, api: ApiConfig) -> Service:
         frozenset({"pos"}),
         MemberCardServicer(station, api.max_call_ms),
         pb_grpc.add_MemberCardServiceServicer_to_server,
-        {"technician": frozenset({"GetOperation", "ListPendingOperations"})},
+        {
+            "technician": frozenset(
+                {"GetOperation", "ListPendingOperations", "GetDaySettlement", "ExportDaySettlement"}
+            )
+        },
     )

@@ -48,6 +48,12 @@ EXPECTED: dict[str, dict[str, bool]] = {
         "AdjustPoints": U,
         "GetOperation": U,
         "ListPendingOperations": U,
+        "Refund": U,
+        "CancelTopUp": U,
+        "GetDaySettlement": U,
+        "CloseDay": U,
+        "ExportDaySettlement": U,
+        "PrintDaySettlement": U,
     },
     "IssuingService": {
         "IssueCard": U,
@@ -96,7 +102,7 @@ EXPECTED: dict[str, dict[str, bool]] = {
 #: RPCs that change a card, the journal's money or a printout: a client retry must be safe.
 IDEMPOTENT = [
     "Debit", "Credit", "AdjustPoints", "IssueCard", "EraseCard", "ReplaceCard",
-    "PrintReceipt", "Reprint", "OpenDrawer",
+    "PrintReceipt", "Reprint", "OpenDrawer", "Refund", "CancelTopUp", "PrintDaySettlement",
 ]  # fmt: skip
 
 

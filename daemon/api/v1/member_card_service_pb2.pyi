@@ -43,6 +43,10 @@ class _OperationTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Operati
     """IssuingService.EraseCard."""
     OPERATION_TYPE_REPLACE: _OperationType.ValueType  # 6
     """IssuingService.ReplaceCard."""
+    OPERATION_TYPE_REFUND: _OperationType.ValueType  # 7
+    """MemberCardService.Refund."""
+    OPERATION_TYPE_CANCEL_TOP_UP: _OperationType.ValueType  # 8
+    """MemberCardService.CancelTopUp."""
 
 class OperationType(_OperationType, metaclass=_OperationTypeEnumTypeWrapper):
     """The kind of a journalled card operation."""
@@ -61,6 +65,10 @@ OPERATION_TYPE_ERASE: OperationType.ValueType  # 5
 """IssuingService.EraseCard."""
 OPERATION_TYPE_REPLACE: OperationType.ValueType  # 6
 """IssuingService.ReplaceCard."""
+OPERATION_TYPE_REFUND: OperationType.ValueType  # 7
+"""MemberCardService.Refund."""
+OPERATION_TYPE_CANCEL_TOP_UP: OperationType.ValueType  # 8
+"""MemberCardService.CancelTopUp."""
 Global___OperationType: _TypeAlias = OperationType  # noqa: Y015
 
 class _MemberCardStatus:
@@ -180,6 +188,7 @@ class OperationResult(_message.Message):
     COUNTER_FIELD_NUMBER: _builtins.int
     REPLAYED_FIELD_NUMBER: _builtins.int
     COMMIT_TIME_FIELD_NUMBER: _builtins.int
+    ORIGINAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The client's request_id."""
     type: Global___OperationType.ValueType
@@ -200,6 +209,8 @@ class OperationResult(_message.Message):
     """True when this is a retry that returned the recorded outcome of an earlier call with the
     same request_id: nothing was changed now.
     """
+    original_request_id: _builtins.str
+    """Refund and CancelTopUp: the request_id of the payment or top-up this operation reverses."""
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
         """The amount paid (Debit) or topped up (Credit, without bonus); zero for points-only
@@ -239,10 +250,11 @@ class OperationResult(_message.Message):
         counter: _builtins.int = ...,
         replayed: _builtins.bool = ...,
         commit_time: _timestamp_pb2.Timestamp | None = ...,
+        original_request_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "balance_before", b"balance_before", "bonus", b"bonus", "commit_time", b"commit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "balance_before", b"balance_before", "bonus", b"bonus", "commit_time", b"commit_time", "counter", b"counter", "member_id", b"member_id", "points_after", b"points_after", "points_before", b"points_before", "points_delta", b"points_delta", "replayed", b"replayed", "request_id", b"request_id", "type", b"type", "uid", b"uid"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "balance_after", b"balance_after", "balance_before", b"balance_before", "bonus", b"bonus", "commit_time", b"commit_time", "counter", b"counter", "member_id", b"member_id", "original_request_id", b"original_request_id", "points_after", b"points_after", "points_before", b"points_before", "points_delta", b"points_delta", "replayed", b"replayed", "request_id", b"request_id", "type", b"type", "uid", b"uid"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -607,6 +619,9 @@ class GetOperationResponse(_message.Message):
     ERROR_REASON_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    REVERSALS_FIELD_NUMBER: _builtins.int
+    AMOUNT_LEFT_FIELD_NUMBER: _builtins.int
+    ORIGINAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The request_id asked about."""
     state: Global___GetOperationResponse.State.ValueType
@@ -619,6 +634,8 @@ class GetOperationResponse(_message.Message):
     """
     error_reason: _builtins.str
     """For STATE_NOT_APPLIED: the error reason that stopped it, e.g. "INSUFFICIENT_BALANCE"."""
+    original_request_id: _builtins.str
+    """For a Refund or CancelTopUp: the request_id of the operation it reverses."""
     @_builtins.property
     def result(self) -> Global___OperationResult:
         """The outcome; set only for STATE_COMMITTED."""
@@ -631,6 +648,18 @@ class GetOperationResponse(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the state last changed."""
 
+    @_builtins.property
+    def reversals(self) -> _containers.RepeatedCompositeFieldContainer[Global___Reversal]:
+        """The refunds (of a Debit) or cancellation (of a Credit) made of this operation at this PC,
+        oldest first, whatever their state.
+        """
+
+    @_builtins.property
+    def amount_left(self) -> _common_pb2.Money:
+        """A committed Debit: what may still be refunded (the payment less its committed and pending
+        refunds). A committed Credit: what a cancellation would hand back (zero once cancelled).
+        """
+
     def __init__(
         self,
         *,
@@ -642,14 +671,537 @@ class GetOperationResponse(_message.Message):
         error_reason: _builtins.str = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        reversals: _abc.Iterable[Global___Reversal] | None = ...,
+        amount_left: _common_pb2.Money | None = ...,
+        original_request_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "result", b"result", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_left", b"amount_left", "create_time", b"create_time", "result", b"result", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "error_reason", b"error_reason", "request_id", b"request_id", "result", b"result", "state", b"state", "type", b"type", "uid", b"uid", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_left", b"amount_left", "create_time", b"create_time", "error_reason", b"error_reason", "original_request_id", b"original_request_id", "request_id", b"request_id", "result", b"result", "reversals", b"reversals", "state", b"state", "type", b"type", "uid", b"uid", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetOperationResponse: _TypeAlias = GetOperationResponse  # noqa: Y015
+
+@_typing.final
+class Reversal(_message.Message):
+    """A refund or cancelled top-up of an operation, as GetOperation of that operation lists it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    ERROR_REASON_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The reversal's request_id."""
+    type: Global___OperationType.ValueType
+    """OPERATION_TYPE_REFUND or OPERATION_TYPE_CANCEL_TOP_UP."""
+    state: Global___GetOperationResponse.State.ValueType
+    """Where it stands, as GetOperationResponse.state."""
+    error_reason: _builtins.str
+    """For STATE_NOT_APPLIED: the reason that stopped it, e.g. "REFUND_EXCEEDS_PAYMENT"."""
+    @_builtins.property
+    def result(self) -> Global___OperationResult:
+        """Its outcome when committed."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        type: Global___OperationType.ValueType = ...,
+        state: Global___GetOperationResponse.State.ValueType = ...,
+        result: Global___OperationResult | None = ...,
+        error_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_reason", b"error_reason", "request_id", b"request_id", "result", b"result", "state", b"state", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reversal: _TypeAlias = Reversal  # noqa: Y015
+
+@_typing.final
+class RefundRequest(_message.Message):
+    """Request of MemberCardService.Refund."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_UID_FIELD_NUMBER: _builtins.int
+    ORIGINAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    reader: _builtins.str
+    """Required. Resource name of the reader, e.g. `readers/front`."""
+    request_id: _builtins.str
+    """Required. Client-chosen idempotency key of this refund, 1..64 printable characters."""
+    expected_uid: _builtins.str
+    """Required. UID of the card the customer showed (from ReadCard): the card that paid."""
+    original_request_id: _builtins.str
+    """Required. The request_id of the Debit being refunded."""
+    @_builtins.property
+    def amount(self) -> _common_pb2.Money:
+        """Required. The amount to put back, positive, at most what is left of the payment."""
+
+    def __init__(
+        self,
+        *,
+        reader: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        expected_uid: _builtins.str = ...,
+        original_request_id: _builtins.str = ...,
+        amount: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expected_uid", b"expected_uid", "original_request_id", b"original_request_id", "reader", b"reader", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundRequest: _TypeAlias = RefundRequest  # noqa: Y015
+
+@_typing.final
+class RefundResponse(_message.Message):
+    """Response of MemberCardService.Refund."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___OperationResult:
+        """What was done (or, with `replayed`, what had been done): `amount` put back, the points
+        taken back as a negative `points_delta`.
+        """
+
+    def __init__(
+        self,
+        *,
+        result: Global___OperationResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefundResponse: _TypeAlias = RefundResponse  # noqa: Y015
+
+@_typing.final
+class CancelTopUpRequest(_message.Message):
+    """Request of MemberCardService.CancelTopUp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READER_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    EXPECTED_UID_FIELD_NUMBER: _builtins.int
+    ORIGINAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    reader: _builtins.str
+    """Required. Resource name of the reader, e.g. `readers/front`."""
+    request_id: _builtins.str
+    """Required. Client-chosen idempotency key of this cancellation, 1..64 printable characters."""
+    expected_uid: _builtins.str
+    """Required. UID of the card that was topped up (from ReadCard)."""
+    original_request_id: _builtins.str
+    """Required. The request_id of the Credit being cancelled."""
+    def __init__(
+        self,
+        *,
+        reader: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        expected_uid: _builtins.str = ...,
+        original_request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_uid", b"expected_uid", "original_request_id", b"original_request_id", "reader", b"reader", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelTopUpRequest: _TypeAlias = CancelTopUpRequest  # noqa: Y015
+
+@_typing.final
+class CancelTopUpResponse(_message.Message):
+    """Response of MemberCardService.CancelTopUp."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___OperationResult:
+        """What was done: `amount` is the cash to hand back, `bonus` the bonus taken off the card."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___OperationResult | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelTopUpResponse: _TypeAlias = CancelTopUpResponse  # noqa: Y015
+
+@_typing.final
+class DaySettlement(_message.Message):
+    """The settlement (日结) of one business day at one store PC, from its journal. Amounts are the
+    sums of the day's committed operations; operations whose outcome is unknown are only counted.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUSINESS_DAY_FIELD_NUMBER: _builtins.int
+    PC_FIELD_NUMBER: _builtins.int
+    DAY_CUTOFF_HOUR_FIELD_NUMBER: _builtins.int
+    CLOSED_FIELD_NUMBER: _builtins.int
+    CLOSE_TIME_FIELD_NUMBER: _builtins.int
+    TOP_UP_COUNT_FIELD_NUMBER: _builtins.int
+    TOP_UP_CASH_FIELD_NUMBER: _builtins.int
+    TOP_UP_BONUS_FIELD_NUMBER: _builtins.int
+    PAYMENT_COUNT_FIELD_NUMBER: _builtins.int
+    PAYMENT_AMOUNT_FIELD_NUMBER: _builtins.int
+    REFUND_COUNT_FIELD_NUMBER: _builtins.int
+    REFUND_AMOUNT_FIELD_NUMBER: _builtins.int
+    REFUND_POINTS_FIELD_NUMBER: _builtins.int
+    CANCELLED_TOP_UP_COUNT_FIELD_NUMBER: _builtins.int
+    CANCELLED_TOP_UP_CASH_FIELD_NUMBER: _builtins.int
+    CANCELLED_TOP_UP_BONUS_FIELD_NUMBER: _builtins.int
+    POINTS_EARNED_FIELD_NUMBER: _builtins.int
+    POINTS_REDEEMED_FIELD_NUMBER: _builtins.int
+    CARDS_ISSUED_FIELD_NUMBER: _builtins.int
+    ISSUED_BALANCE_FIELD_NUMBER: _builtins.int
+    CARDS_REPLACED_FIELD_NUMBER: _builtins.int
+    UNCONFIRMED_COUNT_FIELD_NUMBER: _builtins.int
+    PENDING_COUNT_FIELD_NUMBER: _builtins.int
+    NET_CASH_FIELD_NUMBER: _builtins.int
+    STORED_VALUE_CHANGE_FIELD_NUMBER: _builtins.int
+    pc: _builtins.str
+    """The store PC (its host name)."""
+    day_cutoff_hour: _builtins.int
+    """The configured cut-off hour (`[membercard] day_cutoff_hour`), 0..23."""
+    closed: _builtins.bool
+    """True once the day is closed: its figures never change again."""
+    top_up_count: _builtins.int
+    """Number of top-ups (Credit)."""
+    payment_count: _builtins.int
+    """Number of payments (Debit)."""
+    refund_count: _builtins.int
+    """Number of refunds."""
+    refund_points: _builtins.int
+    """Points the refunds took back."""
+    cancelled_top_up_count: _builtins.int
+    """Number of cancelled top-ups."""
+    points_earned: _builtins.int
+    """Points earned (payments and positive AdjustPoints)."""
+    points_redeemed: _builtins.int
+    """Points redeemed (negative AdjustPoints)."""
+    cards_issued: _builtins.int
+    """New cards issued (not counting replacements)."""
+    cards_replaced: _builtins.int
+    """Lost cards replaced (补卡)."""
+    unconfirmed_count: _builtins.int
+    """Operations answered WRITE_UNCONFIRMED that a read of their card settled during the day."""
+    pending_count: _builtins.int
+    """Operations of the day whose outcome is still unknown (present those cards): not in the
+    amounts above.
+    """
+    @_builtins.property
+    def business_day(self) -> _common_pb2.Date:
+        """The business day: from `day_cutoff_hour` on this date to the same hour the next day."""
+
+    @_builtins.property
+    def close_time(self) -> _timestamp_pb2.Timestamp:
+        """When the day was closed; unset while it is open."""
+
+    @_builtins.property
+    def top_up_cash(self) -> _common_pb2.Money:
+        """Cash taken for top-ups (without bonus)."""
+
+    @_builtins.property
+    def top_up_bonus(self) -> _common_pb2.Money:
+        """Bonus granted with the top-ups."""
+
+    @_builtins.property
+    def payment_amount(self) -> _common_pb2.Money:
+        """Paid from stored value."""
+
+    @_builtins.property
+    def refund_amount(self) -> _common_pb2.Money:
+        """Put back on cards by refunds."""
+
+    @_builtins.property
+    def cancelled_top_up_cash(self) -> _common_pb2.Money:
+        """Cash handed back for cancelled top-ups."""
+
+    @_builtins.property
+    def cancelled_top_up_bonus(self) -> _common_pb2.Money:
+        """Bonus taken back with the cancelled top-ups."""
+
+    @_builtins.property
+    def issued_balance(self) -> _common_pb2.Money:
+        """Opening balances of the cards issued."""
+
+    @_builtins.property
+    def net_cash(self) -> _common_pb2.Money:
+        """Cash the drawer took for member cards: top-up cash less cancelled top-up cash (may be
+        negative).
+        """
+
+    @_builtins.property
+    def stored_value_change(self) -> _common_pb2.Money:
+        """What the day's operations changed on the cards' stored value, issue balances apart."""
+
+    def __init__(
+        self,
+        *,
+        business_day: _common_pb2.Date | None = ...,
+        pc: _builtins.str = ...,
+        day_cutoff_hour: _builtins.int = ...,
+        closed: _builtins.bool = ...,
+        close_time: _timestamp_pb2.Timestamp | None = ...,
+        top_up_count: _builtins.int = ...,
+        top_up_cash: _common_pb2.Money | None = ...,
+        top_up_bonus: _common_pb2.Money | None = ...,
+        payment_count: _builtins.int = ...,
+        payment_amount: _common_pb2.Money | None = ...,
+        refund_count: _builtins.int = ...,
+        refund_amount: _common_pb2.Money | None = ...,
+        refund_points: _builtins.int = ...,
+        cancelled_top_up_count: _builtins.int = ...,
+        cancelled_top_up_cash: _common_pb2.Money | None = ...,
+        cancelled_top_up_bonus: _common_pb2.Money | None = ...,
+        points_earned: _builtins.int = ...,
+        points_redeemed: _builtins.int = ...,
+        cards_issued: _builtins.int = ...,
+        issued_balance: _common_pb2.Money | None = ...,
+        cards_replaced: _builtins.int = ...,
+        unconfirmed_count: _builtins.int = ...,
+        pending_count: _builtins.int = ...,
+        net_cash: _common_pb2.Money | None = ...,
+        stored_value_change: _common_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day", "cancelled_top_up_bonus", b"cancelled_top_up_bonus", "cancelled_top_up_cash", b"cancelled_top_up_cash", "close_time", b"close_time", "issued_balance", b"issued_balance", "net_cash", b"net_cash", "payment_amount", b"payment_amount", "refund_amount", b"refund_amount", "stored_value_change", b"stored_value_change", "top_up_bonus", b"top_up_bonus", "top_up_cash", b"top_up_cash"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day", "cancelled_top_up_bonus", b"cancelled_top_up_bonus", "cancelled_top_up_cash", b"cancelled_top_up_cash", "cancelled_top_up_count", b"cancelled_top_up_count", "cards_issued", b"cards_issued", "cards_replaced", b"cards_replaced", "close_time", b"close_time", "closed", b"closed", "day_cutoff_hour", b"day_cutoff_hour", "issued_balance", b"issued_balance", "net_cash", b"net_cash", "payment_amount", b"payment_amount", "payment_count", b"payment_count", "pc", b"pc", "pending_count", b"pending_count", "points_earned", b"points_earned", "points_redeemed", b"points_redeemed", "refund_amount", b"refund_amount", "refund_count", b"refund_count", "refund_points", b"refund_points", "stored_value_change", b"stored_value_change", "top_up_bonus", b"top_up_bonus", "top_up_cash", b"top_up_cash", "top_up_count", b"top_up_count", "unconfirmed_count", b"unconfirmed_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DaySettlement: _TypeAlias = DaySettlement  # noqa: Y015
+
+@_typing.final
+class GetDaySettlementRequest(_message.Message):
+    """Request of MemberCardService.GetDaySettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUSINESS_DAY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def business_day(self) -> _common_pb2.Date:
+        """The business day; unset: the day operations count in now."""
+
+    def __init__(
+        self,
+        *,
+        business_day: _common_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDaySettlementRequest: _TypeAlias = GetDaySettlementRequest  # noqa: Y015
+
+@_typing.final
+class GetDaySettlementResponse(_message.Message):
+    """Response of MemberCardService.GetDaySettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlement(self) -> Global___DaySettlement:
+        """The day's settlement."""
+
+    def __init__(
+        self,
+        *,
+        settlement: Global___DaySettlement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDaySettlementResponse: _TypeAlias = GetDaySettlementResponse  # noqa: Y015
+
+@_typing.final
+class CloseDayRequest(_message.Message):
+    """Request of MemberCardService.CloseDay."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUSINESS_DAY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def business_day(self) -> _common_pb2.Date:
+        """The business day to close; unset: the day operations count in now."""
+
+    def __init__(
+        self,
+        *,
+        business_day: _common_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseDayRequest: _TypeAlias = CloseDayRequest  # noqa: Y015
+
+@_typing.final
+class CloseDayResponse(_message.Message):
+    """Response of MemberCardService.CloseDay."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def settlement(self) -> Global___DaySettlement:
+        """The day's settlement as frozen."""
+
+    def __init__(
+        self,
+        *,
+        settlement: Global___DaySettlement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CloseDayResponse: _TypeAlias = CloseDayResponse  # noqa: Y015
+
+@_typing.final
+class ExportDaySettlementRequest(_message.Message):
+    """Request of MemberCardService.ExportDaySettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BUSINESS_DAY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def business_day(self) -> _common_pb2.Date:
+        """The business day; unset: the day operations count in now."""
+
+    def __init__(
+        self,
+        *,
+        business_day: _common_pb2.Date | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportDaySettlementRequest: _TypeAlias = ExportDaySettlementRequest  # noqa: Y015
+
+@_typing.final
+class ExportDaySettlementResponse(_message.Message):
+    """Response of MemberCardService.ExportDaySettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CSV_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
+    csv: _builtins.str
+    """RFC 4180 CSV, UTF-8: a header line, then one line of figures (fen, points, counts)."""
+    @_builtins.property
+    def settlement(self) -> Global___DaySettlement:
+        """The day's settlement, as in the CSV."""
+
+    def __init__(
+        self,
+        *,
+        csv: _builtins.str = ...,
+        settlement: Global___DaySettlement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csv", b"csv", "settlement", b"settlement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportDaySettlementResponse: _TypeAlias = ExportDaySettlementResponse  # noqa: Y015
+
+@_typing.final
+class PrintDaySettlementRequest(_message.Message):
+    """Request of MemberCardService.PrintDaySettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRINTER_FIELD_NUMBER: _builtins.int
+    BUSINESS_DAY_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    printer: _builtins.str
+    """Required. Resource name of the receipt printer, e.g. `printers/receipt`."""
+    request_id: _builtins.str
+    """Optional idempotency key: a retry with the same request_id returns the first call's job
+    instead of printing the slip twice.
+    """
+    @_builtins.property
+    def business_day(self) -> _common_pb2.Date:
+        """The business day; unset: the day operations count in now."""
+
+    def __init__(
+        self,
+        *,
+        printer: _builtins.str = ...,
+        business_day: _common_pb2.Date | None = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day", "printer", b"printer", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrintDaySettlementRequest: _TypeAlias = PrintDaySettlementRequest  # noqa: Y015
+
+@_typing.final
+class PrintDaySettlementResponse(_message.Message):
+    """Response of MemberCardService.PrintDaySettlement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRINT_JOB_FIELD_NUMBER: _builtins.int
+    SETTLEMENT_FIELD_NUMBER: _builtins.int
+    print_job: _builtins.str
+    """The spooled job, e.g. `printers/receipt/jobs/42` (follow it with PrinterService)."""
+    @_builtins.property
+    def settlement(self) -> Global___DaySettlement:
+        """The settlement printed."""
+
+    def __init__(
+        self,
+        *,
+        print_job: _builtins.str = ...,
+        settlement: Global___DaySettlement | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settlement", b"settlement"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["print_job", b"print_job", "settlement", b"settlement"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PrintDaySettlementResponse: _TypeAlias = PrintDaySettlementResponse  # noqa: Y015
 
 @_typing.final
 class ListPendingOperationsRequest(_message.Message):

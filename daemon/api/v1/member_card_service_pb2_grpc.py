@@ -26,8 +26,10 @@ if _version_not_supported:
 
 
 class MemberCardServiceStub:
-    """Member card operations on a card presented at a reader. POS role (the technician role may
-    call GetOperation and ListPendingOperations).
+    """Member card operations on a card presented at a reader, and the daily settlement. POS role
+    (the technician role may call GetOperation, ListPendingOperations, GetDaySettlement and
+    ExportDaySettlement). Closing the day is a POS call: the daemon cannot tell a manager from a
+    cashier on the POS socket, so the POS application puts CloseDay behind its manager login.
 
     Idempotency: every mutation carries a client-chosen `request_id` (required, 1..64
     printable characters on one line; a UUID4 is ideal). The daemon journals it before the card is
@@ -87,11 +89,43 @@ class MemberCardServiceStub:
                 request_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.ListPendingOperationsRequest.SerializeToString,
                 response_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.ListPendingOperationsResponse.FromString,
                 _registered_method=True)
+        self.Refund = channel.unary_unary(
+                '/carddaemon.v1.MemberCardService/Refund',
+                request_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.RefundRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.RefundResponse.FromString,
+                _registered_method=True)
+        self.CancelTopUp = channel.unary_unary(
+                '/carddaemon.v1.MemberCardService/CancelTopUp',
+                request_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.CancelTopUpRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.CancelTopUpResponse.FromString,
+                _registered_method=True)
+        self.GetDaySettlement = channel.unary_unary(
+                '/carddaemon.v1.MemberCardService/GetDaySettlement',
+                request_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.GetDaySettlementRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.GetDaySettlementResponse.FromString,
+                _registered_method=True)
+        self.CloseDay = channel.unary_unary(
+                '/carddaemon.v1.MemberCardService/CloseDay',
+                request_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.CloseDayRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.CloseDayResponse.FromString,
+                _registered_method=True)
+        self.ExportDaySettlement = channel.unary_unary(
+                '/carddaemon.v1.MemberCardService/ExportDaySettlement',
+                request_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.ExportDaySettlementRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.ExportDaySettlementResponse.FromString,
+                _registered_method=True)
+        self.PrintDaySettlement = channel.unary_unary(
+                '/carddaemon.v1.MemberCardService/PrintDaySettlement',
+                request_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.PrintDaySettlementRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.PrintDaySettlementResponse.FromString,
+                _registered_method=True)
 
 
 class MemberCardServiceServicer:
-    """Member card operations on a card presented at a reader. POS role (the technician role may
-    call GetOperation and ListPendingOperations).
+    """Member card operations on a card presented at a reader, and the daily settlement. POS role
+    (the technician role may call GetOperation, ListPendingOperations, GetDaySettlement and
+    ExportDaySettlement). Closing the day is a POS call: the daemon cannot tell a manager from a
+    cashier on the POS socket, so the POS application puts CloseDay behind its manager login.
 
     Idempotency: every mutation carries a client-chosen `request_id` (required, 1..64
     printable characters on one line; a UUID4 is ideal). The daemon journals it before the card is
@@ -172,6 +206,63 @@ class MemberCardServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Refund(self, request, context):
+        """Puts `amount` of an earlier payment (Debit `original_request_id`) back on the card that
+        paid, taking back the points that part earned (rounded down on the running total), never a
+        bonus; one card write like a Debit (same idempotency, same WRITE_UNCONFIRMED handling).
+        Refunds of one payment never add up to more than it. Besides the common errors:
+        NOT_FOUND / ORIGINAL_NOT_FOUND; FAILED_PRECONDITION / ORIGINAL_NOT_COMMITTED (pending or not
+        applied), ORIGINAL_NOT_REVERSIBLE (not a payment), ALREADY_REVERSED (refunded in full),
+        REFUND_EXCEEDS_PAYMENT, REVERSAL_CARD_MISMATCH (not the card that paid),
+        REVERSAL_WINDOW_CLOSED (after `[membercard] refund_days`), INSUFFICIENT_BALANCE (the card no
+        longer holds the points to take back). Every refusal names the payment and what is left.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelTopUp(self, request, context):
+        """Takes an earlier top-up (Credit `original_request_id`) and its bonus back off its card, in
+        one write, within `[membercard] cancel_window` (default: the top-up's own business day).
+        Errors as Refund, and FAILED_PRECONDITION / TOPUP_SPENT when the card no longer holds the
+        top-up and its bonus.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDaySettlement(self, request, context):
+        """The settlement (日结) of a business day at this PC: open days as of now, closed days as
+        frozen when closed. Needs no card.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CloseDay(self, request, context):
+        """Closes (freezes) a business day: its settlement never changes again and operations that
+        commit later count in the next day. FAILED_PRECONDITION / DAY_ALREADY_CLOSED for a day
+        closed before; INVALID_ARGUMENT for a day that has not begun.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportDaySettlement(self, request, context):
+        """The settlement of a business day as CSV (a header line, then one line of figures).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PrintDaySettlement(self, request, context):
+        """Prints the settlement slip of a business day on a receipt printer (spooled like any
+        receipt; idempotent by `request_id`). NOT_FOUND / DEVICE_NOT_FOUND for an unknown printer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemberCardServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -205,6 +296,36 @@ def add_MemberCardServiceServicer_to_server(servicer, server):
                     request_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.ListPendingOperationsRequest.FromString,
                     response_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.ListPendingOperationsResponse.SerializeToString,
             ),
+            'Refund': grpc.unary_unary_rpc_method_handler(
+                    servicer.Refund,
+                    request_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.RefundRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.RefundResponse.SerializeToString,
+            ),
+            'CancelTopUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTopUp,
+                    request_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.CancelTopUpRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.CancelTopUpResponse.SerializeToString,
+            ),
+            'GetDaySettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDaySettlement,
+                    request_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.GetDaySettlementRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.GetDaySettlementResponse.SerializeToString,
+            ),
+            'CloseDay': grpc.unary_unary_rpc_method_handler(
+                    servicer.CloseDay,
+                    request_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.CloseDayRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.CloseDayResponse.SerializeToString,
+            ),
+            'ExportDaySettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportDaySettlement,
+                    request_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.ExportDaySettlementRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.ExportDaySettlementResponse.SerializeToString,
+            ),
+            'PrintDaySettlement': grpc.unary_unary_rpc_method_handler(
+                    servicer.PrintDaySettlement,
+                    request_deserializer=carddaemon_dot_v1_dot_member__card__service__pb2.PrintDaySettlementRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_member__card__service__pb2.PrintDaySettlementResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'carddaemon.v1.MemberCardService', rpc_method_handlers)
@@ -214,8 +335,10 @@ def add_MemberCardServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class MemberCardService:
-    """Member card operations on a card presented at a reader. POS role (the technician role may
-    call GetOperation and ListPendingOperations).
+    """Member card operations on a card presented at a reader, and the daily settlement. POS role
+    (the technician role may call GetOperation, ListPendingOperations, GetDaySettlement and
+    ExportDaySettlement). Closing the day is a POS call: the daemon cannot tell a manager from a
+    cashier on the POS socket, so the POS application puts CloseDay behind its manager login.
 
     Idempotency: every mutation carries a client-chosen `request_id` (required, 1..64
     printable characters on one line; a UUID4 is ideal). The daemon journals it before the card is
@@ -391,6 +514,168 @@ class MemberCardService:
             '/carddaemon.v1.MemberCardService/ListPendingOperations',
             carddaemon_dot_v1_dot_member__card__service__pb2.ListPendingOperationsRequest.SerializeToString,
             carddaemon_dot_v1_dot_member__card__service__pb2.ListPendingOperationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Refund(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.MemberCardService/Refund',
+            carddaemon_dot_v1_dot_member__card__service__pb2.RefundRequest.SerializeToString,
+            carddaemon_dot_v1_dot_member__card__service__pb2.RefundResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTopUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.MemberCardService/CancelTopUp',
+            carddaemon_dot_v1_dot_member__card__service__pb2.CancelTopUpRequest.SerializeToString,
+            carddaemon_dot_v1_dot_member__card__service__pb2.CancelTopUpResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDaySettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.MemberCardService/GetDaySettlement',
+            carddaemon_dot_v1_dot_member__card__service__pb2.GetDaySettlementRequest.SerializeToString,
+            carddaemon_dot_v1_dot_member__card__service__pb2.GetDaySettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CloseDay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.MemberCardService/CloseDay',
+            carddaemon_dot_v1_dot_member__card__service__pb2.CloseDayRequest.SerializeToString,
+            carddaemon_dot_v1_dot_member__card__service__pb2.CloseDayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportDaySettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.MemberCardService/ExportDaySettlement',
+            carddaemon_dot_v1_dot_member__card__service__pb2.ExportDaySettlementRequest.SerializeToString,
+            carddaemon_dot_v1_dot_member__card__service__pb2.ExportDaySettlementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PrintDaySettlement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.MemberCardService/PrintDaySettlement',
+            carddaemon_dot_v1_dot_member__card__service__pb2.PrintDaySettlementRequest.SerializeToString,
+            carddaemon_dot_v1_dot_member__card__service__pb2.PrintDaySettlementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -29,8 +29,10 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class MemberCardServiceStub:
-    """Member card operations on a card presented at a reader. POS role (the technician role may
-    call GetOperation and ListPendingOperations).
+    """Member card operations on a card presented at a reader, and the daily settlement. POS role
+    (the technician role may call GetOperation, ListPendingOperations, GetDaySettlement and
+    ExportDaySettlement). Closing the day is a POS call: the daemon cannot tell a manager from a
+    cashier on the POS socket, so the POS application puts CloseDay behind its manager login.
 
     Idempotency: every mutation carries a client-chosen `request_id` (required, 1..64
     printable characters on one line; a UUID4 is ideal). The daemon journals it before the card is
@@ -91,11 +93,45 @@ class MemberCardServiceStub:
     """Lists the operations whose outcome is still unknown (PENDING), oldest first, so a POS or a
     technician can ask for those cards to be presented again.
     """
+    Refund: _grpc.UnaryUnaryMultiCallable[_member_card_service_pb2.RefundRequest, _member_card_service_pb2.RefundResponse]
+    """Puts `amount` of an earlier payment (Debit `original_request_id`) back on the card that
+    paid, taking back the points that part earned (rounded down on the running total), never a
+    bonus; one card write like a Debit (same idempotency, same WRITE_UNCONFIRMED handling).
+    Refunds of one payment never add up to more than it. Besides the common errors:
+    NOT_FOUND / ORIGINAL_NOT_FOUND; FAILED_PRECONDITION / ORIGINAL_NOT_COMMITTED (pending or not
+    applied), ORIGINAL_NOT_REVERSIBLE (not a payment), ALREADY_REVERSED (refunded in full),
+    REFUND_EXCEEDS_PAYMENT, REVERSAL_CARD_MISMATCH (not the card that paid),
+    REVERSAL_WINDOW_CLOSED (after `[membercard] refund_days`), INSUFFICIENT_BALANCE (the card no
+    longer holds the points to take back). Every refusal names the payment and what is left.
+    """
+    CancelTopUp: _grpc.UnaryUnaryMultiCallable[_member_card_service_pb2.CancelTopUpRequest, _member_card_service_pb2.CancelTopUpResponse]
+    """Takes an earlier top-up (Credit `original_request_id`) and its bonus back off its card, in
+    one write, within `[membercard] cancel_window` (default: the top-up's own business day).
+    Errors as Refund, and FAILED_PRECONDITION / TOPUP_SPENT when the card no longer holds the
+    top-up and its bonus.
+    """
+    GetDaySettlement: _grpc.UnaryUnaryMultiCallable[_member_card_service_pb2.GetDaySettlementRequest, _member_card_service_pb2.GetDaySettlementResponse]
+    """The settlement (日结) of a business day at this PC: open days as of now, closed days as
+    frozen when closed. Needs no card.
+    """
+    CloseDay: _grpc.UnaryUnaryMultiCallable[_member_card_service_pb2.CloseDayRequest, _member_card_service_pb2.CloseDayResponse]
+    """Closes (freezes) a business day: its settlement never changes again and operations that
+    commit later count in the next day. FAILED_PRECONDITION / DAY_ALREADY_CLOSED for a day
+    closed before; INVALID_ARGUMENT for a day that has not begun.
+    """
+    ExportDaySettlement: _grpc.UnaryUnaryMultiCallable[_member_card_service_pb2.ExportDaySettlementRequest, _member_card_service_pb2.ExportDaySettlementResponse]
+    """The settlement of a business day as CSV (a header line, then one line of figures)."""
+    PrintDaySettlement: _grpc.UnaryUnaryMultiCallable[_member_card_service_pb2.PrintDaySettlementRequest, _member_card_service_pb2.PrintDaySettlementResponse]
+    """Prints the settlement slip of a business day on a receipt printer (spooled like any
+    receipt; idempotent by `request_id`). NOT_FOUND / DEVICE_NOT_FOUND for an unknown printer.
+    """
 
 @_typing.type_check_only
 class MemberCardServiceAsyncStub(MemberCardServiceStub):
-    """Member card operations on a card presented at a reader. POS role (the technician role may
-    call GetOperation and ListPendingOperations).
+    """Member card operations on a card presented at a reader, and the daily settlement. POS role
+    (the technician role may call GetOperation, ListPendingOperations, GetDaySettlement and
+    ExportDaySettlement). Closing the day is a POS call: the daemon cannot tell a manager from a
+    cashier on the POS socket, so the POS application puts CloseDay behind its manager login.
 
     Idempotency: every mutation carries a client-chosen `request_id` (required, 1..64
     printable characters on one line; a UUID4 is ideal). The daemon journals it before the card is
@@ -153,10 +189,44 @@ class MemberCardServiceAsyncStub(MemberCardServiceStub):
     """Lists the operations whose outcome is still unknown (PENDING), oldest first, so a POS or a
     technician can ask for those cards to be presented again.
     """
+    Refund: _aio.UnaryUnaryMultiCallable[_member_card_service_pb2.RefundRequest, _member_card_service_pb2.RefundResponse]  # type: ignore[assignment]
+    """Puts `amount` of an earlier payment (Debit `original_request_id`) back on the card that
+    paid, taking back the points that part earned (rounded down on the running total), never a
+    bonus; one card write like a Debit (same idempotency, same WRITE_UNCONFIRMED handling).
+    Refunds of one payment never add up to more than it. Besides the common errors:
+    NOT_FOUND / ORIGINAL_NOT_FOUND; FAILED_PRECONDITION / ORIGINAL_NOT_COMMITTED (pending or not
+    applied), ORIGINAL_NOT_REVERSIBLE (not a payment), ALREADY_REVERSED (refunded in full),
+    REFUND_EXCEEDS_PAYMENT, REVERSAL_CARD_MISMATCH (not the card that paid),
+    REVERSAL_WINDOW_CLOSED (after `[membercard] refund_days`), INSUFFICIENT_BALANCE (the card no
+    longer holds the points to take back). Every refusal names the payment and what is left.
+    """
+    CancelTopUp: _aio.UnaryUnaryMultiCallable[_member_card_service_pb2.CancelTopUpRequest, _member_card_service_pb2.CancelTopUpResponse]  # type: ignore[assignment]
+    """Takes an earlier top-up (Credit `original_request_id`) and its bonus back off its card, in
+    one write, within `[membercard] cancel_window` (default: the top-up's own business day).
+    Errors as Refund, and FAILED_PRECONDITION / TOPUP_SPENT when the card no longer holds the
+    top-up and its bonus.
+    """
+    GetDaySettlement: _aio.UnaryUnaryMultiCallable[_member_card_service_pb2.GetDaySettlementRequest, _member_card_service_pb2.GetDaySettlementResponse]  # type: ignore[assignment]
+    """The settlement (日结) of a business day at this PC: open days as of now, closed days as
+    frozen when closed. Needs no card.
+    """
+    CloseDay: _aio.UnaryUnaryMultiCallable[_member_card_service_pb2.CloseDayRequest, _member_card_service_pb2.CloseDayResponse]  # type: ignore[assignment]
+    """Closes (freezes) a business day: its settlement never changes again and operations that
+    commit later count in the next day. FAILED_PRECONDITION / DAY_ALREADY_CLOSED for a day
+    closed before; INVALID_ARGUMENT for a day that has not begun.
+    """
+    ExportDaySettlement: _aio.UnaryUnaryMultiCallable[_member_card_service_pb2.ExportDaySettlementRequest, _member_card_service_pb2.ExportDaySettlementResponse]  # type: ignore[assignment]
+    """The settlement of a business day as CSV (a header line, then one line of figures)."""
+    PrintDaySettlement: _aio.UnaryUnaryMultiCallable[_member_card_service_pb2.PrintDaySettlementRequest, _member_card_service_pb2.PrintDaySettlementResponse]  # type: ignore[assignment]
+    """Prints the settlement slip of a business day on a receipt printer (spooled like any
+    receipt; idempotent by `request_id`). NOT_FOUND / DEVICE_NOT_FOUND for an unknown printer.
+    """
 
 class MemberCardServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Member card operations on a card presented at a reader. POS role (the technician role may
-    call GetOperation and ListPendingOperations).
+    """Member card operations on a card presented at a reader, and the daily settlement. POS role
+    (the technician role may call GetOperation, ListPendingOperations, GetDaySettlement and
+    ExportDaySettlement). Closing the day is a POS call: the daemon cannot tell a manager from a
+    cashier on the POS socket, so the POS application puts CloseDay behind its manager login.
 
     Idempotency: every mutation carries a client-chosen `request_id` (required, 1..64
     printable characters on one line; a UUID4 is ideal). The daemon journals it before the card is
@@ -247,6 +317,74 @@ class MemberCardServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_member_card_service_pb2.ListPendingOperationsResponse, _abc.Awaitable[_member_card_service_pb2.ListPendingOperationsResponse]]:
         """Lists the operations whose outcome is still unknown (PENDING), oldest first, so a POS or a
         technician can ask for those cards to be presented again.
+        """
+
+    @_abc_1.abstractmethod
+    def Refund(
+        self,
+        request: _member_card_service_pb2.RefundRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_card_service_pb2.RefundResponse, _abc.Awaitable[_member_card_service_pb2.RefundResponse]]:
+        """Puts `amount` of an earlier payment (Debit `original_request_id`) back on the card that
+        paid, taking back the points that part earned (rounded down on the running total), never a
+        bonus; one card write like a Debit (same idempotency, same WRITE_UNCONFIRMED handling).
+        Refunds of one payment never add up to more than it. Besides the common errors:
+        NOT_FOUND / ORIGINAL_NOT_FOUND; FAILED_PRECONDITION / ORIGINAL_NOT_COMMITTED (pending or not
+        applied), ORIGINAL_NOT_REVERSIBLE (not a payment), ALREADY_REVERSED (refunded in full),
+        REFUND_EXCEEDS_PAYMENT, REVERSAL_CARD_MISMATCH (not the card that paid),
+        REVERSAL_WINDOW_CLOSED (after `[membercard] refund_days`), INSUFFICIENT_BALANCE (the card no
+        longer holds the points to take back). Every refusal names the payment and what is left.
+        """
+
+    @_abc_1.abstractmethod
+    def CancelTopUp(
+        self,
+        request: _member_card_service_pb2.CancelTopUpRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_card_service_pb2.CancelTopUpResponse, _abc.Awaitable[_member_card_service_pb2.CancelTopUpResponse]]:
+        """Takes an earlier top-up (Credit `original_request_id`) and its bonus back off its card, in
+        one write, within `[membercard] cancel_window` (default: the top-up's own business day).
+        Errors as Refund, and FAILED_PRECONDITION / TOPUP_SPENT when the card no longer holds the
+        top-up and its bonus.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDaySettlement(
+        self,
+        request: _member_card_service_pb2.GetDaySettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_card_service_pb2.GetDaySettlementResponse, _abc.Awaitable[_member_card_service_pb2.GetDaySettlementResponse]]:
+        """The settlement (日结) of a business day at this PC: open days as of now, closed days as
+        frozen when closed. Needs no card.
+        """
+
+    @_abc_1.abstractmethod
+    def CloseDay(
+        self,
+        request: _member_card_service_pb2.CloseDayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_card_service_pb2.CloseDayResponse, _abc.Awaitable[_member_card_service_pb2.CloseDayResponse]]:
+        """Closes (freezes) a business day: its settlement never changes again and operations that
+        commit later count in the next day. FAILED_PRECONDITION / DAY_ALREADY_CLOSED for a day
+        closed before; INVALID_ARGUMENT for a day that has not begun.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportDaySettlement(
+        self,
+        request: _member_card_service_pb2.ExportDaySettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_card_service_pb2.ExportDaySettlementResponse, _abc.Awaitable[_member_card_service_pb2.ExportDaySettlementResponse]]:
+        """The settlement of a business day as CSV (a header line, then one line of figures)."""
+
+    @_abc_1.abstractmethod
+    def PrintDaySettlement(
+        self,
+        request: _member_card_service_pb2.PrintDaySettlementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_card_service_pb2.PrintDaySettlementResponse, _abc.Awaitable[_member_card_service_pb2.PrintDaySettlementResponse]]:
+        """Prints the settlement slip of a business day on a receipt printer (spooled like any
+        receipt; idempotent by `request_id`). NOT_FOUND / DEVICE_NOT_FOUND for an unknown printer.
         """
 
 def add_MemberCardServiceServicer_to_server(servicer: MemberCardServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
