@@ -76,7 +76,10 @@ class PrivatePostgres:
         self.bindir = server_bin_dir()
         self.database = database
         self._user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
-        self.dir = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
+        # the postgres user must reach the directory: a private TMPDIR (mode 0700, root's)
+        # would hide it, so as root the server lives directly under /tmp
+        base = "/tmp" if self._user is not None else None  # noqa: S108 - own 0700 dir inside
+        self.dir = Path(tempfile.mkdtemp(prefix="ledger-pg-", dir=base))
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"
         self._proc: subprocess.Popen[bytes] | None = None
