@@ -5,6 +5,8 @@
 * ``carddaemon-demo story [--out DIR] [--realtime]`` - the scripted walk through a technician's
   look at a card, a member paying and a receipt (what ``make demo`` shows). Without a command
   (``carddaemon-demo --out DIR``) the story runs, as before.
+* ``carddaemon-demo chain [--offline]`` - two stores on one chain ledger (a private
+  PostgreSQL): a card dump spent at store A and restored at store B is caught.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from demo.serve import main as serve
 
         return serve(args[1:])
+    if args and args[0] == "chain":
+        from demo.chain import main as chain
+
+        return chain(args[1:])
     if args and args[0] in ("-h", "--help"):
         print(__doc__)
         return 0

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["LedgerLink", "describe"]
 
 logger = logging.getLogger(__name__)
+# the pool logs every failed reconnection (every few seconds for a day offline); the shipper
+# logs the link's state once per change instead
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 
 def describe(exc: BaseException) -> str:
