@@ -254,3 +254,16 @@ def test_the_journal_and_the_audit_log_link_each_reversal_to_its_original(
     changes = term.journal.audit_events("value_change", uid=HEX)
     chain = [(e["request_id"], e["detail"]["original_request_id"]) for e in changes]
     assert chain[-3:] == [("sale", ""), ("r1", "sale"), ("r2", "sale")]
+
+
+def test_a_refund_taps_like_a_credit_and_a_cancel_like_a_debit(term: Terminal) -> None:
+    """docs/card-layout.md: 16 and 15 APDUs on an ACR1252U, as a credit and a debit."""
+    issue(term, UID, balance=100_000, tier=2)
+
+    def apdus(request: Debit | Credit | Refund | CancelTopUp) -> int:
+        before = term.reader.apdu_count
+        run(term, request)
+        return term.reader.apdu_count - before
+
+    assert (apdus(Debit("sale", 20_000)), apdus(Credit("top", 20_000))) == (15, 16)
+    assert (apdus(Refund("back", "sale", 5_000)), apdus(CancelTopUp("undo", "top"))) == (16, 15)
