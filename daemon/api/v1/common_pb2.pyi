@@ -17,7 +17,7 @@ Conventions that hold for every service in this package:
     INVALID_ARGUMENT    INVALID_ARGUMENT, INVALID_AMOUNT, RECEIPT_INVALID
     OUT_OF_RANGE        AMOUNT_OUT_OF_RANGE
     ALREADY_EXISTS      REQUEST_ID_REUSED (same request_id, different parameters)
-    NOT_FOUND           DEVICE_NOT_FOUND, MEMBER_NOT_FOUND
+    NOT_FOUND           DEVICE_NOT_FOUND, MEMBER_NOT_FOUND, ORIGINAL_NOT_FOUND
     PERMISSION_DENIED   ROLE_NOT_ALLOWED (this socket's role may not call the method),
                         OPERATION_NOT_ALLOWED (this station may not do that)
     UNAUTHENTICATED     CERTIFICATE_NOT_MAPPED (a TLS client certificate with no role)
@@ -26,7 +26,11 @@ Conventions that hold for every service in this package:
                         INSUFFICIENT_BALANCE, UNKNOWN_CARD_FORMAT, CARD_AUTH_FAILED, ...,
                         FRAUD_DETECTED, MAC_INVALID, COUNTER_ROLLBACK, CARD_CLONED,
                         HISTORY_FORKED, WRITE_UNCONFIRMED, OPERATION_NOT_COMMITTED,
-                        PRINTER_PAPER_OUT, PRINTER_COVER_OPEN
+                        PRINTER_PAPER_OUT, PRINTER_COVER_OPEN; refunds and cancelled
+                        top-ups: ORIGINAL_NOT_COMMITTED, ORIGINAL_NOT_REVERSIBLE,
+                        ALREADY_REVERSED, REFUND_EXCEEDS_PAYMENT, REVERSAL_CARD_MISMATCH,
+                        REVERSAL_WINDOW_CLOSED, TOPUP_SPENT (REVERSAL_REFUSED their base);
+                        DAY_ALREADY_CLOSED
     ABORTED             BALANCE_CHANGED (read the card again, then decide), CARD_BUSY (the
                         same card is in another operation at this PC: retry when it ends)
     UNAVAILABLE         READER_BUSY, READER_UNAVAILABLE, PCSC_UNAVAILABLE, CARD_RESPONSE_LOST,
