@@ -14,6 +14,9 @@ from daemon.api.v1 import member_card_service_pb2 as m
 from daemon.api.v1 import member_card_service_pb2_grpc as mg
 from daemon.api.v1 import printer_service_pb2 as p
 from daemon.api.v1 import printer_service_pb2_grpc as pg
+from daemon.membercard.requests import IssueCard, IssueSpec
+from sim.backend import SimBackend
+from sim.store import transport_card
 from tests.api.conftest import Api
 from tests.api.test_cards import UID, cny, member_on_front, reason
 
@@ -156,3 +159,47 @@ def test_the_day_is_settled_closed_exported_and_printed_over_the_api(
     assert frozen == closed
     unknown = m.PrintDaySettlementRequest(printer="printers/nowhere")
     refused(pos.PrintDaySettlement, unknown, grpc.StatusCode.NOT_FOUND, "DEVICE_NOT_FOUND")
+
+
+def test_reversals_refused_for_the_card_the_state_the_window_and_the_funds(
+    api: Api, pos: mg.MemberCardServiceStub
+) -> None:
+    member_on_front(api)  # 500.00
+    fp = grpc.StatusCode.FAILED_PRECONDITION
+    too_much = m.DebitRequest(reader=READER, request_id="big", expected_uid=UID, amount=cny(10**7))
+    refused(pos.Debit, too_much, fp, "INSUFFICIENT_BALANCE")
+    text = refused(pos.Refund, refund("r1", "big", 100), fp, "ORIGINAL_NOT_COMMITTED")
+    assert "not applied" in text
+    for rid, fen in (("sale", 1_000), ("old", 1_000)):
+        pos.Debit(
+            m.DebitRequest(reader=READER, request_id=rid, expected_uid=UID, amount=cny(fen)),
+            timeout=10,
+        )
+    journal = api.station.journal
+    assert journal is not None
+    with journal._tx() as db:  # a payment made 40 days ago (refund_days is 30)
+        db.execute("UPDATE requests SET updated=updated-? WHERE request_id='old'", (40 * 86400,))
+    text = refused(pos.Refund, refund("r2", "old", 100), fp, "REVERSAL_WINDOW_CLOSED")
+    assert "1000 fen left" in text
+    top = m.CreditRequest(reader=READER, request_id="top", expected_uid=UID, amount=cny(20_000))
+    pos.Credit(top, timeout=10)
+    spend = m.DebitRequest(reader=READER, request_id="spend", expected_uid=UID, amount=cny(60_000))
+    pos.Debit(spend, timeout=10)
+    undo = m.CancelTopUpRequest(
+        reader=READER, request_id="undo", expected_uid=UID, original_request_id="top"
+    )
+    text = refused(pos.CancelTopUp, undo, fp, "TOPUP_SPENT")
+    assert "20000 fen left" in text
+    # another member's card on the reader: the payment was made on the first one
+    other = "04B1C2D3"
+    backend = api.station.backend
+    assert isinstance(backend, SimBackend)
+    sim = backend.reader(api.station.reader("front").name)
+    with api.station.hub.subscribe(sources="readers/front", kinds="card_present") as seen:
+        sim.remove()
+        sim.insert(transport_card(bytes.fromhex(other)))
+        seen.wait_for(lambda e: True, 10)
+    api.station.card("front", IssueCard(IssueSpec("8860000000999", tier=1), "issue-other"))
+    text = refused(pos.Refund, refund("r3", "sale", 100, uid=other), fp, "REVERSAL_CARD_MISMATCH")
+    assert UID in text
+    assert other in text
