@@ -83,7 +83,9 @@ def rewind(journal: Journal) -> None:
         db.execute("UPDATE ledger_meta SET value=0 WHERE key='shipped_seq'")
 
 
-def committed_debit(journal: Journal, rid: str, uid: str, counter: int, amount: int) -> None:
+def committed_debit(
+    journal: Journal, rid: str, uid: str, counter: int, amount: int, tag: str | None = None
+) -> None:
     """A committed debit in the journal as a card write leaves it (no card needed: the outbox
     and shipper only see the journal)."""
     with journal.claim(rid, "debit", {"amount": amount}) as claim:
@@ -92,6 +94,6 @@ def committed_debit(journal: Journal, rid: str, uid: str, counter: int, amount: 
             rid, uid,
             {"state": {"counter": counter, "balance": 10**9, "points": 0, "tag": f"{counter:08x}"}},
             {"state": {"counter": counter + 1, "balance": 10**9 - amount, "points": 0,
-                       "tag": f"{counter + 1:08x}"}, "result": {}},
+                       "tag": tag or f"{counter + 1:08x}"}, "result": {}},
         )  # fmt: skip
         journal.finish(rid, RequestState.COMMITTED, {"amount": amount, "member_id": "m-" + uid})
