@@ -15,9 +15,11 @@ its owner's parser:
 
 Every failure is a :class:`~daemon.errors.ConfigError` whose ``key`` is the full dotted path
 (``membercard.tiers[2].discount``); file problems name the file (and line, for TOML syntax).
-Sections and devices are checked independently and one error reports them all (the first
-one's key is the key, the others follow on their own lines), so one failed start shows every
-mistake.
+Every key is checked, even after a mistake in the same section (a bad value is recorded and
+its default used, see :func:`daemon._config_table.collecting`; the areas' parsers, which stop
+at their first mistake, are run once per key); several mistakes come as one
+:class:`ConfigMistakes` listing each with its key, so ``check-config`` and one failed start show
+them all.
 See ``docs/operations.md`` and ``docs/carddaemon.example.toml``.
 """
 
@@ -30,14 +32,14 @@ import logging
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from daemon import registry
-from daemon._config_table import Table, check_keys, with_value
+from daemon._config_table import Table, check_keys, collecting, lookup, record, with_value
 from daemon.api.settings import ApiConfig, parse_api
 from daemon.diagnostics.probe import STATIONS
 from daemon.errors import ConfigError, KeystoreError
@@ -56,6 +58,7 @@ from daemon.scanners.worker import Scanner, ScanSink
 __all__ = [
     "DEFAULT_CONFIG_PATH",
     "DEFAULT_JOB_DEADLINE_MS",
+    "ConfigMistakes",
     "DaemonConfig",
     "DaemonSection",
     "ReaderConfig",
@@ -84,6 +87,13 @@ _MEMBERCARD_KEYS = (
 )  # fmt: skip
 _TIER_KEYS = ("name", "discount", "points_per_100_yuan", "upgrade_points")
 _BONUS_KEYS = ("min_topup", "bonus")
+#: a valid tier / bonus step, to check one field of a listed one alone
+_FILLERS: dict[str, dict[str, Any]] = {
+    "tiers": {"name": "tier", "discount": 10000, "points_per_100_yuan": 0, "upgrade_points": 0},
+    "bonus": {"min_topup": 1, "bonus": 0},
+}
+_ABSENT = lookup({}, "x")  # what lookup() returns for a key the file does not have
+_DID_YOU_MEAN = re.compile(r"unknown key; did you mean '([^']+)'\?")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
@@ -225,35 +235,60 @@ def parse_config(
 # --- sections -----------------------------------------------------------------------------------
 
 
-class _Problems:
-    """One error per independent part (a section, a device), so store IT sees every mistake
-    of a file in one failed start instead of fixing them one restart at a time."""
+class ConfigMistakes(ConfigError):
+    """Several mistakes in one file, each a :class:`ConfigError` with its own key, in file
+    order; ``key`` is the first one's. The message lists one per line."""
 
-    def __init__(self, doc: Mapping[str, Any]) -> None:
+    def __init__(self, source: str, mistakes: Sequence[ConfigError]) -> None:
+        first = mistakes[0]
+        super().__init__(first.key, first.message.removeprefix(f"{first.key}: "))
+        self.mistakes = tuple(mistakes)
+        self.message = f"{len(mistakes)} mistakes in {source}:" + "".join(
+            f"\n  {m.message}" for m in mistakes
+        )
+
+
+class _Problems:
+    """Every mistake of the file, one per key (the first one found at a key), so store IT sees
+    them all in one run instead of fixing them one restart at a time."""
+
+    def __init__(self, doc: Mapping[str, Any], source: str) -> None:
         self._doc = doc
+        self._source = source
         self.found: list[ConfigError] = []
 
     def check(self, build: Callable[[], T]) -> T | None:
-        try:
-            return build()
-        except ConfigError as exc:
-            self.found.append(with_value(exc, self._doc))
-            return None
+        """``build()``, or None when it raised or recorded any mistake (all kept)."""
+        result: T | None = None
+        with collecting() as found:
+            try:
+                result = build()
+            except ConfigError as exc:
+                found.append(exc)
+        keys = {e.key for e in self.found}
+        for mistake in found:
+            hint = _DID_YOU_MEAN.search(mistake.message)
+            if hint is not None:  # a misspelt key: its real one is missing, not twice wrong
+                meant = f"{mistake.key.rpartition('.')[0]}.{hint[1]}".lstrip(".")
+                if lookup(self._doc, meant) is _ABSENT:
+                    keys.add(meant)
+        for mistake in found:
+            if mistake.key not in keys:
+                keys.add(mistake.key)
+                self.found.append(with_value(mistake, self._doc))
+        return None if found else result
 
     def raise_if_any(self) -> None:
-        """The first error, its key as the key; the others follow on their own lines."""
-        if not self.found:
-            return
-        first = self.found[0]
-        text = first.message.removeprefix(f"{first.key}: ")
-        text += "".join(f"\n  and {other.message}" for other in self.found[1:])
-        raise ConfigError(first.key, text)
+        if len(self.found) == 1:
+            raise self.found[0]
+        if self.found:
+            raise ConfigMistakes(self._source, self.found)
 
 
 def _build(
     doc: Mapping[str, Any], source: str, base_dir: Path | None, load_keys: bool
 ) -> DaemonConfig:
-    problems = _Problems(doc)
+    problems = _Problems(doc, source)
     problems.check(functools.partial(check_keys, "", doc, _SECTIONS))
     # a section that is not a table was reported just now; it is not checked any further
     sec = {n: problems.check(functools.partial(Table.section, doc, n)) for n in _SECTIONS}
@@ -333,10 +368,15 @@ def _readers(t: Table) -> ReadersConfig:
         r.only(_READER_KEYS)
         match = r.string("match", None, max_len=200)
         if match.casefold() in seen:
-            r.fail("match", f"{match!r} is already the pattern of readers.{seen[match.casefold()]}")
+            r.problem(
+                "match", f"{match!r} is already the pattern of readers.{seen[match.casefold()]}"
+            )
         seen[match.casefold()] = rid
         dialect = r.string("dialect", "auto").strip().lower()
-        select_dialect("", override=dialect, config_key=f"{r.where}.dialect")
+        try:
+            select_dialect("", override=dialect, config_key=f"{r.where}.dialect")
+        except ConfigError as exc:
+            record(exc)  # and go on with the next keys and readers
         readers.append(
             ReaderConfig(
                 rid,
@@ -352,11 +392,33 @@ def _readers(t: Table) -> ReadersConfig:
 def _printer(pid: str, t: Table) -> PrinterConfig:
     """The printer area checks the table; unknown keys and profile names are refused here
     first only so that the error can list what is valid."""
-    t.only([f.name for f in fields(PrinterConfig) if f.name != "id"])
+    allowed = [f.name for f in fields(PrinterConfig) if f.name != "id"]
+    t.only(allowed)
     profile = t.raw.get("profile")
     if isinstance(profile, str) and profile not in PROFILES:
-        t.fail("profile", f"unknown printer profile {profile!r} (valid: {', '.join(PROFILES)})")
-    return PrinterConfig.from_mapping(pid, t.raw)
+        t.problem("profile", f"unknown printer profile {profile!r} (valid: {', '.join(PROFILES)})")
+    if "port" in t.raw:
+        t.integer("port", 9100, 1, 65535)  # the printer area's message does not say the range
+    known = {k: v for k, v in t.raw.items() if k in allowed}
+    for key, value in known.items():  # the printer area stops at its first mistake: one by one
+        if key != "backend":
+            _alone(t, key, functools.partial(PrinterConfig.from_mapping, pid, {key: value}))
+    return PrinterConfig.from_mapping(pid, known)  # and the rules between keys, backend
+
+
+def _alone(t: Table, key: str, check: Callable[[], object], rename: str | None = None) -> None:
+    """Run an area's parser on one key only and record its mistake when it is about that key
+    (``rename``: the key the parser names, e.g. ``tiers[0]`` checked alone for ``tiers[3]``)."""
+    try:
+        check()
+    except ConfigError as exc:
+        named = f"{t.where}.{rename or key}"
+        if exc.key == named or exc.key.startswith((f"{named}.", f"{named}[")):
+            record(
+                ConfigError(
+                    f"{t.where}.{key}" + exc.key[len(named) :], exc.message[len(exc.key) + 2 :]
+                )
+            )
 
 
 class _CheckSink:
@@ -385,6 +447,24 @@ def _membercard(t: Table) -> Programme:
     for name, allowed in (("tiers", _TIER_KEYS), ("bonus", _BONUS_KEYS)):
         for i, item in enumerate(t.tables(name)):
             check_keys(f"{t.where}.{name}[{i}]", item, allowed)
+    # Programme.from_config stops at its first mistake: each key, tier and tier field alone
+    for key, value in t.raw.items():
+        if key not in _MEMBERCARD_KEYS:
+            continue
+        if key not in _FILLERS or not t.tables(key):
+            _alone(t, key, functools.partial(Programme.from_config, {key: value}, key=t.where))
+            continue
+        filler = _FILLERS[key]
+        for i, item in enumerate(t.tables(key)):
+            for name in filler:
+                if name in item:
+                    alone = [{**filler, name: item[name]}]
+                    _alone(
+                        t,
+                        f"{key}[{i}].{name}",
+                        functools.partial(Programme.from_config, {key: alone}, key=t.where),
+                        rename=f"{key}[0].{name}",
+                    )
     programme = Programme.from_config(t.raw, key=t.where)
     for (_, prev), (i, cur) in itertools.pairwise(enumerate(t.tables("bonus"))):
         if cur["min_topup"] <= prev["min_topup"]:

@@ -20,7 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from daemon.config import DaemonConfig, DaemonSection, ReaderConfig, load_config, parse_config
+from daemon.config import (
+    ConfigMistakes,
+    DaemonConfig,
+    DaemonSection,
+    ReaderConfig,
+    load_config,
+    parse_config,
+)
 from daemon.errors import ConfigError
 from daemon.keystore import KeyPurpose
 from daemon.scanners.base import RawScan, ScannerState
@@ -137,6 +144,16 @@ def test_key_file_readable_by_others_is_refused_naming_file_and_mode(tmp_path: P
     assert str(key_file) in str(err.value)
     assert "0644" in str(err.value)
     assert "0600" in str(err.value)  # what would be valid
+
+
+def test_symlinked_key_file_is_refused_as_a_symlink(tmp_path: Path) -> None:
+    real = _key_file(tmp_path / "real-keys.toml")
+    link = tmp_path / "keys.toml"
+    link.symlink_to(real)
+    with pytest.raises(ConfigError) as err:
+        load_config(_with_key_file(tmp_path, link))
+    assert err.value.key == "daemon.keystore_file"
+    assert f"key file {link} is a symbolic link" in str(err.value)
 
 
 def test_broken_key_file_error_never_shows_its_content(tmp_path: Path) -> None:
@@ -302,12 +319,68 @@ def test_every_mistake_of_the_file_is_reported_in_one_start() -> None:
     text = _edit("discount = 8500", "discount = 8.5", text)
     text = _edit('dialect = "acr1252u"', 'dialect = "acr1255"', text)
     err = _refused(text)
+    assert isinstance(err, ConfigMistakes)
     assert err.key == "readers.front.dialect"  # sections in order: daemon, readers, printers, ...
+    assert [m.key for m in err.mistakes] == [
+        "readers.front.dialect",
+        "printers.receipt.port",
+        "membercard.tiers[2].discount",
+    ]
     lines = str(err).splitlines()
-    assert len(lines) == 3
-    assert lines[1].strip().startswith("and printers.receipt.port: ")
-    assert lines[2].strip().startswith("and membercard.tiers[2].discount: ")
-    assert "8.5" in lines[2]
+    assert lines[0] == "CONFIG_INVALID: 3 mistakes in <string>:"
+    assert lines[1].startswith("  readers.front.dialect: unknown reader dialect 'acr1255'")
+    assert lines[2] == "  printers.receipt.port: must be an integer in 1..65535, got 70000"
+    assert lines[3].startswith("  membercard.tiers[2].discount: must be an integer in 1..10000")
+    assert "8.5" in lines[3]
+
+
+def test_a_typo_and_a_bad_dialect_in_one_section_are_both_reported() -> None:
+    text = _edit('dialect = "acr1252u"', 'dialect = "acr999"\nqueue_sise = 8')
+    text = _edit("job_deadline_ms = 2000", "job_deadline_ms = 5", text)
+    err = _refused(text)
+    assert isinstance(err, ConfigMistakes)
+    keys = [m.key for m in err.mistakes]
+    assert keys == [
+        "readers.front.queue_sise",
+        "readers.front.dialect",
+        "readers.front.job_deadline_ms",
+    ], str(err)
+    assert "did you mean 'queue_size'?" in str(err)  # the hint is kept
+    assert "'acr999'" in str(err)
+    assert "omnikey" in str(err)  # the valid choices
+    assert "100..60000, got 5" in str(err)  # the allowed range
+
+
+def test_a_misspelt_required_key_is_one_mistake_not_two() -> None:
+    err = _refused(_edit('match = "ACS ACR1252*PICC*"', 'mach = "ACS ACR1252*PICC*"'))
+    assert err.key == "readers.front.mach"
+    assert not isinstance(err, ConfigMistakes), str(err)  # no "match: is required" on top
+    assert "did you mean 'match'?" in str(err)
+
+
+def test_several_mistakes_in_one_printer_and_one_tier_are_all_reported() -> None:
+    text = _edit("port = 9100", "port = 0")
+    text = _edit("drawer_pin = 2", "drawer_pin = 3\ncolour = 1", text)
+    text = _edit("discount = 8500", "discount = 0", text)
+    text = _edit("balance_cap = 500000", "balance_cap = -5", text)
+    err = _refused(text)
+    assert isinstance(err, ConfigMistakes)
+    keys = {m.key for m in err.mistakes}
+    assert keys == {
+        "printers.receipt.port",
+        "printers.receipt.drawer_pin",
+        "printers.receipt.colour",
+        "membercard.tiers[2].discount",
+        "membercard.balance_cap",
+    }, str(err)
+    assert len(err.mistakes) == 5  # one line per mistake, none twice
+
+
+def test_every_unknown_key_of_a_section_is_listed() -> None:
+    text = _edit('station = "pos"', 'station = "pos"\nstatedir = "/x"\njournal = "/y"')
+    err = _refused(text)
+    assert isinstance(err, ConfigMistakes)
+    assert [m.key for m in err.mistakes] == ["daemon.statedir", "daemon.journal"]
 
 
 def test_two_readers_with_the_same_pattern_are_ambiguous() -> None:
@@ -326,8 +399,8 @@ def test_a_scalar_where_a_device_table_belongs_is_refused() -> None:
 def test_a_section_that_is_not_a_table_is_refused() -> None:
     err = _refused('readers = "pcsc"\n[daemon]\nkeystore_credentials = true\n[old_readers]\n')
     assert err.key == "old_readers"  # the unknown section first, then ...
-    assert str(err).count("\n") == 1  # ... only the section itself, not its keys
-    assert "and readers: must be a table [readers], got 'pcsc' (str)" in str(err)
+    assert str(err).count("\n") == 2  # ... only the section itself, not its keys
+    assert "\n  readers: must be a table [readers], got 'pcsc' (str)" in str(err)
 
 
 def test_reader_patterns_take_brackets_literally_and_ignore_case() -> None:
