@@ -483,6 +483,30 @@ test('a card pulled mid-Debit is WRITE_UNCONFIRMED, then settled after re-presen
   if (charged) assert.equal(settled.result.balance_after.amount_fen, read.card.balance.amount_fen);
 });
 
+test('Refund of part of the Debit: money back on the card, linked to the sale', async () => {
+  const refund = (
+    await call(clients.cards, 'Refund', {
+      reader: FRONT,
+      request_id: `node-refund-${process.pid}`,
+      expected_uid: member.uid,
+      original_request_id: sale.request_id,
+      amount: cny(400),
+    })
+  ).result;
+  assert.equal(refund.type, 'OPERATION_TYPE_REFUND');
+  assert.equal(refund.original_request_id, sale.request_id);
+  assert.equal(
+    BigInt(refund.balance_after.amount_fen),
+    BigInt(refund.balance_before.amount_fen) + 400n,
+  );
+  const original = await call(clients.cards, 'GetOperation', { request_id: sale.request_id });
+  assert.deepEqual(
+    original.reversals.map((r) => r.request_id),
+    [`node-refund-${process.pid}`],
+  );
+  assert.equal(original.amount_left.amount_fen, '600');
+});
+
 test('an issuer-only call over the POS socket is PERMISSION_DENIED', async () => {
   const err = await failure(
     call(clients.issuing, 'IssueCard', {
