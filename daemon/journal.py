@@ -25,7 +25,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,13 @@ CREATE TABLE IF NOT EXISTS audit (
     request_id TEXT,
     detail TEXT NOT NULL
 );
+-- the audit log is append-only: a row, once written, is never changed nor removed
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE INDEX IF NOT EXISTS audit_by_uid ON audit (uid);
+CREATE INDEX IF NOT EXISTS audit_by_at ON audit (at);
 """
 _MIGRATIONS = (
     # 1: reversals (refund, cancelled top-up) name the operation they reverse; closed days
@@ -304,6 +311,19 @@ class Journal:
             row[0], row[1], params, row[3], RequestState(row[4]), _load(row[5]), _load(row[6]),
             _load(row[7]), row[8], float(row[9]), float(row[10]),
         )  # fmt: skip
+
+    def left_behind(self, request_id: str) -> bool:
+        """A ``CLAIMED`` request with no intent that no call of this process holds: its
+        process ended (``kill -9``, a crash) between the claim and the intent, so nothing of
+        it reached a card and nothing will finish it (``close_abandoned`` closes it later)."""
+        with self._lock:
+            record = self.get(request_id)
+            return (
+                record is not None
+                and record.state is RequestState.CLAIMED
+                and record.after is None
+                and request_id not in self._active
+            )
 
     def link_reversal(self, request_id: str, original_request_id: str) -> None:
         """Record that ``request_id`` (a refund or cancellation) reverses the original."""
@@ -689,21 +709,42 @@ class Journal:
             self._emit(db, "audit", record)
 
     def audit_events(
-        self, event: str | None = None, uid: str | None = None
+        self,
+        event: str | None = None,
+        uid: str | None = None,
+        *,
+        events: Collection[str] = (),
+        member_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        query = "SELECT at, event, uid, member_id, request_id, detail FROM audit WHERE 1=1"
-        args: list[str] = []
-        if event is not None:
-            query += " AND event=?"
-            args.append(event)
-        if uid is not None:
-            query += " AND uid=?"
-            args.append(uid)
+        """Audit rows in the order they were written, filtered (all filters combine): by one
+        ``event`` or any of ``events``, card, member, time range ``since <= at < until`` and,
+        for paging, rows after ``after_id`` (each row carries its ``id``)."""
+        query = "SELECT id, at, event, uid, member_id, request_id, detail FROM audit WHERE id>?"
+        args: list[Any] = [after_id]
+        kinds = [*events, *([event] if event is not None else [])]
+        if kinds:
+            query += f" AND event IN ({','.join('?' * len(kinds))})"
+            args.extend(kinds)
+        for column, value in (("uid", uid), ("member_id", member_id)):
+            if value is not None:
+                query += f" AND {column}=?"
+                args.append(value)
+        if since is not None:
+            query += " AND at>=?"
+            args.append(since)
+        if until is not None:
+            query += " AND at<?"
+            args.append(until)
+        query += " ORDER BY id" + ("" if limit is None else f" LIMIT {int(limit)}")
         with self._lock:
             assert self._db is not None
-            rows = self._db.execute(query + " ORDER BY id", args).fetchall()
+            rows = self._db.execute(query, args).fetchall()
         return [
-            {"at": r[0], "event": r[1], "uid": r[2], "member_id": r[3], "request_id": r[4],
-             "detail": json.loads(r[5])}
+            {"id": r[0], "at": r[1], "event": r[2], "uid": r[3], "member_id": r[4],
+             "request_id": r[5], "detail": json.loads(r[6])}
             for r in rows
         ]  # fmt: skip

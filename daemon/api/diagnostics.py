@@ -19,6 +19,7 @@ from google.protobuf.duration_pb2 import Duration
 from grpc import aio
 
 from daemon.api import convert
+from daemon.api.audit import list_audit_events, time_window
 from daemon.api.cards import operation_result
 from daemon.api.issuing import page, run_on_reader, state_member_card
 from daemon.api.server import Service
@@ -547,12 +548,29 @@ class DiagnosticsServicer(pb_grpc.DiagnosticsServiceServicer):
             uids = await asyncio.to_thread(journal.uids_of_member, member)
             if not uids:
                 raise MemberNotFound(f"member {member} is unknown to this PC's journal")
+        since, until = time_window(
+            request.start_time,
+            request.end_time,
+            request.HasField("start_time"),
+            request.HasField("end_time"),
+        )
         found = await asyncio.to_thread(_history, self.station, uids)
+        found = [
+            (at, entry)
+            for at, entry in found
+            if (since is None or at >= since) and (until is None or at < until)
+        ]
         chunk = found[start : start + size]
         return pb.GetCardHistoryResponse(
             entries=[entry for _, entry in chunk],
             next_page_token=str(start + size) if start + size < len(found) else "",
         )
+
+    async def ListAuditEvents(
+        self, request: pb.ListAuditEventsRequest, context: Context
+    ) -> pb.ListAuditEventsResponse:
+        # off the event loop: the journal's lock may be held by a reader worker's commit
+        return await asyncio.to_thread(list_audit_events, self.station.journal, request)
 
 
 def service(station: Station, api: ApiConfig) -> Service:

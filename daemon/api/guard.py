@@ -34,7 +34,7 @@ from daemon.api.errors import to_status
 from daemon.errors import CardDaemonError, CertificateNotMapped, RoleNotAllowed, TooManyStreams
 from daemon.logs import REQUEST_ID
 
-__all__ = ["ALWAYS", "CALLER_ROLE", "Guard", "TlsGuard", "abort_with"]
+__all__ = ["ALWAYS", "CALLER_ROLE", "Guard", "RefusalAudit", "TlsGuard", "abort_with"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,15 @@ CALLER_ROLE: ContextVar[str] = ContextVar("carddaemon_caller_role", default="")
 
 #: Services every role may call: health checks.
 ALWAYS = frozenset({"grpc.health.v1.Health"})
+
+#: Services whose roles the daemon's config chooses: a refusal names the key to change.
+ROLES_FROM_CONFIG = {"carddaemon.v1.MembershipService": "[api] membership_roles"}
+
+
+def _not_allowed(role: str, method: str) -> RoleNotAllowed:
+    key = ROLES_FROM_CONFIG.get(_service(method))
+    hint = f" (the roles that may are set by {key})" if key else ""
+    return RoleNotAllowed(f"the {role} role may not call {method.lstrip('/')}{hint}")
 
 
 async def abort_with(context: aio.ServicerContext[Any, Any], exc: CardDaemonError) -> None:
@@ -70,14 +79,62 @@ def _allowed(method: str, allowed: frozenset[str]) -> bool:
     return _service(method) in allowed or method.lstrip("/") in allowed
 
 
+#: writes one audit row: ``(event, detail)``; blocking (the journal), run off the event loop
+AuditWriter: TypeAlias = Callable[[str, dict[str, Any]], None]
+
+
+class RefusalAudit:
+    """Every permission refusal goes to the audit log, without letting a client that loops on
+    a forbidden method fill the disk or slow the loop: per (role, method), one row at most
+    every ``every_s`` seconds, which counts the refusals of that method left out since the last
+    row (``repeated``). The row is written on a worker thread; the refusal does not wait."""
+
+    def __init__(self, write: AuditWriter, *, every_s: float = 60.0) -> None:
+        self.write = write
+        self.every_s = every_s
+        self._last: dict[tuple[str, str], float] = {}
+        self._left_out: dict[tuple[str, str], int] = {}
+
+    def refused(self, role: str, method: str, exc: CardDaemonError) -> None:
+        key = (role, method)
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < self.every_s:
+            self._left_out[key] = self._left_out.get(key, 0) + 1
+            return
+        self._last[key] = now
+        detail = {"role": role, "method": method, "reason": exc.reason,
+                  "repeated": self._left_out.pop(key, 0)}  # fmt: skip
+        asyncio.get_running_loop().run_in_executor(None, self._write, detail)
+
+    def _write(self, detail: dict[str, Any]) -> None:
+        try:
+            self.write("permission_refused", detail)
+        except Exception:  # the refusal stands; a journal that cannot write says so itself
+            logger.exception("could not audit a permission refusal")
+
+
 class Guard(aio.ServerInterceptor):
     """Role allow-list + error mapping + stream cap for one listener."""
 
-    def __init__(self, role: str, services: Collection[str], *, max_streams: int) -> None:
+    def __init__(
+        self,
+        role: str,
+        services: Collection[str],
+        *,
+        max_streams: int,
+        audit: RefusalAudit | None = None,
+    ) -> None:
         self.role = role
         self.services = frozenset(services) | ALWAYS
         self.max_streams = max_streams
         self.open_streams = 0
+        self.audit = audit
+
+    def refused(self, method: str, exc: CardDaemonError, role: str | None = None) -> None:
+        """A call was refused for its role or certificate: audited (throttled)."""
+        if self.audit is not None:
+            self.audit.refused(role or self.role, method.lstrip("/"), exc)
 
     async def intercept_service(
         self,
@@ -91,8 +148,9 @@ class Guard(aio.ServerInterceptor):
         if not _allowed(method, self.services) and not method.startswith("/grpc.reflection."):
             return _refusal(
                 handler,
-                RoleNotAllowed(f"the {self.role} role may not call {method.lstrip('/')}"),
+                _not_allowed(self.role, method),
                 method,
+                self,
             )
         return _wrapped(handler, self, method)
 
@@ -116,9 +174,10 @@ class TlsGuard(Guard):
         services_by_role: Mapping[str, Collection[str]],
         *,
         max_streams: int,
+        audit: RefusalAudit | None = None,
     ) -> None:
         every = {name for names_ in services_by_role.values() for name in names_}
-        super().__init__("tcp", every, max_streams=max_streams)
+        super().__init__("tcp", every, max_streams=max_streams, audit=audit)
         self.names = dict(names)
         self.by_role = {role: frozenset(v) | ALWAYS for role, v in services_by_role.items()}
 
@@ -134,19 +193,24 @@ class TlsGuard(Guard):
     def admit(self, context: aio.ServicerContext[Any, Any], method: str) -> None:
         role = self.role_of(context)
         if role is None:
-            raise CertificateNotMapped(
+            unmapped = CertificateNotMapped(
                 "the client certificate's name is not mapped to a role in [api.tcp] roles"
             )
+            self.refused(method, unmapped, "tcp")
+            raise unmapped
         if not _allowed(method, self.by_role.get(role, ALWAYS)):
-            raise RoleNotAllowed(f"the {role} role may not call {method.lstrip('/')}")
+            refusal = _not_allowed(role, method)
+            self.refused(method, refusal, role)
+            raise refusal
         CALLER_ROLE.set(role)
 
 
-def _refusal(handler: Handler, exc: CardDaemonError, method: str) -> Handler:
+def _refusal(handler: Handler, exc: CardDaemonError, method: str, guard: Guard) -> Handler:
     def count() -> None:
         call = _Call(method)
         call.failed(exc)
         call.done()
+        guard.refused(method, exc)
 
     async def unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
         count()

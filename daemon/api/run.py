@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from daemon import metrics
 from daemon.api.server import ApiServer, Service
@@ -126,7 +126,13 @@ async def serve(
     ``notifier``: sd_notify (default: from ``$NOTIFY_SOCKET``/``$WATCHDOG_USEC``, a no-op
     when systemd did not start us)."""
     notify = notifier if notifier is not None else Notifier()
-    server = ApiServer(station.config.api, services)
+    journal = station.journal
+
+    def audit(event: str, detail: dict[str, Any]) -> None:
+        if journal is not None:
+            journal.audit(event, detail=detail)
+
+    server = ApiServer(station.config.api, services, audit=audit)
     stop = stop or asyncio.Event()
     collector = metrics.StationCollector(station)
     metrics.REGISTRY.register(collector)

@@ -27,7 +27,7 @@ import grpc
 from grpc import aio
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from daemon.api.guard import Guard, TlsGuard
+from daemon.api.guard import AuditWriter, Guard, RefusalAudit, TlsGuard
 from daemon.api.settings import ApiConfig, ListenerConfig
 from daemon.errors import ConfigError
 from daemon.metrics import MetricsEndpoint
@@ -69,9 +69,13 @@ class Listener:
 class ApiServer:
     """Start/stop every listener; ``health`` is shared so a status set once shows everywhere."""
 
-    def __init__(self, config: ApiConfig, services: Sequence[Service]) -> None:
+    def __init__(
+        self, config: ApiConfig, services: Sequence[Service], *, audit: AuditWriter | None = None
+    ) -> None:
         self.config = config
         self.services = tuple(services)
+        #: permission refusals of every listener go to the audit log (one throttle for all)
+        self.refusals = RefusalAudit(audit) if audit is not None else None
         self.health = health.aio.HealthServicer()
         self.listeners: list[Listener] = []
         self.metrics: MetricsEndpoint | None = None
@@ -87,7 +91,7 @@ class ApiServer:
     def _server(self, role: str) -> aio.Server:
         allowed = [s for s in self.services if s.allowed(role)]
         names = [name for s in allowed for name in s.allowed(role)]
-        guard = Guard(role, names, max_streams=self.config.max_streams)
+        guard = Guard(role, names, max_streams=self.config.max_streams, audit=self.refusals)
         server = aio.server(interceptors=[guard], options=self._options())
         # every service on every listener: a call of another role's method is then
         # PERMISSION_DENIED naming the role (the guard), not a puzzling UNIMPLEMENTED
@@ -159,7 +163,9 @@ class ApiServer:
             role: [name for s in self.services for name in s.allowed(role)]
             for role in set(tcp.roles.values())
         }
-        guard = TlsGuard(tcp.roles, by_role, max_streams=self.config.max_streams)
+        guard = TlsGuard(
+            tcp.roles, by_role, max_streams=self.config.max_streams, audit=self.refusals
+        )
         server = aio.server(interceptors=[guard], options=self._options())
         for service in self.services:
             service.register(service.servicer, server)

@@ -25,56 +25,63 @@ _sym_db = _symbol_database.Default()
 from daemon.api.v1 import common_pb2 as carddaemon_dot_v1_dot_common__pb2
 from daemon.api.v1 import member_card_service_pb2 as carddaemon_dot_v1_dot_member__card__service__pb2
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'carddaemon/v1/diagnostics_service.proto\x12\rcarddaemon.v1\x1a\x1a\x63\x61rddaemon/v1/common.proto\x1a\'carddaemon/v1/member_card_service.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\x10ProbeCardRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x16\n\x0elatency_rounds\x18\x02 \x01(\x05\x12\x12\n\ngen2_check\x18\x03 \x01(\x08\"_\n\x0cProbeFinding\x12\x30\n\x08severity\x18\x01 \x01(\x0e\x32\x1e.carddaemon.v1.FindingSeverity\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xbe\x01\n\x0cLatencyStats\x12\x0e\n\x06rounds\x18\x01 \x01(\x05\x12&\n\x03p50\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p99\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03min\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03max\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9e\x03\n\x11ProbeCardResponse\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x0f\n\x07\x64ialect\x18\x02 \x01(\t\x12\x15\n\rdialect_title\x18\x03 \x01(\t\x12\x10\n\x08\x66irmware\x18\x04 \x01(\t\x12\x15\n\rfirmware_note\x18\x05 \x01(\t\x12!\n\x04\x63\x61rd\x18\x06 \x01(\x0b\x32\x13.carddaemon.v1.Card\x12\x14\n\x0c\x61tr_standard\x18\x07 \x01(\t\x12\x13\n\x0b\x61tr_problem\x18\x08 \x01(\t\x12\x10\n\x08key_used\x18\t \x01(\t\x12\x0e\n\x06\x62lock0\x18\n \x01(\x0c\x12\x14\n\x0c\x62lock0_error\x18\x0b \x01(\t\x12-\n\x08\x66indings\x18\x0c \x03(\x0b\x32\x1b.carddaemon.v1.ProbeFinding\x12\x30\n\x0cgen2_verdict\x18\r \x01(\x0e\x32\x1a.carddaemon.v1.Gen2Verdict\x12\x13\n\x0bgen2_detail\x18\x0e \x01(\t\x12,\n\x07latency\x18\x0f \x01(\x0b\x32\x1b.carddaemon.v1.LatencyStats\"H\n\x0f\x44umpCardRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x0f\n\x07sectors\x18\x02 \x03(\x05\x12\x14\n\x0c\x65xpected_uid\x18\x03 \x01(\t\"\xb0\x01\n\tBlockDump\x12\r\n\x05\x62lock\x18\x01 \x01(\x05\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.carddaemon.v1.BlockKind\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0bkeys_hidden\x18\x04 \x01(\x08\x12\x13\n\x0b\x61\x63\x63\x65ss_bits\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63\x63\x65ss\x18\x06 \x01(\t\x12\r\n\x05value\x18\x07 \x01(\x05\x12\x15\n\rvalue_address\x18\x08 \x01(\x05\"\xa9\x01\n\nSectorDump\x12\x0e\n\x06sector\x18\x01 \x01(\x05\x12\x10\n\x08readable\x18\x02 \x01(\x08\x12\x10\n\x08key_used\x18\x03 \x01(\t\x12\x14\n\x0c\x65rror_reason\x18\x04 \x01(\t\x12\x19\n\x11\x61\x63\x63\x65ss_bits_valid\x18\x05 \x01(\x08\x12(\n\x06\x62locks\x18\x06 \x03(\x0b\x32\x18.carddaemon.v1.BlockDump\x12\x0c\n\x04role\x18\x07 \x01(\t\"\x91\x01\n\x10\x44umpCardResponse\x12!\n\x04\x63\x61rd\x18\x01 \x01(\x0b\x32\x13.carddaemon.v1.Card\x12*\n\x07sectors\x18\x02 \x03(\x0b\x32\x19.carddaemon.v1.SectorDump\x12.\n\x0bmember_card\x18\x03 \x01(\x0b\x32\x19.carddaemon.v1.MemberCard\";\n\x11TestReaderRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x16\n\x0elatency_rounds\x18\x02 \x01(\x05\";\n\x0bReaderCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x8e\x01\n\x12TestReaderResponse\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12*\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\x1a.carddaemon.v1.ReaderCheck\x12,\n\x07latency\x18\x04 \x01(\x0b\x32\x1b.carddaemon.v1.LatencyStats\"4\n\x13GetApduTraceRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\xcf\x01\n\x0c\x41pduExchange\x12\r\n\x05index\x18\x01 \x01(\x04\x12-\n\tsend_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ommand_hex\x18\x03 \x01(\t\x12\x14\n\x0cresponse_hex\x18\x04 \x01(\t\x12\x13\n\x0bstatus_word\x18\x05 \x01(\r\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x65rror_reason\x18\x07 \x01(\t\"U\n\x14GetApduTraceResponse\x12.\n\texchanges\x18\x01 \x03(\x0b\x32\x1b.carddaemon.v1.ApduExchange\x12\r\n\x05total\x18\x02 \x01(\x04\"^\n\x15GetCardHistoryRequest\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xf1\x01\n\x10\x43\x61rdHistoryEntry\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.carddaemon.v1.OperationType\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x11\n\tmember_id\x18\x05 \x01(\t\x12.\n\x06result\x18\x06 \x01(\x0b\x32\x1e.carddaemon.v1.OperationResult\x12\x14\n\x0c\x65rror_reason\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x16GetCardHistoryResponse\x12\x30\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1f.carddaemon.v1.CardHistoryEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x88\x01\n\x0f\x46indingSeverity\x12 \n\x1c\x46INDING_SEVERITY_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46INDING_SEVERITY_INFO\x10\x01\x12\x1c\n\x18\x46INDING_SEVERITY_WARNING\x10\x02\x12\x1a\n\x16\x46INDING_SEVERITY_ERROR\x10\x03*{\n\x0bGen2Verdict\x12\x1c\n\x18GEN2_VERDICT_UNSPECIFIED\x10\x00\x12\x15\n\x11GEN2_VERDICT_GEN2\x10\x01\x12\x1d\n\x19GEN2_VERDICT_NOT_WRITABLE\x10\x02\x12\x18\n\x14GEN2_VERDICT_NOT_RUN\x10\x03*\x87\x01\n\tBlockKind\x12\x1a\n\x16\x42LOCK_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42LOCK_KIND_MANUFACTURER\x10\x01\x12\x16\n\x12\x42LOCK_KIND_TRAILER\x10\x02\x12\x14\n\x10\x42LOCK_KIND_VALUE\x10\x03\x12\x13\n\x0f\x42LOCK_KIND_DATA\x10\x04\x32\xbc\x03\n\x12\x44iagnosticsService\x12N\n\tProbeCard\x12\x1f.carddaemon.v1.ProbeCardRequest\x1a .carddaemon.v1.ProbeCardResponse\x12K\n\x08\x44umpCard\x12\x1e.carddaemon.v1.DumpCardRequest\x1a\x1f.carddaemon.v1.DumpCardResponse\x12Q\n\nTestReader\x12 .carddaemon.v1.TestReaderRequest\x1a!.carddaemon.v1.TestReaderResponse\x12W\n\x0cGetApduTrace\x12\".carddaemon.v1.GetApduTraceRequest\x1a#.carddaemon.v1.GetApduTraceResponse\x12]\n\x0eGetCardHistory\x12$.carddaemon.v1.GetCardHistoryRequest\x1a%.carddaemon.v1.GetCardHistoryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'carddaemon/v1/diagnostics_service.proto\x12\rcarddaemon.v1\x1a\x1a\x63\x61rddaemon/v1/common.proto\x1a\'carddaemon/v1/member_card_service.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"N\n\x10ProbeCardRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x16\n\x0elatency_rounds\x18\x02 \x01(\x05\x12\x12\n\ngen2_check\x18\x03 \x01(\x08\"_\n\x0cProbeFinding\x12\x30\n\x08severity\x18\x01 \x01(\x0e\x32\x1e.carddaemon.v1.FindingSeverity\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xbe\x01\n\x0cLatencyStats\x12\x0e\n\x06rounds\x18\x01 \x01(\x05\x12&\n\x03p50\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03p99\x18\x03 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03min\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12&\n\x03max\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\"\x9e\x03\n\x11ProbeCardResponse\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x0f\n\x07\x64ialect\x18\x02 \x01(\t\x12\x15\n\rdialect_title\x18\x03 \x01(\t\x12\x10\n\x08\x66irmware\x18\x04 \x01(\t\x12\x15\n\rfirmware_note\x18\x05 \x01(\t\x12!\n\x04\x63\x61rd\x18\x06 \x01(\x0b\x32\x13.carddaemon.v1.Card\x12\x14\n\x0c\x61tr_standard\x18\x07 \x01(\t\x12\x13\n\x0b\x61tr_problem\x18\x08 \x01(\t\x12\x10\n\x08key_used\x18\t \x01(\t\x12\x0e\n\x06\x62lock0\x18\n \x01(\x0c\x12\x14\n\x0c\x62lock0_error\x18\x0b \x01(\t\x12-\n\x08\x66indings\x18\x0c \x03(\x0b\x32\x1b.carddaemon.v1.ProbeFinding\x12\x30\n\x0cgen2_verdict\x18\r \x01(\x0e\x32\x1a.carddaemon.v1.Gen2Verdict\x12\x13\n\x0bgen2_detail\x18\x0e \x01(\t\x12,\n\x07latency\x18\x0f \x01(\x0b\x32\x1b.carddaemon.v1.LatencyStats\"H\n\x0f\x44umpCardRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x0f\n\x07sectors\x18\x02 \x03(\x05\x12\x14\n\x0c\x65xpected_uid\x18\x03 \x01(\t\"\xb0\x01\n\tBlockDump\x12\r\n\x05\x62lock\x18\x01 \x01(\x05\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.carddaemon.v1.BlockKind\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\x13\n\x0bkeys_hidden\x18\x04 \x01(\x08\x12\x13\n\x0b\x61\x63\x63\x65ss_bits\x18\x05 \x01(\t\x12\x0e\n\x06\x61\x63\x63\x65ss\x18\x06 \x01(\t\x12\r\n\x05value\x18\x07 \x01(\x05\x12\x15\n\rvalue_address\x18\x08 \x01(\x05\"\xa9\x01\n\nSectorDump\x12\x0e\n\x06sector\x18\x01 \x01(\x05\x12\x10\n\x08readable\x18\x02 \x01(\x08\x12\x10\n\x08key_used\x18\x03 \x01(\t\x12\x14\n\x0c\x65rror_reason\x18\x04 \x01(\t\x12\x19\n\x11\x61\x63\x63\x65ss_bits_valid\x18\x05 \x01(\x08\x12(\n\x06\x62locks\x18\x06 \x03(\x0b\x32\x18.carddaemon.v1.BlockDump\x12\x0c\n\x04role\x18\x07 \x01(\t\"\x91\x01\n\x10\x44umpCardResponse\x12!\n\x04\x63\x61rd\x18\x01 \x01(\x0b\x32\x13.carddaemon.v1.Card\x12*\n\x07sectors\x18\x02 \x03(\x0b\x32\x19.carddaemon.v1.SectorDump\x12.\n\x0bmember_card\x18\x03 \x01(\x0b\x32\x19.carddaemon.v1.MemberCard\";\n\x11TestReaderRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x16\n\x0elatency_rounds\x18\x02 \x01(\x05\";\n\x0bReaderCheck\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x8e\x01\n\x12TestReaderResponse\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12*\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\x1a.carddaemon.v1.ReaderCheck\x12,\n\x07latency\x18\x04 \x01(\x0b\x32\x1b.carddaemon.v1.LatencyStats\"4\n\x13GetApduTraceRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"\xcf\x01\n\x0c\x41pduExchange\x12\r\n\x05index\x18\x01 \x01(\x04\x12-\n\tsend_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63ommand_hex\x18\x03 \x01(\t\x12\x14\n\x0cresponse_hex\x18\x04 \x01(\t\x12\x13\n\x0bstatus_word\x18\x05 \x01(\r\x12+\n\x08\x64uration\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x14\n\x0c\x65rror_reason\x18\x07 \x01(\t\"U\n\x14GetApduTraceResponse\x12.\n\texchanges\x18\x01 \x03(\x0b\x32\x1b.carddaemon.v1.ApduExchange\x12\r\n\x05total\x18\x02 \x01(\x04\"\xbc\x01\n\x15GetCardHistoryRequest\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\x12.\n\nstart_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf1\x01\n\x10\x43\x61rdHistoryEntry\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12*\n\x04type\x18\x02 \x01(\x0e\x32\x1c.carddaemon.v1.OperationType\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x11\n\tmember_id\x18\x05 \x01(\t\x12.\n\x06result\x18\x06 \x01(\x0b\x32\x1e.carddaemon.v1.OperationResult\x12\x14\n\x0c\x65rror_reason\x18\x07 \x01(\t\x12(\n\x04time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"c\n\x16GetCardHistoryResponse\x12\x30\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x1f.carddaemon.v1.CardHistoryEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xcd\x01\n\x16ListAuditEventsRequest\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\x12\x0e\n\x06\x65vents\x18\x03 \x03(\t\x12.\n\nstart_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"\xb4\x01\n\nAuditEvent\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65vent\x18\x03 \x01(\t\x12\x0b\n\x03uid\x18\x04 \x01(\t\x12\x11\n\tmember_id\x18\x05 \x01(\t\x12\x12\n\nrequest_id\x18\x06 \x01(\t\x12\'\n\x06\x64\x65tail\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\"]\n\x17ListAuditEventsResponse\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.carddaemon.v1.AuditEvent\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x88\x01\n\x0f\x46indingSeverity\x12 \n\x1c\x46INDING_SEVERITY_UNSPECIFIED\x10\x00\x12\x19\n\x15\x46INDING_SEVERITY_INFO\x10\x01\x12\x1c\n\x18\x46INDING_SEVERITY_WARNING\x10\x02\x12\x1a\n\x16\x46INDING_SEVERITY_ERROR\x10\x03*{\n\x0bGen2Verdict\x12\x1c\n\x18GEN2_VERDICT_UNSPECIFIED\x10\x00\x12\x15\n\x11GEN2_VERDICT_GEN2\x10\x01\x12\x1d\n\x19GEN2_VERDICT_NOT_WRITABLE\x10\x02\x12\x18\n\x14GEN2_VERDICT_NOT_RUN\x10\x03*\x87\x01\n\tBlockKind\x12\x1a\n\x16\x42LOCK_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x42LOCK_KIND_MANUFACTURER\x10\x01\x12\x16\n\x12\x42LOCK_KIND_TRAILER\x10\x02\x12\x14\n\x10\x42LOCK_KIND_VALUE\x10\x03\x12\x13\n\x0f\x42LOCK_KIND_DATA\x10\x04\x32\x9e\x04\n\x12\x44iagnosticsService\x12N\n\tProbeCard\x12\x1f.carddaemon.v1.ProbeCardRequest\x1a .carddaemon.v1.ProbeCardResponse\x12K\n\x08\x44umpCard\x12\x1e.carddaemon.v1.DumpCardRequest\x1a\x1f.carddaemon.v1.DumpCardResponse\x12Q\n\nTestReader\x12 .carddaemon.v1.TestReaderRequest\x1a!.carddaemon.v1.TestReaderResponse\x12W\n\x0cGetApduTrace\x12\".carddaemon.v1.GetApduTraceRequest\x1a#.carddaemon.v1.GetApduTraceResponse\x12]\n\x0eGetCardHistory\x12$.carddaemon.v1.GetCardHistoryRequest\x1a%.carddaemon.v1.GetCardHistoryResponse\x12`\n\x0fListAuditEvents\x12%.carddaemon.v1.ListAuditEventsRequest\x1a&.carddaemon.v1.ListAuditEventsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'daemon.api.v1.diagnostics_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_FINDINGSEVERITY']._serialized_start=2612
-  _globals['_FINDINGSEVERITY']._serialized_end=2748
-  _globals['_GEN2VERDICT']._serialized_start=2750
-  _globals['_GEN2VERDICT']._serialized_end=2873
-  _globals['_BLOCKKIND']._serialized_start=2876
-  _globals['_BLOCKKIND']._serialized_end=3011
-  _globals['_PROBECARDREQUEST']._serialized_start=192
-  _globals['_PROBECARDREQUEST']._serialized_end=270
-  _globals['_PROBEFINDING']._serialized_start=272
-  _globals['_PROBEFINDING']._serialized_end=367
-  _globals['_LATENCYSTATS']._serialized_start=370
-  _globals['_LATENCYSTATS']._serialized_end=560
-  _globals['_PROBECARDRESPONSE']._serialized_start=563
-  _globals['_PROBECARDRESPONSE']._serialized_end=977
-  _globals['_DUMPCARDREQUEST']._serialized_start=979
-  _globals['_DUMPCARDREQUEST']._serialized_end=1051
-  _globals['_BLOCKDUMP']._serialized_start=1054
-  _globals['_BLOCKDUMP']._serialized_end=1230
-  _globals['_SECTORDUMP']._serialized_start=1233
-  _globals['_SECTORDUMP']._serialized_end=1402
-  _globals['_DUMPCARDRESPONSE']._serialized_start=1405
-  _globals['_DUMPCARDRESPONSE']._serialized_end=1550
-  _globals['_TESTREADERREQUEST']._serialized_start=1552
-  _globals['_TESTREADERREQUEST']._serialized_end=1611
-  _globals['_READERCHECK']._serialized_start=1613
-  _globals['_READERCHECK']._serialized_end=1672
-  _globals['_TESTREADERRESPONSE']._serialized_start=1675
-  _globals['_TESTREADERRESPONSE']._serialized_end=1817
-  _globals['_GETAPDUTRACEREQUEST']._serialized_start=1819
-  _globals['_GETAPDUTRACEREQUEST']._serialized_end=1871
-  _globals['_APDUEXCHANGE']._serialized_start=1874
-  _globals['_APDUEXCHANGE']._serialized_end=2081
-  _globals['_GETAPDUTRACERESPONSE']._serialized_start=2083
-  _globals['_GETAPDUTRACERESPONSE']._serialized_end=2168
-  _globals['_GETCARDHISTORYREQUEST']._serialized_start=2170
-  _globals['_GETCARDHISTORYREQUEST']._serialized_end=2264
-  _globals['_CARDHISTORYENTRY']._serialized_start=2267
-  _globals['_CARDHISTORYENTRY']._serialized_end=2508
-  _globals['_GETCARDHISTORYRESPONSE']._serialized_start=2510
-  _globals['_GETCARDHISTORYRESPONSE']._serialized_end=2609
-  _globals['_DIAGNOSTICSSERVICE']._serialized_start=3014
-  _globals['_DIAGNOSTICSSERVICE']._serialized_end=3458
+  _globals['_FINDINGSEVERITY']._serialized_start=3223
+  _globals['_FINDINGSEVERITY']._serialized_end=3359
+  _globals['_GEN2VERDICT']._serialized_start=3361
+  _globals['_GEN2VERDICT']._serialized_end=3484
+  _globals['_BLOCKKIND']._serialized_start=3487
+  _globals['_BLOCKKIND']._serialized_end=3622
+  _globals['_PROBECARDREQUEST']._serialized_start=222
+  _globals['_PROBECARDREQUEST']._serialized_end=300
+  _globals['_PROBEFINDING']._serialized_start=302
+  _globals['_PROBEFINDING']._serialized_end=397
+  _globals['_LATENCYSTATS']._serialized_start=400
+  _globals['_LATENCYSTATS']._serialized_end=590
+  _globals['_PROBECARDRESPONSE']._serialized_start=593
+  _globals['_PROBECARDRESPONSE']._serialized_end=1007
+  _globals['_DUMPCARDREQUEST']._serialized_start=1009
+  _globals['_DUMPCARDREQUEST']._serialized_end=1081
+  _globals['_BLOCKDUMP']._serialized_start=1084
+  _globals['_BLOCKDUMP']._serialized_end=1260
+  _globals['_SECTORDUMP']._serialized_start=1263
+  _globals['_SECTORDUMP']._serialized_end=1432
+  _globals['_DUMPCARDRESPONSE']._serialized_start=1435
+  _globals['_DUMPCARDRESPONSE']._serialized_end=1580
+  _globals['_TESTREADERREQUEST']._serialized_start=1582
+  _globals['_TESTREADERREQUEST']._serialized_end=1641
+  _globals['_READERCHECK']._serialized_start=1643
+  _globals['_READERCHECK']._serialized_end=1702
+  _globals['_TESTREADERRESPONSE']._serialized_start=1705
+  _globals['_TESTREADERRESPONSE']._serialized_end=1847
+  _globals['_GETAPDUTRACEREQUEST']._serialized_start=1849
+  _globals['_GETAPDUTRACEREQUEST']._serialized_end=1901
+  _globals['_APDUEXCHANGE']._serialized_start=1904
+  _globals['_APDUEXCHANGE']._serialized_end=2111
+  _globals['_GETAPDUTRACERESPONSE']._serialized_start=2113
+  _globals['_GETAPDUTRACERESPONSE']._serialized_end=2198
+  _globals['_GETCARDHISTORYREQUEST']._serialized_start=2201
+  _globals['_GETCARDHISTORYREQUEST']._serialized_end=2389
+  _globals['_CARDHISTORYENTRY']._serialized_start=2392
+  _globals['_CARDHISTORYENTRY']._serialized_end=2633
+  _globals['_GETCARDHISTORYRESPONSE']._serialized_start=2635
+  _globals['_GETCARDHISTORYRESPONSE']._serialized_end=2734
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_start=2737
+  _globals['_LISTAUDITEVENTSREQUEST']._serialized_end=2942
+  _globals['_AUDITEVENT']._serialized_start=2945
+  _globals['_AUDITEVENT']._serialized_end=3125
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_start=3127
+  _globals['_LISTAUDITEVENTSRESPONSE']._serialized_end=3220
+  _globals['_DIAGNOSTICSSERVICE']._serialized_start=3625
+  _globals['_DIAGNOSTICSSERVICE']._serialized_end=4167
 # @@protoc_insertion_point(module_scope)

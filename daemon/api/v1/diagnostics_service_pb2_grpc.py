@@ -62,6 +62,11 @@ class DiagnosticsServiceStub:
                 request_serializer=carddaemon_dot_v1_dot_diagnostics__service__pb2.GetCardHistoryRequest.SerializeToString,
                 response_deserializer=carddaemon_dot_v1_dot_diagnostics__service__pb2.GetCardHistoryResponse.FromString,
                 _registered_method=True)
+        self.ListAuditEvents = channel.unary_unary(
+                '/carddaemon.v1.DiagnosticsService/ListAuditEvents',
+                request_serializer=carddaemon_dot_v1_dot_diagnostics__service__pb2.ListAuditEventsRequest.SerializeToString,
+                response_deserializer=carddaemon_dot_v1_dot_diagnostics__service__pb2.ListAuditEventsResponse.FromString,
+                _registered_method=True)
 
 
 class DiagnosticsServiceServicer:
@@ -114,6 +119,16 @@ class DiagnosticsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuditEvents(self, request, context):
+        """Lists this PC's audit log (oldest first), filtered by card, member, event kind and time
+        range: every value change, personalisation step, hotlist change, key use (purpose and
+        version only, never key bytes), permission refusal and fraud refusal. The log is
+        append-only: rows are never changed nor removed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DiagnosticsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +156,11 @@ def add_DiagnosticsServiceServicer_to_server(servicer, server):
                     servicer.GetCardHistory,
                     request_deserializer=carddaemon_dot_v1_dot_diagnostics__service__pb2.GetCardHistoryRequest.FromString,
                     response_serializer=carddaemon_dot_v1_dot_diagnostics__service__pb2.GetCardHistoryResponse.SerializeToString,
+            ),
+            'ListAuditEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEvents,
+                    request_deserializer=carddaemon_dot_v1_dot_diagnostics__service__pb2.ListAuditEventsRequest.FromString,
+                    response_serializer=carddaemon_dot_v1_dot_diagnostics__service__pb2.ListAuditEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -281,6 +301,33 @@ class DiagnosticsService:
             '/carddaemon.v1.DiagnosticsService/GetCardHistory',
             carddaemon_dot_v1_dot_diagnostics__service__pb2.GetCardHistoryRequest.SerializeToString,
             carddaemon_dot_v1_dot_diagnostics__service__pb2.GetCardHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/carddaemon.v1.DiagnosticsService/ListAuditEvents',
+            carddaemon_dot_v1_dot_diagnostics__service__pb2.ListAuditEventsRequest.SerializeToString,
+            carddaemon_dot_v1_dot_diagnostics__service__pb2.ListAuditEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -62,6 +62,12 @@ class DiagnosticsServiceStub:
     """Looks up a card's operations in this PC's journal (newest first): value changes, issue,
     erase, replace and hotlist changes, including refused and pending ones.
     """
+    ListAuditEvents: _grpc.UnaryUnaryMultiCallable[_diagnostics_service_pb2.ListAuditEventsRequest, _diagnostics_service_pb2.ListAuditEventsResponse]
+    """Lists this PC's audit log (oldest first), filtered by card, member, event kind and time
+    range: every value change, personalisation step, hotlist change, key use (purpose and
+    version only, never key bytes), permission refusal and fraud refusal. The log is
+    append-only: rows are never changed nor removed.
+    """
 
 @_typing.type_check_only
 class DiagnosticsServiceAsyncStub(DiagnosticsServiceStub):
@@ -94,6 +100,12 @@ class DiagnosticsServiceAsyncStub(DiagnosticsServiceStub):
     GetCardHistory: _aio.UnaryUnaryMultiCallable[_diagnostics_service_pb2.GetCardHistoryRequest, _diagnostics_service_pb2.GetCardHistoryResponse]  # type: ignore[assignment]
     """Looks up a card's operations in this PC's journal (newest first): value changes, issue,
     erase, replace and hotlist changes, including refused and pending ones.
+    """
+    ListAuditEvents: _aio.UnaryUnaryMultiCallable[_diagnostics_service_pb2.ListAuditEventsRequest, _diagnostics_service_pb2.ListAuditEventsResponse]  # type: ignore[assignment]
+    """Lists this PC's audit log (oldest first), filtered by card, member, event kind and time
+    range: every value change, personalisation step, hotlist change, key use (purpose and
+    version only, never key bytes), permission refusal and fraud refusal. The log is
+    append-only: rows are never changed nor removed.
     """
 
 class DiagnosticsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -154,6 +166,18 @@ class DiagnosticsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_diagnostics_service_pb2.GetCardHistoryResponse, _abc.Awaitable[_diagnostics_service_pb2.GetCardHistoryResponse]]:
         """Looks up a card's operations in this PC's journal (newest first): value changes, issue,
         erase, replace and hotlist changes, including refused and pending ones.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAuditEvents(
+        self,
+        request: _diagnostics_service_pb2.ListAuditEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_diagnostics_service_pb2.ListAuditEventsResponse, _abc.Awaitable[_diagnostics_service_pb2.ListAuditEventsResponse]]:
+        """Lists this PC's audit log (oldest first), filtered by card, member, event kind and time
+        range: every value change, personalisation step, hotlist change, key use (purpose and
+        version only, never key bytes), permission refusal and fraud refusal. The log is
+        append-only: rows are never changed nor removed.
         """
 
 def add_DiagnosticsServiceServicer_to_server(servicer: DiagnosticsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
