@@ -233,6 +233,13 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
             uid=record.uid or "",
         )
         _describe(response, record)
+        if (
+            journal is not None
+            and record.state is RequestState.CLAIMED
+            and await asyncio.to_thread(journal.left_behind, rid)
+        ):  # a daemon killed before the intent: not applied, and safe to retry
+            response.state = pb.GetOperationResponse.STATE_NOT_APPLIED
+            response.error_reason = "ABANDONED"
         if record.reverses:
             response.original_request_id = record.reverses
         if record.op in REVERSES.values() and journal is not None:
