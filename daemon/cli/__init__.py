@@ -58,6 +58,7 @@ COMMAND_MODULES: Final = (
     "journal",
     "day",
     "ledger",
+    "audit",
 )
 
 _DESCRIPTION = (

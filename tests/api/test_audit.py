@@ -78,7 +78,8 @@ def test_pages_follow_the_log_and_a_bad_filter_names_its_field(
     for n in range(5):
         api.station.journal.audit("hotlist", uid=f"0400000{n}", detail={"reason": "lost"})
     first = tech.ListAuditEvents(d.ListAuditEventsRequest(events=["hotlist"], page_size=2))
-    assert len(first.events) == 2 and first.next_page_token
+    assert len(first.events) == 2
+    assert first.next_page_token
     rest = tech.ListAuditEvents(
         d.ListAuditEventsRequest(events=["hotlist"], page_size=10, page_token=first.next_page_token)
     )
