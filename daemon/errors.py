@@ -47,6 +47,7 @@ __all__ = [
     "MacInvalid",
     "MalformedBlock",
     "MemberNotFound",
+    "NoTierRules",
     "OperationNotAllowed",
     "OperationNotCommitted",
     "OperationTimeout",
@@ -170,6 +171,14 @@ class OperationNotCommitted(CardDaemonError):
     that are not on the card. Maps to FAILED_PRECONDITION: settle the operation first."""
 
     reason = "OPERATION_NOT_COMMITTED"
+
+
+class NoTierRules(CardDaemonError):
+    """ChangeTier was asked to apply the tier rules, but no tier of ``[[membercard.tiers]]``
+    has ``upgrade_points``: nothing to apply (nothing written). Maps to FAILED_PRECONDITION:
+    configure the rules or name the tier."""
+
+    reason = "NO_TIER_RULES"
 
 
 class ReversalRefused(CardDaemonError):

@@ -34,6 +34,7 @@ OWN: Final = (
     "daemon.api.readers:service",
     "daemon.api.cards:service",
     "daemon.api.issuing:service",
+    "daemon.api.membership:service",
     "daemon.api.diagnostics:service",
     "daemon.api.printers:service",
     "daemon.api.scanners:service",

@@ -14,6 +14,7 @@ from the client certificate, mapped here by name.
     max_call_ms = 10000                  # a call without a client deadline
     max_streams = 16                     # open streams per listener
     metrics_address = "127.0.0.1:9464"   # optional: Prometheus /metrics, loopback only
+    membership_roles = ["issuer"]        # who may call ChangeTier / RenewCard (tier, validity)
 
     [api.pos]
     socket = "pos.sock"                  # relative: inside runtime_dir
@@ -59,6 +60,7 @@ _API_KEYS = (
     "max_call_ms",
     "max_streams",
     "metrics_address",
+    "membership_roles",
 )
 _LISTENER_KEYS = ("enabled", "socket", "mode", "group")
 _TCP_KEYS = ("address", "cert_file", "key_file", "client_ca_file", "roles")
@@ -101,6 +103,8 @@ class ApiConfig:
     max_streams: int = 16
     #: ``HOST:PORT`` of the Prometheus endpoint (a loopback host); None: no endpoint
     metrics_address: str | None = None
+    #: roles that may change a card's tier or validity (MembershipService ChangeTier, RenewCard)
+    membership_roles: tuple[str, ...] = ("issuer",)
 
     def listener(self, role: str) -> ListenerConfig | None:
         return next((item for item in self.listeners if item.role == role), None)
@@ -121,7 +125,22 @@ def parse_api(t: Table, base_dir: Path | None) -> ApiConfig:
         t.integer("max_call_ms", 10_000, 100, 600_000),
         t.integer("max_streams", 16, 1, 1024),
         _metrics_address(t),
+        _membership_roles(t),
     )
+
+
+def _membership_roles(t: Table) -> tuple[str, ...]:
+    """``membership_roles``: which roles may change a tier or renew a card (a store's choice:
+    the issuing desk only, or the tills too). An empty list lets no role do it."""
+    raw = t.raw.get("membership_roles", ["issuer"])
+    if not isinstance(raw, list) or not all(isinstance(r, str) for r in raw):
+        t.fail("membership_roles", f'must be a list of role names such as ["issuer"], got {raw!r}')
+    for role in raw:
+        if role not in ROLES:
+            t.fail("membership_roles", f"{role!r} is not a role (roles: {', '.join(ROLES)})")
+    if len(set(raw)) != len(raw):
+        t.fail("membership_roles", f"names a role twice: {raw!r}")
+    return tuple(raw)
 
 
 def _metrics_address(t: Table) -> str | None:

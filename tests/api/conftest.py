@@ -28,14 +28,14 @@ import pytest
 from daemon.api.run import serve
 from daemon.api.services import build_services
 from daemon.station import Station
-from demo.folder import make_store_folder
+from demo.folder import STORE_CONFIG, make_store_folder
 
 BIN = Path(sys.executable).parent
 
 
-def store_folder(folder: Path, extra: str = "") -> Path:
-    """The simulated store's config in ``folder`` with its sockets inside the folder too."""
-    config = make_store_folder(folder)
+def store_folder(folder: Path, extra: str = "", base: Path = STORE_CONFIG) -> Path:
+    """The simulated store's config (or ``base``) in ``folder``, its sockets in the folder too."""
+    config = make_store_folder(folder, base)
     text = config.read_text(encoding="utf-8")
     config.write_text(text + '\n[api]\nruntime_dir = "run"\n' + extra, encoding="utf-8")
     return config
@@ -127,10 +127,10 @@ def _await_grpc_aio_shutdown(timeout_s: float = 10.0) -> None:
 
 
 @contextlib.contextmanager
-def run_api(folder: Path, extra: str = "") -> Iterator[Api]:
-    """A station of the simulated store in ``folder`` with its listeners (``extra``: more
-    ``[api]`` lines), stopped and cleaned up on exit."""
-    config = store_folder(folder / "store", extra)
+def run_api(folder: Path, extra: str = "", base: Path = STORE_CONFIG) -> Iterator[Api]:
+    """A station of the simulated store (or of config file ``base``) in ``folder`` with its
+    listeners (``extra``: more ``[api]`` lines), stopped and cleaned up on exit."""
+    config = store_folder(folder / "store", extra, base)
     with Station.from_config(config) as station:
         station.start()
         station.wait_for_reader("front")

@@ -29,6 +29,7 @@ MODULES = [
     "reader_service",
     "member_card_service",
     "issuing_service",
+    "membership_service",
     "diagnostics_service",
     "printer_service",
     "scanner_service",
@@ -66,6 +67,7 @@ EXPECTED: dict[str, dict[str, bool]] = {
         "ListHotlist": U,
         "ListTiers": U,
     },
+    "MembershipService": {"ChangeTier": U, "RenewCard": U},
     "DiagnosticsService": {
         "ProbeCard": U,
         "DumpCard": U,
@@ -103,6 +105,7 @@ EXPECTED: dict[str, dict[str, bool]] = {
 IDEMPOTENT = [
     "Debit", "Credit", "AdjustPoints", "IssueCard", "EraseCard", "ReplaceCard",
     "PrintReceipt", "Reprint", "OpenDrawer", "Refund", "CancelTopUp", "PrintDaySettlement",
+    "ChangeTier", "RenewCard",
 ]  # fmt: skip
 
 
