@@ -74,6 +74,7 @@ EXPECTED: dict[str, dict[str, bool]] = {
         "TestReader": U,
         "GetApduTrace": U,
         "GetCardHistory": U,
+        "ListAuditEvents": U,
     },
     "PrinterService": {
         "ListPrinters": U,
