@@ -3,8 +3,9 @@
 Each simulated store is one store PC: its own SQLite journal (WAL, synchronous=FULL) with the
 ledger outbox, its own PostgreSQL role (row-level security) and its own shipper thread, as the
 station runs them. A "cashier" thread per store commits debits into the journal at the store's
-share of the chain's peak rate (claim, intent, outcome: the journal writes of a real debit; the
-card itself is measured by bench/card_ops.py). Meanwhile a POS thread asks the online check
+share of the chain's peak rate: the outcome commit of a debit, with its outbox row, as the
+journal writes it (the claim and intent commits and the card itself are each store's own
+work on its own disk, measured by bench/card_ops.py). Meanwhile a POS thread asks the online check
 (one round trip) about random cards. Everything on this one machine: 2 cores share the stores,
 their journals and PostgreSQL.
 
@@ -22,6 +23,7 @@ online_check_p99_ms=…``.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import random
 import statistics
@@ -59,15 +61,21 @@ def _cashier(
         uid = f"B{store:04d}{card:04d}"
         rid = f"s{store}-{n}"
         c = counters[card]
-        with journal.claim(rid, "debit", {"amount": 100}):
-            journal.record_intent(
-                rid, uid,
-                {"state": {"counter": c, "balance": 10**8 - 100 * c, "points": 0,
-                           "tag": f"{c:08x}"}},
-                {"state": {"counter": c + 1, "balance": 10**8 - 100 * (c + 1), "points": 0,
-                           "tag": f"{c + 1:08x}"}, "result": {}},
+        before = {"state": {"counter": c, "balance": 10**8 - 100 * c, "points": 0,
+                            "tag": f"{c:08x}"}}  # fmt: skip
+        after = {"state": {"counter": c + 1, "balance": 10**8 - 100 * (c + 1), "points": 0,
+                           "tag": f"{c + 1:08x}"}, "result": {}}  # fmt: skip
+        outcome = {"amount": 100, "member_id": uid}
+        # the commit that makes the event: the debit's outcome, with its outbox row (the claim
+        # and intent commits happen on each store's own disk; bench/card_ops.py has them)
+        with journal._tx() as db:
+            db.execute(
+                "INSERT INTO requests (request_id, op, params_hash, params, uid, state, before,"
+                " after, outcome, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (rid, "debit", rid, "{}", uid, RequestState.COMMITTED, json.dumps(before),
+                 json.dumps(after), json.dumps(outcome), time.time(), time.time()),
             )  # fmt: skip
-            journal.finish(rid, RequestState.COMMITTED, {"amount": 100, "member_id": uid})
+            journal._emit(db, "outcome", {"request_id": rid})
         counters[card] = c + 1
         n += 1
     made[store] = n

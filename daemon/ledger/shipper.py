@@ -30,11 +30,14 @@ __all__ = ["Shipper"]
 
 logger = logging.getLogger(__name__)
 
+# one statement per batch: the columns as arrays, unnested by the server (a row each)
 _EVENT_SQL: Final = (
     "INSERT INTO ledger.card_events (uid, counter, tag, at, store_id, terminal, store_seq,"
     " request_id, op, prev_counter, prev_tag, amount, balance_before, balance_after,"
-    " points_before, points_after, member_id) VALUES"
-    " (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING"
+    " points_before, points_after, member_id) SELECT * FROM unnest("
+    "%s::text[], %s::int[], %s::text[], %s::timestamptz[], %s::int[], %s::text[], %s::bigint[],"
+    " %s::text[], %s::text[], %s::int[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[],"
+    " %s::bigint[], %s::bigint[], %s::text[]) ON CONFLICT DO NOTHING"
 )
 _REPORT_SQL: Final = (
     "INSERT INTO ledger.store_reports (store_id, terminal, store_seq, kind, uid, member_id,"
@@ -100,7 +103,7 @@ class Shipper:
                         events = [self._event_args(store, r) for r in rows if r.kind == "event"]
                         reports = [self._report_args(store, r) for r in rows if r.kind != "event"]
                         if events:
-                            cur.executemany(_EVENT_SQL, events)
+                            cur.execute(_EVENT_SQL, [list(c) for c in zip(*events, strict=True)])
                         if reports:
                             cur.executemany(_REPORT_SQL, reports)
                 except LedgerError:
