@@ -425,6 +425,8 @@ class Station(ClosesOnExit):
         problems: list[str] = []
         if self.monitor is not None and not self.monitor.alive:
             problems.append("the reader monitor thread has ended")
+        if self.ledger is not None and not self.ledger.shipper.alive:
+            problems.append("the ledger shipper thread has ended")
         names = self.pool.names()
         for gone in set(self._beats) - set(names):
             del self._beats[gone]
