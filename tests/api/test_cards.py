@@ -32,7 +32,7 @@ def reason(err: grpc.RpcError) -> str:
     info = error_details_pb2.ErrorInfo()
     assert status.details[0].Unpack(info)
     assert info.domain == "carddaemon"
-    return info.reason
+    return str(info.reason)
 
 
 def member_on_front(api: Api) -> None:
