@@ -10,6 +10,8 @@ import grpc
 import pytest
 
 from daemon.api.v1 import common_pb2
+from daemon.api.v1 import diagnostics_service_pb2 as d
+from daemon.api.v1 import diagnostics_service_pb2_grpc as dg
 from daemon.api.v1 import member_card_service_pb2 as m
 from daemon.api.v1 import member_card_service_pb2_grpc as mg
 from daemon.api.v1 import printer_service_pb2 as p
@@ -76,6 +78,17 @@ def test_a_refund_and_a_cancel_over_the_api_are_linked_to_their_originals(
     topped = pos.GetOperation(m.GetOperationRequest(request_id="top"), timeout=5)
     assert [r.request_id for r in topped.reversals] == ["undo"]
     assert topped.amount_left == cny(0)
+    # the card's history shows the chain: each reversal names what it reversed
+    tech = dg.DiagnosticsServiceStub(api.channel("technician"))
+    history = tech.GetCardHistory(d.GetCardHistoryRequest(uid=UID), timeout=5).entries
+    chain = {
+        e.request_id: (e.result.type, e.result.original_request_id)
+        for e in history
+        if e.event == "value_change"
+    }
+    assert chain["ret-1"] == (m.OPERATION_TYPE_REFUND, "sale")
+    assert chain["undo"] == (m.OPERATION_TYPE_CANCEL_TOP_UP, "top")
+    assert chain["sale"] == (m.OPERATION_TYPE_DEBIT, "")
 
 
 def test_every_bad_reversal_is_its_status_and_reason_naming_what_is_left(
