@@ -1,9 +1,10 @@
-"""``carddaemon ledger migrate|add-store|review|status``: the chain ledger from the command line.
+"""``carddaemon ledger migrate|add-store|review|unhotlist|status``: the chain ledger by hand.
 
-``migrate``, ``add-store`` and ``review`` run at the chain's data centre with the admin role's
-connection string (``--conninfo-file``, mode 0600: never on the command line, where ``ps`` and
-the shell history would show it). ``status`` runs on a store PC, offline: what its outbox still
-has to ship and which hotlist version it holds (from the journal of ``--config``).
+``migrate``, ``add-store``, ``review`` and ``unhotlist`` run at the chain's data centre with
+the admin role's connection string (``--conninfo-file``, mode 0600: never on the command line,
+where ``ps`` and the shell history would show it). ``status`` runs on a store PC, offline:
+what its outbox still has to ship and which hotlist version it holds (from the journal of
+``--config``).
 """
 
 from __future__ import annotations
@@ -112,6 +113,24 @@ def _cmd_review(args: argparse.Namespace) -> int:
     return Exit.OK
 
 
+def _cmd_unhotlist(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from daemon.ledger.link import describe
+
+    try:
+        with psycopg.connect(_conninfo(args), autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT ledger.hotlist_remove(%s, %s)", (args.uid.upper(), args.note)
+            ).fetchone()
+    except psycopg.Error as exc:
+        raise Problem(f"chain ledger: {describe(exc)}") from None
+    if row is None or not row[0]:
+        raise Problem(f"UID {args.uid!r}: not on the chain hotlist")
+    Output(args.json).say(f"card {args.uid.upper()} taken off the chain hotlist ({args.note})")
+    return Exit.OK
+
+
 def _row(item: dict[str, object]) -> list[str]:
     counter = item["counter"]
     return [
@@ -200,6 +219,16 @@ def register(sub: SubParsers) -> None:
     )
     p.add_argument("--conninfo-file", type=Path, required=True, help=admin_help)
     p.add_argument("--limit", type=int, default=50, help="how many (default 50)")
+    p = add_command(
+        cmds,
+        "unhotlist",
+        _cmd_unhotlist,
+        role=None,
+        help="take a card off the chain hotlist after review (every store pulls the change)",
+    )
+    p.add_argument("uid", metavar="UID", help="the card's UID in hex, e.g. 04A7E3C2")
+    p.add_argument("--note", required=True, help="why (kept in the hotlist's history)")
+    p.add_argument("--conninfo-file", type=Path, required=True, help=admin_help)
     p = add_command(
         cmds,
         "status",

@@ -159,6 +159,8 @@ class Outbox:
                 return None  # it came from the ledger
             return "report", data["uid"], None, 0, {"kind": "hotlist", "reason": data["reason"]}
         if kind == "unhotlist":
+            if str(data["note"] or "").startswith(CHAIN_PREFIX):
+                return None  # the ledger's own removal, pulled back
             return "report", data["uid"], None, 0, {"kind": "unhotlist", "note": data["note"]}
         if kind == "audit" and data["event"] in _AUDITS_SHIPPED:
             body = {"kind": data["event"], "member_id": data["member_id"],

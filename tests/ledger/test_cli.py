@@ -93,3 +93,33 @@ def test_status_shows_the_outbox_of_this_pc(
     status = json.loads(capsys.readouterr().out)
     assert status["backlog"] == 2
     assert status["terminal"] == "pc-9"
+
+
+def test_unhotlist_after_review_reaches_the_stores(
+    ledger: Ledger, tmp_path: Path, fresh_uid: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    uid = f"UH{fresh_uid}"
+    conn = str(_admin_file(ledger, tmp_path))
+    with Journal(tmp_path / "a.db") as journal:
+        part = attach(ledger, journal, "a")
+        try:
+            journal.hotlist(uid, "COUNTER_ROLLBACK")  # this store's own fraud check
+            part.shipper.flush()
+            assert journal.hotlist_reason(uid) == "COUNTER_ROLLBACK"
+            with Journal(tmp_path / "b.db") as other:
+                b = attach(ledger, other, "b")
+                try:
+                    b.shipper.flush()
+                    assert str(other.hotlist_reason(uid)).startswith("chain hotlist v")
+                    assert main(["ledger", "unhotlist", uid, "--note", "card checked: genuine",
+                                 "--conninfo-file", conn]) == 0  # fmt: skip
+                    b.shipper.flush()
+                    assert other.hotlist_reason(uid) is None  # the chain's entry is gone
+                finally:
+                    b.close()
+            part.shipper.flush()
+            assert journal.hotlist_reason(uid) == "COUNTER_ROLLBACK"  # its own entry stays
+        finally:
+            part.close()
+    assert main(["ledger", "unhotlist", uid, "--note", "again", "--conninfo-file", conn]) == 1
+    assert "not on the chain hotlist" in capsys.readouterr().err

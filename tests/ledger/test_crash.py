@@ -112,3 +112,27 @@ def test_a_store_killed_mid_shipping_catches_up_without_doubling(
         committed = _journal_debits(journal, prefix, count)
     assert committed[0] > 0
     assert _ledger_debits(ledger, prefix) == committed
+
+
+def test_a_ledger_down_for_a_while_the_store_sells_on_and_its_worker_catches_up(
+    ledger: Ledger, tmp_path: Path, fresh_uid: int
+) -> None:
+    prefix = f"D{fresh_uid}"
+    with Journal(tmp_path / "store.db") as journal:
+        part = attach(ledger, journal, "a")
+        part.start()  # the background worker, as the station runs it
+        try:
+            ledger.pg.kill()
+            for i in range(50):  # the store keeps selling: only its journal is needed
+                committed_debit(journal, f"{prefix}-r{i}", f"{prefix}-{i % 5}", i // 5 + 1, 10)
+            time.sleep(0.5)  # the worker fails and backs off meanwhile
+            assert part.outbox.backlog() == 50
+            assert part.shipper.failures > 0
+            ledger.pg.start()
+            deadline = time.monotonic() + 20
+            while part.outbox.backlog():
+                assert time.monotonic() < deadline, "the worker never caught up"
+                time.sleep(0.02)
+        finally:
+            part.close()
+    assert _ledger_debits(ledger, prefix) == (50, 500)
