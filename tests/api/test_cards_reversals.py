@@ -194,6 +194,19 @@ def test_reversals_refused_for_the_card_the_state_the_window_and_the_funds(
         db.execute("UPDATE requests SET updated=updated-? WHERE request_id='old'", (40 * 86400,))
     text = refused(pos.Refund, refund("r2", "old", 100), fp, "REVERSAL_WINDOW_CLOSED")
     assert "1000 fen left" in text
+    with journal.claim("lost", "debit", {"amount": 100}):  # a sale whose card never came back
+        journal.record_intent("lost", "04000099", {"state": {}}, {"state": {}})
+    text = refused(pos.Refund, refund("r4", "lost", 100), fp, "ORIGINAL_NOT_COMMITTED")
+    assert "PENDING" in text
+    late = m.CreditRequest(reader=READER, request_id="late", expected_uid=UID, amount=cny(100))
+    pos.Credit(late, timeout=10)
+    with journal._tx() as db:  # a top-up of two days ago: another business day
+        db.execute("UPDATE requests SET updated=updated-? WHERE request_id='late'", (2 * 86400,))
+    undo_late = m.CancelTopUpRequest(
+        reader=READER, request_id="undo-late", expected_uid=UID, original_request_id="late"
+    )
+    text = refused(pos.CancelTopUp, undo_late, fp, "REVERSAL_WINDOW_CLOSED")
+    assert "cancel_window" in text
     top = m.CreditRequest(reader=READER, request_id="top", expected_uid=UID, amount=cny(20_000))
     pos.Credit(top, timeout=10)
     spend = m.DebitRequest(reader=READER, request_id="spend", expected_uid=UID, amount=cny(60_000))
