@@ -126,6 +126,7 @@ def receipt_from_message(message: pb.Receipt, member: MemberSection | None = Non
             item.quantity,
             _fen(item.unit_price, f"items[{i}].unit_price"),
             _fen(item.amount, f"items[{i}].amount"),
+            _fen(item.discount, f"items[{i}].discount"),
         )
         for i, item in enumerate(message.items)
     )

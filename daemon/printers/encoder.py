@@ -179,6 +179,10 @@ class ReceiptEncoder:
                 for part in wrap(item.name, self.cpl, k):
                     out += self.text_line(part)
                 out += self.text_line(pad_left(numbers, self.cpl, k))
+            if item.discount_fen:
+                out += self.text_line(
+                    fit("  优惠", "-" + format_fen(item.discount_fen), self.cpl, k)
+                )
         return bytes(out)
 
     def totals(self, totals: Totals) -> bytes:

@@ -55,12 +55,15 @@ class Header:
 
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One sale line. ``amount_fen`` is given, not derived: line discounts stay explicit."""
+    """One sale line: ``amount = quantity x unit price - discount``, every figure given so the
+    daemon can check that the POS's line adds up (a line discount is printed, never hidden in
+    a smaller amount)."""
 
     name: str
     quantity: int
     unit_price_fen: int
     amount_fen: int
+    discount_fen: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,10 +226,17 @@ def validate_receipt(receipt: Receipt, profile: PrinterProfile) -> None:
             raise ReceiptInvalid(f"items[{i}].quantity", f"must be an integer 1..9999: {qty!r}")
         price = _check_fen(item.unit_price_fen, f"items[{i}].unit_price_fen")
         amount = _check_fen(item.amount_fen, f"items[{i}].amount_fen")
-        if amount > qty * price:  # below is a line discount; above never adds up
+        cut = _check_fen(item.discount_fen, f"items[{i}].discount_fen")
+        if cut > qty * price:
+            raise ReceiptInvalid(
+                f"items[{i}].discount_fen",
+                f"{cut} is more than quantity {qty} x unit price {price} = {qty * price}",
+            )
+        if amount != qty * price - cut:
+            less = f" - discount {cut}" if cut else ""
             raise ReceiptInvalid(
                 f"items[{i}].amount_fen",
-                f"{amount} is more than quantity {qty} x unit price {price} = {qty * price}",
+                f"{amount} != quantity {qty} x unit price {price}{less} = {qty * price - cut}",
             )
         total_amount += amount
 

@@ -50,7 +50,13 @@ def receipt() -> p.Receipt:
         items=[
             p.ReceiptItem(name="农夫山泉 550ml", quantity=2, unit_price=cny(200), amount=cny(400)),
             p.ReceiptItem(name="Coca-Cola 330ml", quantity=1, unit_price=cny(350), amount=cny(350)),
-            p.ReceiptItem(name="坚果礼盒", quantity=1, unit_price=cny(9900), amount=cny(9500)),
+            p.ReceiptItem(
+                name="坚果礼盒",
+                quantity=1,
+                unit_price=cny(9900),
+                amount=cny(9500),
+                discount=cny(400),
+            ),  # fmt: skip
         ],
         totals=p.ReceiptTotals(
             subtotal=cny(10250), discount=cny(250), total=cny(10000), change=cny(1000)
@@ -155,6 +161,8 @@ def test_receipt_prints_once_and_a_retry_returns_the_same_job(
     assert "悦来便利店" in texts[0]
     assert "Coca-Cola 330ml" in texts[0]
     assert "95.00" in texts[0]
+    discount_line = next(line for line in texts[0].splitlines() if "优惠" in line)
+    assert discount_line.split()[-1] == "-4.00"  # the line discount is on paper, not hidden
     other = p.PrintReceiptRequest(printer=PRINTER, request_id="sale-42", receipt=receipt())
     other.receipt.receipt_no = "20261123-0043"
     with pytest.raises(grpc.RpcError) as err:
@@ -206,6 +214,8 @@ def test_watch_printer_snapshot_then_job_events(pos: pg.PrinterServiceStub) -> N
     ("change", "field"),
     [
         ("line", "receipt.items[2].amount"),
+        ("hidden discount", "receipt.items[1].amount"),
+        ("line discount", "receipt.items[0].discount"),
         ("subtotal", "receipt.totals.subtotal"),
         ("total", "receipt.totals.total"),
         ("payments", "receipt.payments"),
@@ -217,6 +227,13 @@ def test_a_receipt_that_does_not_add_up_is_refused_naming_the_field(
     bad = receipt()
     if change == "line":
         bad.items[2].amount.amount_fen = 9901  # above 1 x 99.00
+    elif change == "hidden discount":
+        bad.items[1].amount.amount_fen = 300  # 1 x 3.50 shown as 3.00 with no discount
+        bad.totals.subtotal.amount_fen -= 50
+        bad.totals.total.amount_fen -= 50
+        bad.totals.change.amount_fen += 50
+    elif change == "line discount":
+        bad.items[0].discount.CopyFrom(cny(500))  # more than 2 x 2.00
     elif change == "subtotal":
         bad.totals.subtotal.amount_fen += 1
     elif change == "total":
@@ -225,7 +242,9 @@ def test_a_receipt_that_does_not_add_up_is_refused_naming_the_field(
         bad.payments[1].amount.amount_fen -= 1
     with pytest.raises(grpc.RpcError) as err:
         pos.PrintReceipt(
-            p.PrintReceiptRequest(printer=PRINTER, request_id=f"bad-{change}", receipt=bad),
+            p.PrintReceiptRequest(
+                printer=PRINTER, request_id=f"bad-{change.replace(' ', '-')}", receipt=bad
+            ),
             timeout=10,
         )
     code, why, message = error(err.value)

@@ -151,6 +151,7 @@ class ReceiptItem(_message.Message):
     QUANTITY_FIELD_NUMBER: _builtins.int
     UNIT_PRICE_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
+    DISCOUNT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Required. Product name, Chinese or Latin, at most two printed lines."""
     quantity: _builtins.int
@@ -161,8 +162,14 @@ class ReceiptItem(_message.Message):
 
     @_builtins.property
     def amount(self) -> _common_pb2.Money:
-        """The line's amount, zero or positive. Given, not derived: a line discount is shown by an
-        amount below quantity × unit price.
+        """The line's amount: quantity × unit price - discount, exactly (RECEIPT_INVALID naming
+        `items[N].amount_fen` otherwise). Given, not derived, so the daemon checks the POS's sum.
+        """
+
+    @_builtins.property
+    def discount(self) -> _common_pb2.Money:
+        """A discount on this line (printed under it as 优惠), zero or positive, at most
+        quantity × unit price; zero when none.
         """
 
     def __init__(
@@ -172,10 +179,11 @@ class ReceiptItem(_message.Message):
         quantity: _builtins.int = ...,
         unit_price: _common_pb2.Money | None = ...,
         amount: _common_pb2.Money | None = ...,
+        discount: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "unit_price", b"unit_price"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "discount", b"discount", "unit_price", b"unit_price"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "name", b"name", "quantity", b"quantity", "unit_price", b"unit_price"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "discount", b"discount", "name", b"name", "quantity", b"quantity", "unit_price", b"unit_price"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
