@@ -6,13 +6,16 @@ wants to see, so problems become text in the description. Only an image of the w
 type is rejected.
 
 Key bytes are never printed: trailers show a key field only when it reads back as zeros (what
-a chip returns); anything else, including a readable key B, is shown as ``******``.
+a chip returns); anything else, including a readable key B, is shown as ``******``. A dump
+*file* (``key_file``) holds the keys its tool used, so its trailers are not flagged for them;
+instead each key is named when it is a public one (transport, MAD ...) and marked private or
+unknown otherwise.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from daemon.errors import BlockNotFound, MalformedBlock
@@ -28,6 +31,7 @@ from daemon.mifare.access import (
     sector_warnings,
 )
 from daemon.mifare.block0 import Block0, Finding, check_block0, parse_block0
+from daemon.mifare.dictionary import label_for
 from daemon.mifare.geometry import (
     BLOCK_SIZE,
     KEY_SIZE,
@@ -48,6 +52,7 @@ __all__ = ["BlockView", "CardDump", "GroupRule", "SectorView", "TrailerView", "d
 logger = logging.getLogger(__name__)
 
 KEY_MASK = "******"
+KEY_UNKNOWN = "------"  # a dump file without this key (MCT writes "--" per byte)
 _ZERO_KEY = bytes(KEY_SIZE)
 
 
@@ -83,6 +88,9 @@ class TrailerView:
     problem: str | None = None
     anomalies: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: a dump file's key A and key B in words ("factory default (transport)", "private key",
+    #: "not in the file"); empty for bytes read from a card
+    key_words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -108,11 +116,14 @@ class CardDump:
         return "\n".join(_format(self))
 
 
-def _trailer_hex(raw: bytes) -> str:
-    def key(k: bytes) -> str:
+def _trailer_hex(raw: bytes, known: tuple[bool, bool] = (True, True)) -> str:
+    def key(k: bytes, is_known: bool) -> str:
+        if not is_known:
+            return KEY_UNKNOWN
         return hexs(k) if k == _ZERO_KEY else KEY_MASK
 
-    return f"{key(raw[0:6])} | {hexs(raw[6:9])} | {raw[9]:02X} | {key(raw[10:16])}"
+    a, b = key(raw[0:6], known[0]), key(raw[10:16], known[1])
+    return f"{a} | {hexs(raw[6:9])} | {raw[9]:02X} | {b}"
 
 
 _TRAILER_COLUMNS = (
@@ -156,7 +167,19 @@ def _rules(access: AccessConditions, blocks: range, size: CardSize) -> tuple[Gro
     return tuple(rules)
 
 
-def _decode_trailer(block: int, raw: bytes, blocks: range, size: CardSize) -> TrailerView:
+def _key_word(key: bytes, known: bool) -> str:
+    if not known:
+        return "not in the file"
+    label = label_for(key)
+    return "private key (not shown)" if label is None else f"public: {label}"
+
+
+def _decode_trailer(
+    block: int, raw: bytes, blocks: range, size: CardSize, known: tuple[bool, bool] | None
+) -> TrailerView:
+    words = (
+        () if known is None else (_key_word(raw[0:6], known[0]), _key_word(raw[10:16], known[1]))
+    )
     try:
         back = parse_trailer_read(raw, block=block)
     except MalformedBlock as exc:
@@ -165,6 +188,7 @@ def _decode_trailer(block: int, raw: bytes, blocks: range, size: CardSize) -> Tr
             hexs(raw[6:9]),
             raw[9],
             problem=f"{exc.message}: dead sector",
+            key_words=words,
         )
     return TrailerView(
         block,
@@ -172,8 +196,9 @@ def _decode_trailer(block: int, raw: bytes, blocks: range, size: CardSize) -> Tr
         back.gpb,
         key_b_readable=back.key_b_readable,
         rules=_rules(back.access, blocks, size),
-        anomalies=back.anomalies,
+        anomalies=back.anomalies if known is None else (),  # a file's keys are keys
         warnings=sector_warnings(back.access),
+        key_words=words,
     )
 
 
@@ -219,8 +244,12 @@ def decode_dump(
     *,
     uid_length: int = 4,
     unread: Collection[int] = (),
+    key_file: Mapping[int, tuple[bool, bool]] | None = None,
 ) -> CardDump:
-    """Decode ``image`` (320, 1024 or 4096 bytes). Blocks in ``unread`` were not readable."""
+    """Decode ``image`` (320, 1024 or 4096 bytes). Blocks in ``unread`` were not readable.
+
+    ``key_file``: the image comes from a dump file whose trailers hold keys, per sector
+    (key A known, key B known); ``None``: bytes read back from a card."""
     if not isinstance(image, bytes | bytearray):
         raise MalformedBlock("card image", f"expected bytes, got {type(image).__name__}")
     image = bytes(image)
@@ -262,8 +291,10 @@ def decode_dump(
                 )
                 continue
             if is_trailer(n, size):
-                trailer = _decode_trailer(n, raw, blocks, size)
-                views.append(BlockView(n, _trailer_hex(raw), "trailer", "sector trailer"))
+                known = None if key_file is None else key_file.get(sector, (False, False))
+                trailer = _decode_trailer(n, raw, blocks, size, known)
+                shown = _trailer_hex(raw) if known is None else _trailer_hex(raw, known)
+                views.append(BlockView(n, shown, "trailer", "sector trailer"))
             elif n == 0 and b0 is not None:
                 views.append(BlockView(n, hexs(raw), "manufacturer", _block0_meaning(b0)))
             elif mad is not None and n in (1, 2):
@@ -319,6 +350,8 @@ def _format_trailer(tv: TrailerView | None) -> list[str]:
     for rule in tv.rules:
         perms = "  ".join(f"{name} {who}" for name, who in rule.permissions)
         lines.append(f"    {rule.label:<14} {rule.bits}  {perms}  ({rule.meaning})")
+    if tv.key_words:
+        lines.append(f"  keys in the file: key A {tv.key_words[0]}, key B {tv.key_words[1]}")
     lines.extend(f"  !! {a}" for a in tv.anomalies)
     lines.extend(f"  warning: {w}" for w in tv.warnings)
     return lines
