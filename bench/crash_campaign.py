@@ -128,13 +128,23 @@ class StorePc:
     more config (``[printers.*]`` …); ``journal``: where the journal lives (a full-disk test
     puts it on a small filesystem)."""
 
-    def __init__(self, folder: Path, *, extra: str = "", journal: str = "journal.sqlite3") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        extra: str = "",
+        journal: str = "journal.sqlite3",
+        state_size: str | None = None,
+    ) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.config = folder / "carddaemon.toml"
         self.config.write_text(CONFIG.format(journal=journal) + extra, encoding="utf-8")
         Keystore.create_file(folder / "keys.toml")
         self.journal_path = folder / "state" / journal  # relative to state_dir
+        #: the daemon's state directory on a tmpfs of this size, mounted in a mount namespace
+        #: of its own (a disk that fills up; the host's disk is never touched)
+        self.state_size = state_size
         names = [name for name, _ in LANES.values()]
         self.pcscd = PrivatePcscd(names, debug=False)
         self.readers: dict[str, SimReader] = {}
@@ -171,8 +181,14 @@ class StorePc:
         lanes read their card."""
         assert self.process is None or self.process.poll() is not None
         env = {**self.pcscd.client_env(), "PYTHONUNBUFFERED": "1"}
+        command = [str(BIN / "carddaemon"), "serve", "--config", str(self.config)]
+        if self.state_size is not None:  # unshare and sh exec: the daemon keeps this pid
+            (self.folder / "state").mkdir(exist_ok=True)
+            script = f'mount -t tmpfs -o size={self.state_size} tmpfs "$0" && exec "$@"'
+            command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script,
+                       str(self.folder / "state"), *command]  # fmt: skip
         self.process = process = subprocess.Popen(
-            [str(BIN / "carddaemon"), "serve", "--config", str(self.config)],
+            command,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -262,6 +278,12 @@ class StorePc:
         self.process = None
         return code
 
+    def state_path(self, path: Path) -> Path:
+        """``path`` as the daemon sees it (through its mount namespace, if it has one)."""
+        if self.state_size is None:
+            return path
+        return Path(f"/proc/{self.pid}/root") / path.relative_to("/")
+
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -308,23 +330,18 @@ class StorePc:
 
     def journal_rows(self) -> tuple[dict[str, tuple[str, str | None, int]], dict[str, int]]:
         """The journal file as it is on disk, read by a connection of our own: request_id ->
-        (state, uid, amount) of every debit, and request_id -> its ``value_change`` rows."""
-        db = sqlite3.connect(f"file:{self.journal_path}?mode=ro", uri=True, timeout=30)
-        try:
-            requests = {
-                rid: (state, uid, int(json.loads(params)["amount"]))
-                for rid, state, uid, params in db.execute(
-                    "SELECT request_id, state, uid, params FROM requests WHERE op='debit'"
-                )
-            }
-            audited: dict[str, int] = {}
-            for (rid,) in db.execute(
-                "SELECT request_id FROM audit WHERE event='value_change' AND request_id IS NOT NULL"
-            ):
-                audited[rid] = audited.get(rid, 0) + 1
-        finally:
-            db.close()
-        return requests, audited
+        (state, uid, amount) of every debit, and request_id -> its ``value_change`` rows. A
+        journal in the daemon's own mount namespace is read from inside it (``nsenter``:
+        SQLite resolves ``/proc/<pid>/root`` to this namespace's ``/``)."""
+        if self.state_size is None:
+            return journal_rows(self.journal_path)
+        done = subprocess.run(
+            ["nsenter", "-t", str(self.pid), "-m", sys.executable, __file__, "--journal-rows",
+             str(self.journal_path)],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        requests, audited = json.loads(done.stdout)
+        return {k: (v[0], v[1], v[2]) for k, v in requests.items()}, audited
 
     def close(self) -> None:
         if self.process is not None:
@@ -342,6 +359,26 @@ class StorePc:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def journal_rows(path: Path) -> tuple[dict[str, tuple[str, str | None, int]], dict[str, int]]:
+    """See :meth:`StorePc.journal_rows`."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+    try:
+        requests = {
+            rid: (state, uid, int(json.loads(params)["amount"]))
+            for rid, state, uid, params in db.execute(
+                "SELECT request_id, state, uid, params FROM requests WHERE op='debit'"
+            )
+        }
+        audited: dict[str, int] = {}
+        for (rid,) in db.execute(
+            "SELECT request_id FROM audit WHERE event='value_change' AND request_id IS NOT NULL"
+        ):
+            audited[rid] = audited.get(rid, 0) + 1
+    finally:
+        db.close()
+    return requests, audited
 
 
 # --- the POS clients -------------------------------------------------------------------------
@@ -615,9 +652,9 @@ def main() -> int:
 
 
 @contextlib.contextmanager
-def running(folder: Path, extra: str = "", journal: str = "journal.sqlite3") -> Iterator[StorePc]:
+def running(folder: Path, extra: str = "") -> Iterator[StorePc]:
     """A :class:`StorePc` with its daemon started (for the soak and the survival tests)."""
-    with StorePc(folder, extra=extra, journal=journal) as store:
+    with StorePc(folder, extra=extra) as store:
         store.start(wait_cards=False)
         yield store
         store.stop()
@@ -626,4 +663,7 @@ def running(folder: Path, extra: str = "", journal: str = "journal.sqlite3") -> 
 __all__ = ["LANES", "Ledger", "StorePc", "check", "running", "till", "uid_for"]
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--journal-rows"]:  # StorePc.journal_rows, inside a mount namespace
+        print(json.dumps(journal_rows(Path(sys.argv[2]))))
+        sys.exit(0)
     sys.exit(main())

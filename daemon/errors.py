@@ -40,6 +40,7 @@ __all__ = [
     "InsufficientBalance",
     "InvalidAmount",
     "InvalidArgument",
+    "JournalFull",
     "KeystoreError",
     "LedgerError",
     "LedgerRequired",
@@ -444,6 +445,14 @@ class LedgerUnavailable(LedgerError):
     later)."""
 
     reason = "LEDGER_UNAVAILABLE"
+
+
+class JournalFull(CardDaemonError):
+    """The disk holding the journal is (nearly) full: value operations are refused before the
+    card is touched, since an intent or outcome that cannot be journalled would leave money
+    unrecorded. Reads go on while the space held back for them lasts."""
+
+    reason = "JOURNAL_FULL"
 
 
 # --- devices ----------------------------------------------------------------------------------

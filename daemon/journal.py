@@ -22,6 +22,7 @@ import enum
 import hashlib
 import json
 import logging
+import shutil
 import sqlite3
 import threading
 import time
@@ -35,6 +36,7 @@ from daemon.errors import (
     CardCloned,
     CounterRollback,
     HistoryForked,
+    JournalFull,
     OperationTimeout,
     RequestIdReused,
 )
@@ -116,6 +118,12 @@ _HOTLIST_UPDATE = (
     " ON CONFLICT(uid) DO UPDATE SET reason=excluded.reason"
 )
 _PENDING_BY_AGE = "SELECT request_id FROM requests WHERE state=? AND updated<=? ORDER BY created"
+
+
+#: free space a value operation needs on the journal's disk before it starts: the rest is
+#: kept for what reads journal (last counter seen, key-use audit rows) and for WAL checkpoints
+MIN_FREE_BYTES = 16 * 2**20
+_SQLITE_FULL = 13
 
 
 class RequestState(enum.StrEnum):
@@ -232,10 +240,27 @@ class Journal:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:  # a failed COMMIT may leave it open
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error) and exc.sqlite_errorcode == _SQLITE_FULL:
+                    raise JournalFull(self._full("nothing could be written")) from exc
                 raise
-            self._db.execute("COMMIT")
+
+    def check_space(self) -> None:
+        """Refuse a value operation before it starts (``JournalFull``) when the journal's disk
+        has less than ``MIN_FREE_BYTES`` free: its intent and outcome must both fit."""
+        free = shutil.disk_usage(self.path.parent).free
+        if free < MIN_FREE_BYTES:
+            raise JournalFull(self._full(f"{free // 2**20} MiB free, {MIN_FREE_BYTES // 2**20} "
+                                         "MiB needed"))  # fmt: skip
+
+    def _full(self, detail: str) -> str:
+        return (
+            f"the disk holding the journal {self.path} is full ({detail}): value operations "
+            "are refused before the card is touched until space is freed"
+        )
 
     def _emit(self, db: sqlite3.Connection, kind: str, record: dict[str, Any]) -> None:
         if self.on_write is not None:

@@ -48,6 +48,7 @@ STATUS_BY_REASON: Final[Mapping[str, grpc.StatusCode]] = {
     "ROLE_NOT_ALLOWED": _C.PERMISSION_DENIED,
     "CERTIFICATE_NOT_MAPPED": _C.UNAUTHENTICATED,
     "TOO_MANY_STREAMS": _C.RESOURCE_EXHAUSTED,
+    "JOURNAL_FULL": _C.RESOURCE_EXHAUSTED,  # free disk space; nothing was written to a card
     # refunds, cancelled top-ups and the daily settlement: nothing written, fix or give up
     "REVERSAL_REFUSED": _C.FAILED_PRECONDITION,
     "ORIGINAL_NOT_FOUND": _C.NOT_FOUND,

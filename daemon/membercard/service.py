@@ -413,6 +413,7 @@ class MemberCardService:
         check: Check | None = None,
     ) -> OpResult | MembershipResult:
         request_id, expected_uid = request.request_id, request.expected_uid
+        self.journal.check_space()  # a full disk: refused before anything, the claim included
         if time.monotonic() - self._swept >= self.programme.abandoned_claim_age_s:
             self.sweep()
         with self.journal.claim(request_id, op, value_params(request)):

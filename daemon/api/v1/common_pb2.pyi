@@ -21,7 +21,8 @@ Conventions that hold for every service in this package:
     PERMISSION_DENIED   ROLE_NOT_ALLOWED (this socket's role may not call the method),
                         OPERATION_NOT_ALLOWED (this station may not do that)
     UNAUTHENTICATED     CERTIFICATE_NOT_MAPPED (a TLS client certificate with no role)
-    RESOURCE_EXHAUSTED  TOO_MANY_STREAMS (close a stream you no longer read)
+    RESOURCE_EXHAUSTED  TOO_MANY_STREAMS (close a stream you no longer read), JOURNAL_FULL (the
+                        journal's disk is full: value operations refused, nothing written)
     FAILED_PRECONDITION CARD_ABSENT, CARD_REMOVED, CARD_MISMATCH, CARD_EXPIRED, CARD_HOTLISTED,
                         INSUFFICIENT_BALANCE, UNKNOWN_CARD_FORMAT, CARD_AUTH_FAILED, ...,
                         FRAUD_DETECTED, MAC_INVALID, COUNTER_ROLLBACK, CARD_CLONED,
