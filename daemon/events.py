@@ -41,6 +41,7 @@ __all__ = [
     "State",
     "Subscription",
     "SubscriptionClosed",
+    "subscriber_kind",
 ]
 
 logger = logging.getLogger(__name__)
@@ -85,6 +86,16 @@ def source_matches(source: str, patterns: Collection[str]) -> bool:
     return False
 
 
+def subscriber_kind(name: str) -> str:
+    """A subscriber's kind from its name, for counting without a label per subscription:
+    ``WaitForCard readers/front`` -> ``WaitForCard``; a scan stream's role (``pos``); an
+    unnamed one (``#12``) -> ``other``."""
+    word = name.split(" ", 1)[0]
+    if not word or word.startswith("#") or not word.replace("_", "").isalnum():
+        return "other"
+    return word[:40]
+
+
 class Subscription:
     """One subscriber's bounded queue on a hub; a context manager; ``close`` is idempotent."""
 
@@ -101,6 +112,7 @@ class Subscription:
         name: str,
     ) -> None:
         self.name = name
+        self.kind = subscriber_kind(name)
         self.maxsize = maxsize
         self.dropped = 0  # total lost over the subscription's life
         self.resynced = False  # resumed too late: got a fresh snapshot instead of a replay
@@ -156,6 +168,8 @@ class Subscription:
 
     def _note_loss(self) -> None:
         self.dropped += 1
+        lost = self._hub._dropped_by_kind
+        lost[self.kind] = lost.get(self.kind, 0) + 1
         if self.dropped == 1 or self.dropped % 100 == 0:
             logger.warning(
                 "event subscriber %s: %d events lost (too slow, or its filter failed)",
@@ -301,6 +315,22 @@ class EventHub:
         self._subs: list[Subscription] = []
         self._closed = False
         self._names = 0
+        #: every event any subscriber lost, by subscriber kind, over the hub's life (kept
+        #: here, not on the subscription, so a stream that ends between scrapes still counts)
+        self._dropped_by_kind: dict[str, int] = {}
+
+    def subscriber_counts(self) -> dict[str, int]:
+        """Open subscriptions by kind (:func:`subscriber_kind`)."""
+        counts: dict[str, int] = {}
+        with self._lock:
+            for sub in self._subs:
+                counts[sub.kind] = counts.get(sub.kind, 0) + 1
+        return counts
+
+    def dropped_counts(self) -> dict[str, int]:
+        """Events lost by subscribers, by kind, since the hub started (only ever grows)."""
+        with self._lock:
+            return dict(self._dropped_by_kind)
 
     @property
     def last_seq(self) -> int:

@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
-import weakref
 from collections.abc import Callable, Iterator
 from importlib import metadata
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -40,7 +38,6 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from daemon.events import Subscription
     from daemon.readers.trace import TraceEntry
     from daemon.station import Station
 
@@ -49,7 +46,6 @@ __all__ = [
     "MetricsEndpoint",
     "StationCollector",
     "apdu_hook",
-    "subscriber_kind",
     "timed",
 ]
 
@@ -160,15 +156,6 @@ def timed(op: str, fn: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
-def subscriber_kind(name: str) -> str:
-    """An event subscriber's kind from its name: ``WaitForCard readers/front`` →
-    ``WaitForCard``; a scan stream's role (``pos``); an unnamed one (``#12``) → ``other``."""
-    word = name.split(" ", 1)[0]
-    if not word or word.startswith("#") or not word.replace("_", "").isalnum():
-        return "other"
-    return word[:40]
-
-
 _PRINTER_STATES: Final = (
     "ready",
     "reachable",
@@ -185,9 +172,6 @@ class StationCollector(Collector):
 
     def __init__(self, station: Station) -> None:
         self.station = station
-        self._lock = threading.Lock()
-        self._seen: weakref.WeakKeyDictionary[Subscription, int] = weakref.WeakKeyDictionary()
-        self._dropped: dict[str, int] = {}
 
     def describe(self) -> list[Metric]:
         return []  # no fixed set: the station's devices decide the series
@@ -264,30 +248,19 @@ class StationCollector(Collector):
 
     def _events(self) -> Iterator[Metric]:
         hub = self.station.hub
-        with hub._lock:  # the hub's own lock: its subscriber list is not public
-            subs = list(hub._subs)
         live = GaugeMetricFamily(
             "carddaemon_event_subscribers", "Open event subscriptions, by kind.", labels=["kind"]
         )
-        counts: dict[str, int] = {}
-        with self._lock:
-            for sub in subs:
-                kind = subscriber_kind(sub.name)
-                counts[kind] = counts.get(kind, 0) + 1
-                before = self._seen.get(sub, 0)
-                if sub.dropped > before:
-                    self._dropped[kind] = self._dropped.get(kind, 0) + sub.dropped - before
-                self._seen[sub] = sub.dropped
-            dropped = dict(self._dropped)
-        for kind, n in sorted(counts.items()):
+        for kind, n in sorted(hub.subscriber_counts().items()):
             live.add_metric([kind], n)
         yield live
         lost = CounterMetricFamily(
             "carddaemon_events_dropped",
-            "Events a too slow subscriber lost, by subscriber kind (seen at scrape times).",
+            "Events a too slow subscriber lost, by subscriber kind (every loss, ended "
+            "subscriptions included).",
             labels=["kind"],
         )
-        for kind, n in sorted(dropped.items()):
+        for kind, n in sorted(hub.dropped_counts().items()):
             lost.add_metric([kind], n)
         yield lost
 

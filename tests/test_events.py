@@ -118,6 +118,20 @@ def test_a_full_queue_drops_the_oldest_and_the_next_event_says_how_many() -> Non
         assert [e.payload for e in fast.drain()] == list(range(11))
 
 
+def test_the_hub_counts_every_lost_event_by_kind_even_of_an_ended_subscription() -> None:
+    with EventHub() as hub:
+        with hub.subscribe(maxsize=2, name="WatchScans pos"):
+            for i in range(5):
+                hub.publish("scanners/front", "scan", i)
+        assert hub.subscriber_counts() == {}  # it ended before anyone looked
+        assert hub.dropped_counts() == {"WatchScans": 3}
+        with hub.subscribe(maxsize=1, name="#7"), hub.subscribe(name="WatchScans pos"):
+            assert hub.subscriber_counts() == {"other": 1, "WatchScans": 1}
+            hub.publish("scanners/front", "scan", 5)
+            hub.publish("scanners/front", "scan", 6)
+        assert hub.dropped_counts() == {"WatchScans": 3, "other": 1}
+
+
 def test_get_times_out_with_operation_timeout_naming_the_subscription() -> None:
     with EventHub() as hub, hub.subscribe(name="pos-1") as sub:
         started = time.monotonic()

@@ -20,9 +20,9 @@ from daemon.api.settings import parse_api
 from daemon.api.v1 import member_card_service_pb2 as m
 from daemon.api.v1 import member_card_service_pb2_grpc as mg
 from daemon.errors import ConfigError, FraudDetected
+from daemon.events import subscriber_kind
 from daemon.membercard.layout import SLOT_MAC_BLOCKS
 from daemon.membercard.requests import ReadCard
-from daemon.metrics import subscriber_kind
 from sim.backend import SimBackend
 from tests.api.conftest import BIN, run_api, store_folder
 from tests.api.test_cards import SPEC, UID, cny, member_on_front, reason
