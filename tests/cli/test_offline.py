@@ -41,18 +41,20 @@ def test_decode_rejects_a_file_that_is_no_card_image(
     path = tmp_path / "notes.txt"
     path.write_bytes(b"hello")
     assert carddaemon(["decode", str(path)]) == 2
-    assert "card image" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err.startswith(f"carddaemon decode: FILE {path}: line 1: does not read as mct")
+    assert "expected a raw image of 320, 1024 or 4096 bytes" in err
 
 
 def test_decode_refuses_an_oversized_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "big.bin"
-    path.write_bytes(bytes(100_000))
+    path.write_bytes(bytes(300_000))
     assert carddaemon(["decode", str(path)]) == 2
     err = capsys.readouterr().err
     assert str(path) in err
-    assert "larger than any MIFARE Classic card" in err
+    assert "300000 bytes is larger than any card dump" in err
 
 
 def test_unknown_backend_names_the_config_key(capsys: pytest.CaptureFixture[str]) -> None:
