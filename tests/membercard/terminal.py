@@ -20,16 +20,19 @@ from daemon.membercard.issuing import IssueSpec, Personaliser
 from daemon.membercard.replace import replace_card
 from daemon.membercard.requests import (
     AdjustPoints,
+    CancelTopUp,
     ChangeTier,
     Credit,
     Debit,
     EraseCard,
     IssueCard,
+    Refund,
     RenewCard,
     ReplaceCard,
 )
+from daemon.membercard.reversals import points_back
 from daemon.membercard.rules import BonusStep, Programme
-from daemon.membercard.service import MemberCardService
+from daemon.membercard.service import MemberCardService, OpResult
 from daemon.readers.storage import StorageCard
 from sim.card import SimCard
 from sim.faults import FaultPlan
@@ -119,6 +122,9 @@ FAULTS = (
 back differently on every READ until it is written again."""
 CardView = tuple[int, int] | tuple[int, int, int, dt.date | None] | None
 """(balance, points[, tier, valid_until]); None: not a member card."""
+REVERSAL_OPS = ("refund", "cancel_topup")
+"""Reversals of an operation made on the card just before: a refund of part of a payment (after
+an earlier partial refund when ``history`` is odd), a cancelled top-up."""
 MEMBERSHIP_OPS = ("tier", "renew", "debit_v2")
 """Scenarios on the member header: a tier change on a v1 card (migrated to v2 by it), a
 renewal and a debit on a card already in v2. Their views add tier and validity."""
@@ -202,11 +208,14 @@ class TearLab:
             if op in ("renew", "debit_v2"):
                 with t.storage() as sc:
                     t.service.change_tier(sc, ChangeTier("to-v2", 3))
+            originals = _originals(t, op, amount, history)
             with t.storage() as sc:
                 info = t.service.read(sc)
             seed = _seed(t, uid)
             memory = card.memory
         b, p = info.balance, info.points
+        if op in REVERSAL_OPS:
+            return _reversal(op, uid, memory, seed, (b, p), originals)
         earned = PROGRAMME.points_for(2, amount)
         runs: dict[str, tuple[CardView, Run]] = {
             "debit": ((b - amount, p + earned),
@@ -304,7 +313,7 @@ class TearLab:
             for who, seen in (("fresh", seen_fresh), ("same", seen_same)):
                 if seen not in (sc.old, sc.new):
                     bad.append(f"{rid}: {who} terminal sees {seen}, allowed {sc.old} / {sc.new}")
-            if sc.op in ("debit", "credit", "points", *MEMBERSHIP_OPS):
+            if sc.op in ("debit", "credit", "points", *REVERSAL_OPS, *MEMBERSHIP_OPS):
                 rec = t.journal.get(rid)
                 want = RequestState.COMMITTED if seen_same == sc.new else RequestState.ABORTED
                 if rec is None or rec.state is not want:
@@ -342,6 +351,60 @@ def schedule_fault(plan: FaultPlan, k: int, fault: str) -> None:
         plan.lose_response(k)
     else:
         plan.tear(k, fault.removeprefix("tear_"))  # type: ignore[arg-type]
+
+
+def _originals(t: Terminal, op: str, amount: int, history: int) -> list[OpResult]:
+    """For a reversal: the operations it reverses (the last one is its original), made now."""
+    made: list[OpResult] = []
+    with t.storage() as sc:
+        if op == "refund":
+            made.append(t.service.debit(sc, Debit("sale", amount)))
+            if history % 2 and amount > 1:
+                made.append(t.service.refund(sc, Refund("refund-before", "sale", amount // 3)))
+        elif op == "cancel_topup":
+            made.append(t.service.credit(sc, Credit("top", amount)))
+    return made
+
+
+def _journalled(journal: Journal, results: list[OpResult]) -> None:
+    """This terminal's journal holds ``results`` as committed (the PC that made them)."""
+    for result in results:
+        if journal.get(result.request_id) is not None:
+            continue
+        with journal.claim(result.request_id, result.op, {"amount": result.amount}):
+            journal.bind_request(result.request_id, result.uid)
+            if result.original_request_id:
+                journal.link_reversal(result.request_id, result.original_request_id)
+            journal.finish(result.request_id, RequestState.COMMITTED, result.to_outcome())
+
+
+def _reversal(
+    op: str,
+    uid: bytes,
+    memory: bytes,
+    seed: list[tuple[str, str, int, dict[str, object]]],
+    old: tuple[int, int],
+    originals: list[OpResult],
+) -> Scenario:
+    b, p = old
+    original = originals[0]
+    if op == "refund":
+        done = sum(r.amount for r in originals[1:])
+        part = original.amount - done
+        back = points_back(original.points_delta, original.amount, done, part)
+
+        def run_refund(term: Terminal, sc: StorageCard, rid: str) -> object:
+            _journalled(term.journal, originals)
+            return term.service.refund(sc, Refund(rid, original.request_id, part))
+
+        return Scenario(op, uid, memory, seed, old, (b + part, p - back), run_refund)
+
+    def run_cancel(term: Terminal, sc: StorageCard, rid: str) -> object:
+        _journalled(term.journal, originals)
+        return term.service.cancel_topup(sc, CancelTopUp(rid, original.request_id))
+
+    new = (b - original.amount - original.bonus, p)
+    return Scenario(op, uid, memory, seed, old, new, run_cancel)
 
 
 def _seed(t: Terminal, uid: bytes) -> list[tuple[str, str, int, dict[str, object]]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from daemon.membercard.rules import Programme
 from daemon.membercard.service import OpResult
 from sim.card import SimCard
 from sim.reader import SimReader
-from tests.membercard.terminal import PROGRAMME, Terminal, issue, uid_for
+from tests.membercard.terminal import FAULTS, PROGRAMME, TearLab, Terminal, issue, uid_for
 
 UID, OTHER = uid_for(71), uid_for(72)
 HEX = UID.hex().upper()
@@ -267,3 +268,32 @@ def test_a_refund_taps_like_a_credit_and_a_cancel_like_a_debit(term: Terminal) -
 
     assert (apdus(Debit("sale", 20_000)), apdus(Credit("top", 20_000))) == (15, 16)
     assert (apdus(Refund("back", "sale", 5_000)), apdus(CancelTopUp("undo", "top"))) == (16, 15)
+
+
+@pytest.mark.parametrize(
+    ("op", "history", "model"),
+    [
+        ("refund", 1, "acr1252u"),  # after an earlier partial refund of the same payment
+        ("refund", 2, "generic"),  # no value commands: the purse is written with key B
+        ("cancel_topup", 0, "acr1252u"),
+        ("cancel_topup", 3, "acr122u"),  # single-block reads
+    ],
+)
+def test_a_reversal_torn_at_every_apdu_is_old_or_new(
+    tmp_path: Path, op: str, history: int, model: str
+) -> None:
+    """Every APDU x every fault, then the same terminal and a fresh one read the card, and a
+    retry with the same request_id ends in the new state exactly once (the tear harness)."""
+    lab = TearLab(Keystore.generate(), tmp_path, model)
+    scenario = lab.scenario(op, 11, amount=123_456, history=history)
+    n = lab.apdus(scenario)
+    assert n >= 15
+    outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
+    violations: list[str] = []
+    for k in range(1, n + 1):
+        for fault in FAULTS:
+            bad, same, fresh = lab.trial(scenario, k, fault, seed=k)
+            violations += bad
+            outcomes[(same, fresh)] += 1
+    assert violations == []
+    assert set(outcomes) == {("old", "old"), ("new", "new")}
