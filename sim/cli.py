@@ -44,10 +44,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with VpcdBridge([(reader, args.port)], host=args.host):
+    with VpcdBridge([(reader, args.port)], host=args.host) as bridge:
+        trouble = bridge.slot(args.port).wait_answered(args.wait)
+        if trouble is not None:  # "serving" only once pcscd's vpcd has spoken to us
+            print(f"carddaemon-sim serve: {trouble}", file=sys.stderr)
+            return 1
         print(
             f"serving a simulated {args.model} card (UID {card.uid.hex().upper()}) "
-            f"to vpcd at {args.host}:{args.port}; Ctrl-C to stop"
+            f"to vpcd at {args.host}:{args.port}; Ctrl-C to stop",
+            flush=True,
         )
         stop.wait()
     return 0
@@ -62,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="acr1252u", help="reader model the card sits in")
     p.add_argument("--host", default="127.0.0.1", help="where vpcd listens")
     p.add_argument("--port", type=int, default=VPCD_DEFAULT_PORT, help="vpcd port (slot)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for pcscd's vpcd to answer before giving up (default 5)",
+    )
     p.set_defaults(func=_cmd_serve)
     return parser
 

@@ -100,6 +100,9 @@ class VpcdSlotServer(ClosesOnExit):
         self._poll = poll_interval_s
         self._stop = threading.Event()
         self._connected = threading.Event()
+        self._answered = threading.Event()  # vpcd sent a frame: pcscd is really there
+        #: why the last connect failed (``Connection refused``: nothing listens), else None
+        self.refused: str | None = None
         self._sock: socket.socket | None = None
         self._card: tuple[object, int] | None = None
         self.apdus = 0
@@ -119,6 +122,25 @@ class VpcdSlotServer(ClosesOnExit):
             raise OperationTimeout(
                 f"vpcd slot {self.port} ({self.reader.name}) not connected after {timeout_s} s"
             )
+
+    def wait_answered(self, timeout_s: float = 3.0) -> str | None:
+        """None once vpcd has spoken to us (pcscd polls a slot every 400 ms), else what went
+        wrong in words: nothing listens on the port, or something accepts but never speaks
+        (another simulator holds this vpcd slot, or it is not vpcd)."""
+        if self._answered.wait(timeout_s):
+            return None
+        where = f"{self.host}:{self.port}"
+        if self.refused is not None:
+            return (
+                f"nothing listens on vpcd port {where} ({self.refused}): is pcscd running "
+                "with the vsmartcard vpcd driver (Debian: pcscd vsmartcard-vpcd)?"
+            )
+        if self.connects:
+            return (
+                f"{where} accepts connections but no vpcd speaks on it: another card "
+                "simulator holds this vpcd slot, or the port is not vpcd's"
+            )
+        return f"no card to present on {where} (the reader is empty or unplugged)"
 
     def close(self) -> None:
         """Stop the thread and close the socket (pcscd sees the card removed). Idempotent."""
@@ -170,8 +192,10 @@ class VpcdSlotServer(ClosesOnExit):
     def _connect(self, card: tuple[object, int]) -> bool:
         try:
             sock = socket.create_connection((self.host, self.port), timeout=_IO_TIMEOUT_S)
-        except OSError:
+        except OSError as exc:
+            self.refused = exc.strerror or str(exc)
             return False  # pcscd not (yet) listening: stopped, restarting or still starting
+        self.refused = None
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._sock, self._card = sock, card
         self.connects += 1
@@ -194,6 +218,7 @@ class VpcdSlotServer(ClosesOnExit):
         if not readable:
             return
         payload = self._recv_frame(sock)
+        self._answered.set()
         if len(payload) == 1:
             self._control(sock, payload[0])
             return
