@@ -297,3 +297,24 @@ def test_a_reversal_torn_at_every_apdu_is_old_or_new(
             outcomes[(same, fresh)] += 1
     assert violations == []
     assert set(outcomes) == {("old", "old"), ("new", "new")}
+
+
+def test_a_refund_whose_outcome_is_unknown_still_counts_against_what_is_left(
+    term: Terminal,
+) -> None:
+    """It may have landed: a second refund cannot use the amount it may have given back."""
+    card = issue(term, UID, balance=100_000, tier=2)
+    run(term, Debit("sale", 20_000))
+    counter = term.journal.last_seen(HEX)
+    assert counter is not None
+    far = counter.last_counter + 5  # the card cannot tell any more: it stays PENDING
+    with term.journal.claim("lost-refund", "refund", {"amount": 15_000}):
+        term.journal.link_reversal("lost-refund", "sale")
+        term.journal.record_intent(
+            "lost-refund", HEX,
+            {"state": {"counter": far, "tag": "00000000"}},
+            {"state": {"counter": far + 1, "tag": "11111111"}, "result": {"amount": 15_000}},
+        )  # fmt: skip
+    msg = refused(term, card, Refund("more", "sale", 5_001), RefundExceedsPayment)
+    assert "5000 fen left" in msg
+    assert "15000 fen refunded" in msg
