@@ -57,7 +57,7 @@ def test_make_run_serves_the_store_prints_working_commands_and_stops_on_ctrl_c(
             for c in commands
         ]
         assert [d.returncode for d in done] == [0] * len(commands), [d.stderr for d in done]
-        assert "card 9E1A4B01" in done[0].stdout
+        assert "9E1A4B01" in done[0].stdout  # the card on readers/front, in the readers table
         assert "金卡" in done[1].stdout
         assert "¥500.00" in done[1].stdout
         assert "presented blank (9E1A4B03) on readers/back" in done[-1].stdout
