@@ -589,9 +589,8 @@ def campaign(
     for fault, count in sorted(per_fault.items()):
         print(f"fault {fault:14} trials={count:5d}")
     for op, counts in per_op.items():
-        print(
-            f"{op:8} trials={sum(counts.values()):5d} old={counts['old']:5d} new={counts['new']:5d}"
-        )
+        total = sum(counts.values())
+        print(f"{op:12} trials={total:5d} old={counts['old']:5d} new={counts['new']:5d}")
     for line in examples:
         print(f"VIOLATION {line}")
     print(f"clone on the second reader: trials={clone_trials} clone_misresolved={misresolved}")
