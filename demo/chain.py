@@ -60,6 +60,7 @@ def _store(folder: Path, code: str, conninfo: str, mode: str, keys: Path | None)
             f'\n[ledger]\nstore = "{code}"\nterminal = "till-1"\nmode = "{mode}"\n'
             f'conninfo_file = "ledger.conn"\nfloor_limit = {FLOOR}\n'
             "ship_interval_ms = 50\nhotlist_pull_ms = 200\nonline_budget_ms = 300\n"
+            "backoff_max_ms = 1000\n"
         )
     station = Station.from_config(config).start()
     station.wait_for_reader("front")

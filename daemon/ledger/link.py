@@ -39,7 +39,17 @@ class LedgerLink:
 
     The pool opens in the background: a store whose ledger is down starts anyway."""
 
-    def __init__(self, conninfo: str, *, size: int = 2, connect_timeout_s: int = 5) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        size: int = 2,
+        connect_timeout_s: int = 5,
+        reconnect_timeout_s: float = 60.0,
+    ) -> None:
+        """``reconnect_timeout_s``: how long the pool's own retries (1 s, 2 s, 4 s ...) go on
+        before it gives up until the next request; kept short, so that after a long outage
+        the shipper's backoff, not a pool retry hours away, decides when to try again."""
         from psycopg_pool import ConnectionPool
 
         self._pool = ConnectionPool(
@@ -51,7 +61,7 @@ class LedgerLink:
             open=False,
             name="ledger",
             num_workers=1,
-            reconnect_timeout=365 * 86400.0,  # keep trying for as long as the store runs
+            reconnect_timeout=reconnect_timeout_s,
         )  # fmt: skip
         self._pool.open(wait=False)
         self._closed = False

@@ -47,7 +47,6 @@ _HOTLIST_SQL: Final = (
     "SELECT version, uid, action, reason FROM ledger.hotlist WHERE version > %s"
     " ORDER BY version LIMIT 1000"
 )
-_CONNECT_S: Final = 5.0
 
 
 def _at(row: OutboxRow) -> dt.datetime:
@@ -73,6 +72,8 @@ class Shipper:
         self.failures = 0
         self.last_error: str | None = None
         self.shipped_rows = 0
+        # how long one step waits for a connection: at most 5 s, less with a short backoff
+        self._connect_s = max(0.5, min(5.0, config.backoff_max_ms / 1000))
         outbox.wake = self._wake.set
 
     # --- one step ------------------------------------------------------------------------
@@ -96,7 +97,7 @@ class Shipper:
             rows = self.outbox.pending(self.config.batch_size)
             if not rows:
                 return 0
-            with self.link.connection(_CONNECT_S) as conn:
+            with self.link.connection(self._connect_s) as conn:
                 try:
                     store = self._store(conn)
                     with conn.transaction(), conn.cursor() as cur:
@@ -136,7 +137,7 @@ class Shipper:
         """Apply what changed on the chain hotlist since this PC's version; returns how many."""
         with self._step:
             have = self.outbox.hotlist_version
-            with self.link.connection(_CONNECT_S) as conn:
+            with self.link.connection(self._connect_s) as conn:
                 try:
                     rows = conn.execute(_HOTLIST_SQL, (have,)).fetchall()
                 except Exception as exc:

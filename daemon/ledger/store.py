@@ -25,7 +25,10 @@ class StoreLedger:
         self.config = config
         self.outbox = Outbox(journal)
         try:
-            self.link = LedgerLink(conninfo if conninfo is not None else read_conninfo(config))
+            self.link = LedgerLink(
+                conninfo if conninfo is not None else read_conninfo(config),
+                reconnect_timeout_s=min(300.0, max(1.0, config.backoff_max_ms / 1000)),
+            )
         except BaseException:
             self.outbox.close()
             raise

@@ -61,6 +61,7 @@ def test_the_ledger_killed_mid_shipping_loses_and_doubles_nothing(
             part.shipper.flush(timeout_s=20)  # everything sent again: ignored by the ledger
         finally:
             part.close()
+            ledger.pg.start()  # (a no-op when running) never leave the session without it
         assert _ledger_debits(ledger, prefix) == _journal_debits(journal, prefix, count)
         assert _ledger_debits(ledger, prefix)[0] == count
 
@@ -125,9 +126,11 @@ def test_a_ledger_down_for_a_while_the_store_sells_on_and_its_worker_catches_up(
             ledger.pg.kill()
             for i in range(50):  # the store keeps selling: only its journal is needed
                 committed_debit(journal, f"{prefix}-r{i}", f"{prefix}-{i % 5}", i // 5 + 1, 10)
-            time.sleep(0.5)  # the worker fails and backs off meanwhile
+            deadline = time.monotonic() + 15
+            while not part.shipper.failures:  # the worker fails and backs off meanwhile
+                assert time.monotonic() < deadline, "the worker never noticed the ledger down"
+                time.sleep(0.02)
             assert part.outbox.backlog() == 50
-            assert part.shipper.failures > 0
             ledger.pg.start()
             deadline = time.monotonic() + 20
             while part.outbox.backlog():
@@ -135,4 +138,5 @@ def test_a_ledger_down_for_a_while_the_store_sells_on_and_its_worker_catches_up(
                 time.sleep(0.02)
         finally:
             part.close()
+            ledger.pg.start()  # (a no-op when running) never leave the session without it
     assert _ledger_debits(ledger, prefix) == (50, 500)
