@@ -101,14 +101,19 @@ def run_scanner_demo() -> list[str]:
             play(dev, ["scan 04252614 ]E0"])
             seen_pos += _collect(pos, 1)
             seen_tech += _collect(tech, 1)
-    lines = [f"{'seq':>3}  {'scanner':<15} {'kind':<8} {'ok':<3} {'POS sees':<42} technician sees"]
-    for p, t in zip(seen_pos, seen_tech, strict=True):
+    # every column as wide as its longest value: nothing is cut
+    pos_texts = [p.text.replace(chr(0x1D), "<GS>") for p in seen_pos]
+    width = max([len("POS sees"), *map(len, pos_texts)])
+    lines = [
+        f"{'seq':>3}  {'scanner':<15} {'kind':<8} {'ok':<3} {'POS sees':<{width}} technician sees"
+    ]
+    for p, t, text in zip(seen_pos, seen_tech, pos_texts, strict=True):
         c = p.classification
         extra = c.payment or c.member_status or (c.product.kind if c.product else "")
         kind = f"{c.kind.value}"
         lines.append(
             f"{p.sequence:>3}  {p.scanner_id:<15} {kind:<8} {'yes' if c.valid else 'NO':<3} "
-            f"{p.text.replace(chr(0x1D), '<GS>')[:42]:<42} {t.text.replace(chr(0x1D), '<GS>')}"
+            f"{text:<{width}} {t.text.replace(chr(0x1D), '<GS>')}"
             + (f"  [{extra}]" if extra else "")
         )
     return lines

@@ -250,13 +250,13 @@ def _scanner(station: Station) -> list[str]:
             return out
 
         by_pos, by_tech = seen(pos), seen(tech)
-    width = 30
+    # the column is as wide as its longest value: a POS value is never cut
+    width = max([len("POS sees")] + [len(p.text.replace("\x1d", "<GS>")) for p in by_pos])
     lines = [f"{'seq':>3}  {'kind':<8} {'POS sees':<{width}} technician sees"]
     for p, t in zip(by_pos, by_tech, strict=True):
         c = p.classification
         extra = c.payment or c.member_status or (c.product.kind if c.product else "")
-        text = p.text.replace("\x1d", "<GS>")
-        shown = text if len(text) <= width else text[: width - 1] + "…"
+        shown = p.text.replace("\x1d", "<GS>")
         lines.append(
             f"{p.sequence:>3}  {c.kind.value:<8} {shown:<{width}} "
             f"{t.text.replace(chr(0x1D), '<GS>')}" + (f"  [{extra}]" if extra else "")
@@ -266,15 +266,23 @@ def _scanner(station: Station) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="carddaemon-demo", description=__doc__)
-    parser.add_argument("--out", type=Path, default=None, help="folder for the receipt PNG")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="where to write the receipt preview PNG (its folder must exist; default: a file "
+        "in a new temporary folder)",
+    )
     parser.add_argument("--realtime", action="store_true", help="really wait out reader latency")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="carddaemon-demo-"))
-    if out_dir.exists() and not out_dir.is_dir():
-        parser.error(f"--out {out_dir}: not a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    png = args.out or Path(tempfile.mkdtemp(prefix="carddaemon-demo-")) / "receipt.png"
+    if png.is_dir():
+        parser.error(f"--out {png}: is a folder; name the PNG file to write (e.g. {png}/r.png)")
+    if not png.parent.is_dir():
+        parser.error(f"--out {png}: the folder {png.parent} does not exist")
     with (
         tempfile.TemporaryDirectory(prefix="carddaemon-store-") as folder,
         Station.from_config(make_store_folder(Path(folder))) as station,
@@ -285,9 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simulated store: reader '{station.reader(READER).name}'\n")
         _technician(station)
         request_id, pays = _member_story(station)
-        job, png = print_sale(
-            station, sale_message(pays, request_id), "demo-receipt-0042", out_dir / "receipt.png"
-        )
+        job, png = print_sale(station, sale_message(pays, request_id), "demo-receipt-0042", png)
         print(
             f"\nreceipt {job.name} for card operation {request_id} (member block from the "
             f"journal) printed on the simulated printer; preview: {png}"

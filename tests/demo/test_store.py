@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,15 +12,16 @@ BIN = Path(sys.executable).parent
 
 def test_demo_store_passes_its_options_on(tmp_path: Path) -> None:
     done = subprocess.run(
-        [str(BIN / "carddaemon-demo"), "--out", str(tmp_path)],
+        [str(BIN / "carddaemon-demo"), "--out", str(tmp_path / "r.png")],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "receipt.png").is_file()
-    assert str(tmp_path / "receipt.png") in done.stdout
+    assert (tmp_path / "r.png").read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in tmp_path.iterdir()] == ["r.png"]  # a file, not a folder
+    assert f"preview: {tmp_path / 'r.png'}" in done.stdout
     out = done.stdout
     assert "value block: 12345 (adr 4)" in out  # the technician's decoded sector
     assert "opening balance ¥500.00" in out
@@ -34,25 +36,33 @@ def test_demo_store_passes_its_options_on(tmp_path: Path) -> None:
     assert "replayed the recorded outcome -> ¥375.03" in out
     assert "FF FF FF FF FF FF" not in out
     # the scanner gun: the POS sees the payment code, the technician only a masked one
-    assert "134567890123456789             1345**********6789  [WECHAT_PAY]" in out
-    assert "ERROR" not in done.stderr
-    assert "WARNING" not in done.stderr
+    assert re.search(r" 134567890123456789 +1345\*{10}6789  \[WECHAT_PAY\]", out), out
+    # the scan table cuts nothing: the whole GS1 label in the POS column
+    assert " 0106901234567892<GS>10LOT2026<GS>3103000750 0106901234567892<GS>" in out
+    assert "…" not in out
+    assert done.stderr == ""  # the story ends without a warning
 
 
-def test_demo_store_refuses_an_out_that_is_a_file(tmp_path: Path) -> None:
-    target = tmp_path / "r.png"
-    target.write_bytes(b"not a folder")
-    done = subprocess.run(
-        [str(BIN / "carddaemon-demo"), "--out", str(target)],
+def _demo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "carddaemon-demo"), *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+def test_demo_out_is_a_file_in_a_folder_that_exists(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "r.png"
+    done = _demo("--out", str(missing))
     assert done.returncode == 2
-    assert "--out" in done.stderr
-    assert "not a folder" in done.stderr
-    assert target.read_bytes() == b"not a folder"
+    assert f"--out {missing}: the folder {missing.parent} does not exist" in done.stderr
+    assert not missing.parent.exists()  # nothing made
+    done = _demo("story", "--out", str(tmp_path))
+    assert done.returncode == 2
+    assert f"--out {tmp_path}: is a folder; name the PNG file to write" in done.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_demo_store_runs_from_its_config_file_through_the_station() -> None:
