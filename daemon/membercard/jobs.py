@@ -22,9 +22,11 @@ From the intent on, and for the whole of read (which may finish an interrupted p
 update), issue, erase and replace, the job runs to its end whatever the clock says.
 
 The job never closes the :class:`StorageCard`: the connection stays the worker's. Once the
-caller has its result, the worker runs the job's clean-up (:func:`close_member_sectors`) still
-inside the job's PC/SC transaction: the card is left authenticated to the public MAD sector
-only, so no other client on the PC inherits access to a member sector.
+caller has its result - or its error: a failed job whose card is still there, e.g. a write
+whose answer was lost, is cleaned up the same way - the worker runs the job's clean-up
+(:func:`close_member_sectors`) still inside the job's PC/SC transaction: the card is left
+authenticated to the public MAD sector only, so no other client on the PC inherits access to
+a member sector.
 """
 
 from __future__ import annotations

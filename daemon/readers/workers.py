@@ -20,9 +20,11 @@ Rules the worker keeps (each one a promise to callers):
   first takes the connection: no other PC/SC client can slip a command in between its
   AUTHENTICATE and its READ/WRITE. It ends leaving the card, or resetting it after a job that
   failed with the card still there (authentication state unknown); one that cannot begin fails
-  the job before any APDU is sent. A successful job's clean-ups (:meth:`JobContext.after`,
-  e.g. dropping a member sector's authentication) run inside the transaction after the
-  caller has its result, so they never add to the caller's wait.
+  the job before any APDU is sent. A job's clean-ups (:meth:`JobContext.after`, e.g. dropping
+  a member sector's authentication) run inside the transaction after the caller has its
+  result, so they never add to the caller's wait; after a failure too (a write whose answer
+  was lost is "card in doubt", left without a reset, yet the card may still be there and
+  authenticated), unless the reader itself is gone.
 """
 
 from __future__ import annotations
@@ -73,9 +75,10 @@ class JobContext:
         self.cleanups: list[Callable[[], None]] = []
 
     def after(self, cleanup: Callable[[], None]) -> None:
-        """Run ``cleanup`` once the job succeeded and its caller has the result, still inside
-        the job's transaction (no other PC/SC client in between); a card error there is
-        logged, never the job's outcome."""
+        """Run ``cleanup`` once the job ended and its caller has the result or the error (a
+        failed job too, unless the reader is gone), still inside the job's transaction (no
+        other PC/SC client in between); a card error there (the card left) is logged, never
+        the job's outcome."""
         self.cleanups.append(cleanup)
 
     @property
@@ -325,9 +328,17 @@ class ReaderWorker(ClosesOnExit):
                 (self._clock() - started) * 1000,
                 getattr(exc, "reason", type(exc).__name__),
             )
-            self._transaction.end(exc)
-            self._close_connection()
-            pending.future.set_exception(exc)
+            if ctx.cleanups and not isinstance(exc, ReaderUnavailable | PcscUnavailable):
+                # the card may still be there and authenticated to a member sector (a write
+                # whose answer was lost): the caller has its answer first, then the clean-up
+                pending.future.set_exception(exc)
+                self._after(ctx)
+                self._transaction.end(exc)
+                self._close_connection()
+            else:
+                self._transaction.end(exc)
+                self._close_connection()
+                pending.future.set_exception(exc)
             if isinstance(exc, ReaderUnavailable | PcscUnavailable):
                 self._reader_lost(exc)
             elif not isinstance(exc, CardDaemonError):
