@@ -87,7 +87,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,sim]'
 	@touch $(STAMP)
 
 receipt-png: debs venv
