@@ -38,7 +38,8 @@ __all__ = ["MemberCardServicer", "service"]
 
 Context = aio.ServicerContext[Any, Any]
 
-_OPS = {
+#: the journal's operation names -> the contract's (one table for every service)
+OPERATION_TYPES = {
     "debit": pb.OPERATION_TYPE_DEBIT,
     "credit": pb.OPERATION_TYPE_CREDIT,
     "points": pb.OPERATION_TYPE_ADJUST_POINTS,
@@ -79,7 +80,7 @@ def member_card(info: CardInfo) -> pb.MemberCard:
 def operation_result(result: OpResult) -> pb.OperationResult:
     return pb.OperationResult(
         request_id=result.request_id,
-        type=_OPS.get(result.op, pb.OPERATION_TYPE_UNSPECIFIED),
+        type=OPERATION_TYPES.get(result.op, pb.OPERATION_TYPE_UNSPECIFIED),
         uid=result.uid,
         member_id=result.member_id,
         amount=convert.money(result.amount),
@@ -229,7 +230,7 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
         response = pb.GetOperationResponse(
             request_id=rid,
             state=_STATES.get(record.state, pb.GetOperationResponse.STATE_UNSPECIFIED),
-            type=_OPS.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED),
+            type=OPERATION_TYPES.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED),
             uid=record.uid or "",
         )
         _describe(response, record)
@@ -292,7 +293,7 @@ def _reversals(response: pb.GetOperationResponse, record: RequestRecord, journal
     for found in journal.reversals_of(record.request_id):
         item = pb.Reversal(
             request_id=found.request_id,
-            type=_OPS.get(found.op, pb.OPERATION_TYPE_UNSPECIFIED),
+            type=OPERATION_TYPES.get(found.op, pb.OPERATION_TYPE_UNSPECIFIED),
             state=_STATES.get(found.state, pb.GetOperationResponse.STATE_UNSPECIFIED),
         )
         _describe(item, found)
@@ -309,7 +310,7 @@ def _pending(record: RequestRecord) -> pb.PendingOperation:
     after = record.after or {}
     return pb.PendingOperation(
         request_id=record.request_id,
-        type=_OPS.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED),
+        type=OPERATION_TYPES.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED),
         uid=record.uid or "",
         member_id=str(before.get("member_id", after.get("member_id", ""))),
         balance_before=convert.money(int(before.get("balance", 0))),

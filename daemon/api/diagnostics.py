@@ -20,7 +20,7 @@ from grpc import aio
 
 from daemon.api import convert
 from daemon.api.audit import list_audit_events, time_window
-from daemon.api.cards import operation_result
+from daemon.api.cards import OPERATION_TYPES, operation_result
 from daemon.api.issuing import page, run_on_reader, state_member_card
 from daemon.api.server import Service
 from daemon.api.settings import ApiConfig
@@ -100,14 +100,6 @@ _AUDIT_TYPES: Final = {
     "issue_failed": "issue",
     "erase": "erase",
     "replace": "replace",
-}
-OPERATION_TYPES: Final = {
-    "debit": mc.OPERATION_TYPE_DEBIT,
-    "credit": mc.OPERATION_TYPE_CREDIT,
-    "points": mc.OPERATION_TYPE_ADJUST_POINTS,
-    "issue": mc.OPERATION_TYPE_ISSUE,
-    "erase": mc.OPERATION_TYPE_ERASE,
-    "replace": mc.OPERATION_TYPE_REPLACE,
 }
 _NOT_HISTORY: Final = frozenset({"key_use"})  # which key versions were used: not a card event
 _KeyTry = tuple[str, bytes, KeyType]

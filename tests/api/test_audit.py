@@ -150,3 +150,17 @@ def test_rows_cannot_be_changed_or_removed(api: Api) -> None:
                 db.execute(statement)
     finally:
         db.close()
+
+
+def test_card_history_names_a_refund_as_one(api: Api, tech: dg.DiagnosticsServiceStub) -> None:
+    member_on_front(api)
+    pay(api, "sale-7", 1_000)
+    pos = mg.MemberCardServiceStub(api.channel("pos"))
+    pos.Refund(
+        m.RefundRequest(reader="readers/front", request_id="refund-7", expected_uid=UID,
+                        original_request_id="sale-7", amount=cny(400)),
+        timeout=10,
+    )  # fmt: skip
+    entries = tech.GetCardHistory(d.GetCardHistoryRequest(uid=UID), timeout=5).entries
+    types = {e.request_id: e.type for e in entries if e.event == "value_change"}
+    assert types == {"sale-7": m.OPERATION_TYPE_DEBIT, "refund-7": m.OPERATION_TYPE_REFUND}
