@@ -186,12 +186,16 @@ def _cmd_dispute(args: argparse.Namespace) -> int:
         entries = sorted(_history(daemon, request), key=lambda e: e.time.ToNanoseconds())
     money = [e for e in entries if e.HasField("result")]
     unsettled = [e for e in entries if e.event in _UNSETTLED]
-    paid = sum(e.result.amount.amount_fen for e in money if e.type == 1)
+    from daemon.api.v1 import member_card_service_pb2 as mc
+
+    paid = sum(e.result.amount.amount_fen for e in money if e.type == mc.OPERATION_TYPE_DEBIT)
+    refunded = sum(e.result.amount.amount_fen for e in money if e.type == mc.OPERATION_TYPE_REFUND)
     summary = {
         "day": start.date().isoformat(),
         "who": f"card {args.card}" if args.card else f"member {args.member}",
         "value_changes": len(money),
         "paid_fen": paid,
+        "refunded_fen": refunded,
         "unsettled": [e.request_id for e in unsettled],
     }
     if out.json:
@@ -201,7 +205,10 @@ def _cmd_dispute(args: argparse.Namespace) -> int:
         columns = ["TIME", "CARD", "OPERATION", "REQUEST", "AMOUNT", "BALANCE", "POINTS",
                    "OUTCOME"]  # fmt: skip
         out.table(columns, [_dispute_row(e) for e in entries], empty="nothing that day")
-        out.say(f"{len(money)} value change(s); paid from the card: {yuan(paid)}")
+        out.say(
+            f"{len(money)} value change(s); paid from the card: {yuan(paid)}, "
+            f"refunded to it: {yuan(refunded)}"
+        )
         if unsettled:
             ids = ", ".join(e.request_id for e in unsettled)
             out.say(

@@ -48,6 +48,7 @@ def test_a_dispute_lists_the_days_charges_and_the_audit_log_shows_them(store: St
         doc = store.run("dispute", "--card", GOLD.lower(), "--json").json()
         assert doc["unsettled"] == []
         assert doc["paid_fen"] >= 3_850
+        assert doc["refunded_fen"] == 0
         assert "dispute-lunch-1" in [
             e.get("requestId", e.get("request_id")) for e in doc["entries"]
         ]
