@@ -1,27 +1,27 @@
 """Randomized tear campaign over every member card operation on the in-process simulator.
 
 Each trial takes a prepared card + journal just before one operation (debit, credit, points,
-refund, cancelled top-up, issue, replace, erase; varied history, amounts and slot parity), picks
-a random APDU index of that operation (reader models ACR1252U, ACR122U, OMNIKEY, generic) and a
-random fault (card removed before it; its write torn leaving old / new / garbage / unstable
-cells that read back differently on every READ; its response lost; card removed after it) with a
-random fault seed (the garbage bytes and the unstable cells' samples), runs the operation, then
-presents the card at the same terminal (same journal) and, as a copy that keeps its unstable
-cells, at a fresh terminal with no journal. A violation is any state other than exactly the old
-or the new (balance, points), a fraud alarm, a journal that disagrees with the card, or a same-
-request_id retry that does not end in the new state exactly once. A quarter of the trials also
-tear the same terminal's first re-read (the recovery itself), which must then resolve on the
-next read.
+refund, cancelled top-up, tier change, renewal, issue, replace, erase; varied history, amounts
+and slot parity), picks a random APDU index of that operation (reader models ACR1252U, ACR122U,
+OMNIKEY, generic) and a random fault (card removed before it; its write torn leaving old / new /
+garbage / unstable cells that read back differently on every READ; its response lost; card
+removed after it) with a random fault seed (the garbage bytes and the unstable cells' samples),
+runs the operation, then presents the card at the same terminal (same journal) and, as a copy
+that keeps its unstable cells, at a fresh terminal with no journal. A violation is any state
+other than exactly the old or the new (balance, points, tier, validity), a fraud alarm, a journal
+that disagrees with the card, or a same-request_id retry that does not end in the new state
+exactly once. A quarter of the trials also tear the same terminal's first re-read (the recovery
+itself), which must then resolve on the next read.
 
-A share of the value-operation trials (``CLONE``: debit, credit, points, refund, cancel) also
-lays a clone of the card (a magic card: same UID, same image) on the PC's second reader and
-debits it at a random moment while the torn operation runs. Then a violation is: both committed
-(one counter spent twice), a request the journal calls committed that its card does not show, or
-the real card in any state but old or new at a fresh terminal. When the card left mid-write and
-the clone is read first, the clone proves "not applied" for a write that did land on the real
-card: the journal closes it ABORTED and burns its tag (the real card is then refused
-``HISTORY_FORKED`` at this PC); such trials are counted as ``clone_misresolved`` (a clone fools
-the one PC that holds the journal; the chain ledger closes it), not hidden.
+A share of the record-write trials (``CLONE``: debit, credit, points, refund, cancel, tier, renew)
+also lays a clone of the card (a magic card: same UID, same image) on the PC's second reader and
+debits it at a random moment while the torn operation runs. Then a violation is: both committed (one
+counter spent twice), a request the journal calls committed that its card does not show, or the real
+card in any state but old or new at a fresh terminal. When the card left mid-write and the clone is
+read first, the clone proves "not applied" for a write that did land on the real card: the journal
+closes it ABORTED and burns its tag (the real card is then refused ``HISTORY_FORKED`` at this PC);
+such trials are counted as ``clone_misresolved`` (a clone fools the one PC that holds the journal;
+the chain ledger closes it), not hidden.
 
 Every terminal is a :class:`~daemon.station.Station` built from ``bench/tear_campaign.toml``
 (its reader's match and dialect changed per model), and every operation and re-read is a member
@@ -41,6 +41,11 @@ A refund or a cancelled top-up needs its original in the journal: its scenario m
 journal file (a refund torn at any APDU, of the whole payment or of a part after an earlier
 partial refund; a top-up with or without its bonus step). ``--ops refund,cancel_topup`` runs
 only those.
+
+A tier change (``tier``: up or down to a named tier) or a renewal (``renew``: a later or an
+earlier date, no expiry, or ``renew_months``) is a record write that also carries the member
+header; on these cards (issued v1) it is the card's first v2 write, so the migration's extra
+writes are torn too. ``--ops tier,renew`` runs only those.
 
 Last line: ``tear_campaign: trials=… violations=… resolved_same=… resolved_fresh=…`` where
 ``resolved_*`` counts trials that terminal settled to a definite allowed state.
@@ -71,6 +76,7 @@ from daemon.membercard.requests import (
     AdjustPoints,
     CancelTopUp,
     CardRequest,
+    ChangeTier,
     Credit,
     Debit,
     EraseCard,
@@ -78,6 +84,7 @@ from daemon.membercard.requests import (
     IssueSpec,
     ReadCard,
     Refund,
+    RenewCard,
     ReplaceCard,
 )
 from daemon.membercard.reversals import points_back
@@ -100,6 +107,7 @@ CONFIG = Path(__file__).resolve().with_name("tear_campaign.toml")
 READER = "front"
 CLONE_READER = "back"
 VALUE_OPS = ("debit", "credit", "points", "refund", "cancel_topup")
+RECORD_OPS = (*VALUE_OPS, "tier", "renew")  # journalled record writes (tear-safe, one commit)
 TODAY = dt.date(2026, 11, 23)
 #: the config's reader table, and what it becomes for each simulated model
 ACR1252U_READER = 'match = "ACS ACR1252*PICC*"\ndialect = "acr1252u"'
@@ -109,7 +117,8 @@ READER_TABLES = {
     "omnikey5x21": 'match = "HID Global OMNIKEY*"\ndialect = "omnikey"',
     "generic": 'match = "Generic PC/SC*"\ndialect = "generic"',
 }
-OPS = ("debit", "credit", "points", "refund", "cancel_topup", "issue", "replace", "erase")
+OPS = ("debit", "credit", "points", "refund", "cancel_topup", "tier", "renew", "issue", "replace",
+       "erase")  # fmt: skip
 FAULTS = (
     "remove_before",
     "tear_old",
@@ -119,7 +128,8 @@ FAULTS = (
     "lose_response",
     "remove_after",
 )
-CardView = tuple[int, int] | None  # (balance, points), or None: not a member card
+CardView = tuple[int, int, int, str] | None
+"""(balance, points, tier, valid_until ISO or ""), or None: not a member card."""
 Seed = list[tuple[str, str, int, dict[str, object]]]
 
 
@@ -199,7 +209,11 @@ def view(station: Station) -> CardView | str:
         return exc.reason
     finally:
         settle(station)
-    return info.balance, info.points
+    return _view(info.balance, info.points, info.tier, info.valid_until)
+
+
+def _view(balance: int, points: int, tier: int, until: dt.date | None) -> CardView:
+    return balance, points, tier, until.isoformat() if until else ""
 
 
 def schedule_fault(plan: FaultPlan, k: int, fault: str) -> None:
@@ -283,6 +297,8 @@ class TearLab:
                     seed = self._seed(t, old_uid)
                 spec = IssueSpec(member, 1, dt.date(2029, 1, 31), 70_000, 30)
                 old_hex = old_uid.hex().upper()
+                # a replacement carries the old card's tier and validity (``_issue``'s)
+                made = (2, dt.date(2028, 12, 31)) if op == "replace" else (1, spec.valid_until)
 
                 def issuing(rid: str) -> CardRequest:
                     if op == "replace":
@@ -290,7 +306,7 @@ class TearLab:
                     return IssueCard(spec, request_id=rid)
 
                 blank = SimCard.blank(uid=uid).memory
-                return Scenario(op, uid, blank, seed, None, (70_000, 30), issuing)
+                return Scenario(op, uid, blank, seed, None, _view(70_000, 30, *made), issuing)
             issued = self._issue(t, uid, member, balance=500_000, points=40)
             for i in range(history):
                 card(t, Debit(request_id=f"h{i}", amount=1000 + i))
@@ -299,22 +315,29 @@ class TearLab:
             settle(t)
             seed = self._seed(t, uid)
             memory = issued.memory
-        b, p = info.balance, info.points
+        b, p, tier, until = info.balance, info.points, info.tier, info.valid_until
         rules = self.programme
         earned = rules.points_for(2, amount)
+        new_tier = (0, 1, 3, 4)[n % 4]  # from 金卡 (2): down or up
+        renewal = _renewal(n, until)
         runs: dict[str, tuple[CardView, Callable[[str], CardRequest]]] = {
-            "debit": ((b - amount, p + earned), lambda r: Debit(r, amount)),
-            "credit": ((b + amount + rules.bonus_for(amount), p), lambda r: Credit(r, amount)),
-            "points": ((b, p - 7), lambda r: AdjustPoints(r, -7)),
+            "debit": (_view(b - amount, p + earned, tier, until), lambda r: Debit(r, amount)),
+            "credit": (
+                _view(b + amount + rules.bonus_for(amount), p, tier, until),
+                lambda r: Credit(r, amount),
+            ),
+            "points": (_view(b, p - 7, tier, until), lambda r: AdjustPoints(r, -7)),
+            "tier": (_view(b, p, new_tier, until), lambda r: ChangeTier(r, new_tier)),
+            "renew": (_view(b, p, tier, renewal[0]), renewal[1]),
             "erase": (None, lambda r: EraseCard(r, force=True)),
         }
+        old = _view(b, p, tier, until)
         if reversal is not None:
             change, request = reversal
-            return Scenario(
-                op, uid, memory, seed, (b, p), (b + change[0], p + change[1]), request, kept[0]
-            )
+            new = _view(b + change[0], p + change[1], tier, until)
+            return Scenario(op, uid, memory, seed, old, new, request, kept[0])
         new, request = runs[op]
-        return Scenario(op, uid, memory, seed, (b, p), new, request)
+        return Scenario(op, uid, memory, seed, old, new, request)
 
     def _original(
         self, t: Station, op: str, amount: int, history: int
@@ -340,6 +363,7 @@ class TearLab:
 
     @staticmethod
     def _issue(t: Station, uid: bytes, member: str, *, balance: int, points: int) -> SimCard:
+        # tier 2, valid to 2028-12-31: the old state of every tier change and renewal
         """A freshly issued member card (tier 2), left on ``t``'s reader."""
         blank = SimCard.blank(uid=uid)
         present(t, blank)
@@ -411,7 +435,7 @@ class TearLab:
                     bad.append(f"{rid}: {who} terminal sees {seen}, allowed {sc.old} / {sc.new}")
             journal = t.journal
             assert journal is not None
-            if sc.op in VALUE_OPS:
+            if sc.op in RECORD_OPS:
                 rec = journal.get(rid)
                 want = RequestState.COMMITTED if seen_same == sc.new else RequestState.ABORTED
                 if rec is None or rec.state is not want:
@@ -443,7 +467,8 @@ class TearLab:
         real = SimCard(sc.uid, memory=sc.memory)
         clone = SimCard(sc.uid, memory=sc.memory)
         assert sc.old is not None
-        clone_new = (sc.old[0] - CLONE_SPEND, sc.old[1] + self.programme.points_for(2, CLONE_SPEND))
+        earned = self.programme.points_for(2, CLONE_SPEND)
+        clone_new = (sc.old[0] - CLONE_SPEND, sc.old[1] + earned, *sc.old[2:])
         with self.same.terminal(sc.seed, journal=sc.journal) as t:
             present(t, clone, CLONE_READER)
             present(t, real, faults_next=True)
@@ -484,6 +509,20 @@ class TearLab:
         misresolved = states[0] is RequestState.ABORTED and seen_real == sc.new
         label = {"COMMITTED": "new", "ABORTED": "old"}.get(str(states[0]), "neither")
         return bad, label, _label(seen_real, sc), misresolved
+
+
+def _renewal(n: int, until: dt.date | None) -> tuple[dt.date | None, Callable[[str], CardRequest]]:
+    """Scenario ``n``'s renewal: a later date, an earlier one, no expiry, or ``renew_months``
+    (12) after the later of today and the card's expiry; the validity it leaves."""
+    kind = n % 4
+    if kind == 0:
+        return dt.date(2031, 6, 30), lambda r: RenewCard(r, dt.date(2031, 6, 30))
+    if kind == 1:
+        return dt.date(2027, 3, 31), lambda r: RenewCard(r, dt.date(2027, 3, 31))
+    if kind == 2:
+        return None, lambda r: RenewCard(r, no_expiry=True)
+    start = max(TODAY, until or TODAY)
+    return start.replace(year=start.year + 1), lambda r: RenewCard(r)
 
 
 def model_config(model: str, tmp: Path) -> Path:
@@ -564,7 +603,7 @@ def campaign(
         k = rng.randint(1, apdus)
         fault = rng.choice(FAULTS)
         second = (rng.randint(1, 14), rng.choice(FAULTS)) if rng.random() < SECOND else None
-        cloned = scenario.op in VALUE_OPS and rng.random() < CLONE
+        cloned = scenario.op in RECORD_OPS and rng.random() < CLONE
         fault_seed = rng.randrange(2**32)
         try:
             if cloned:
