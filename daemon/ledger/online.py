@@ -46,7 +46,9 @@ __all__ = ["CardVerdict", "OnlineCheck"]
 logger = logging.getLogger(__name__)
 
 _QUERY: Final = (
-    "SELECT c.last_counter, c.last_tag, c.state, c.replaced_by, h.reason, h.version"
+    "SELECT c.last_counter, c.last_tag, c.state, c.replaced_by, h.reason, h.version,"
+    " EXISTS (SELECT 1 FROM ledger.burned_records b WHERE b.uid = q.uid AND b.counter = %s"
+    " AND b.tag = %s)"
     " FROM (SELECT %s::text AS uid) q LEFT JOIN ledger.cards c ON c.uid = q.uid"
     " LEFT JOIN ledger.hotlist_current h ON h.uid = q.uid"
 )
@@ -63,6 +65,7 @@ class CardVerdict:
     hotlisted: str | None
     hotlist_version: int | None
     elapsed_ms: float
+    burned: bool = False  # the record the card shows was closed as not applied somewhere
 
 
 class OnlineCheck:
@@ -92,10 +95,13 @@ class OnlineCheck:
 
     # --- the question ----------------------------------------------------------------------
 
-    def ask(self, uid: str, budget_s: float | None = None) -> CardVerdict | None:
-        """The ledger's view of ``uid``, or None when it did not answer within the budget."""
+    def ask(
+        self, uid: str, counter: int = 0, tag: str = "", budget_s: float | None = None
+    ) -> CardVerdict | None:
+        """The ledger's view of ``uid`` (and of the record ``counter``/``tag`` it shows), or
+        None when it did not answer within the budget."""
         budget = self.config.online_budget_ms / 1000 if budget_s is None else budget_s
-        future = self._pool.submit(self._query, uid, budget)
+        future = self._pool.submit(self._query, uid, counter, tag, budget)
         try:
             return future.result(timeout=budget)
         except concurrent.futures.TimeoutError:
@@ -106,23 +112,24 @@ class OnlineCheck:
             self.fallbacks += 1
         return None
 
-    def _query(self, uid: str, budget: float) -> CardVerdict:
+    def _query(self, uid: str, counter: int, tag: str, budget: float) -> CardVerdict:
         start = time.perf_counter()
         with self.link.connection(budget) as conn:
             try:
-                row = conn.execute(_QUERY, (uid,)).fetchone()
+                row = conn.execute(_QUERY, (counter, tag, uid)).fetchone()
             except Exception as exc:
                 raise LedgerUnavailable(f"online check: {describe(exc)}") from None
         elapsed = (time.perf_counter() - start) * 1000
         with self._lock:
             self.latencies_ms.append(elapsed)
         assert row is not None
-        last, tag, state, replaced_by, reason, version = row
+        last, last_tag, state, replaced_by, reason, version, burned = row
         return CardVerdict(
-            int(str(last)) if last is not None else 0, None if tag is None else str(tag),
+            int(str(last)) if last is not None else 0,
+            None if last_tag is None else str(last_tag),
             str(state or "active"), None if replaced_by is None else str(replaced_by),
             None if reason is None else str(reason), None if version is None else int(str(version)),
-            elapsed,
+            elapsed, bool(burned),
         )  # fmt: skip
 
     def percentile(self, q: float) -> float:
@@ -148,7 +155,7 @@ class OnlineCheck:
         within_floor = self.spent_today(uid) + spend <= self.config.floor_limit
         if self.config.mode == "offline" and (spend == 0 or within_floor):
             return
-        verdict = self.ask(uid)
+        verdict = self.ask(uid, counter, tag)
         if verdict is None:
             if spend and not within_floor:
                 raise LedgerRequired(
@@ -169,6 +176,11 @@ class OnlineCheck:
         if verdict.state == "replaced":
             raise CardReplaced(
                 f"card {uid} was replaced by card {verdict.replaced_by} (chain ledger)"
+            )
+        if verdict.burned:
+            raise HistoryForked(
+                f"card {uid} shows record {counter} with write tag {tag}, which a store closed "
+                "as not applied (record hidden, refunded, then put back)"
             )
         if counter < verdict.last_counter:
             raise CounterRollback(

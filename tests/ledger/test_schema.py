@@ -25,10 +25,10 @@ def _store_id(ledger: Ledger, code: str) -> int:
 
 
 def test_migrate_again_applies_nothing_and_keeps_monthly_partitions_ready(ledger: Ledger) -> None:
-    assert [m.version for m in migrations()] == [1, 2, 3]
+    assert [m.version for m in migrations()] == [1, 2, 3, 4]
     assert migrate(ledger.admin) == []
     applied = admin_rows(ledger, "SELECT version FROM public.ledger_schema_migrations")
-    assert sorted(v for (v,) in applied) == [1, 2, 3]
+    assert sorted(v for (v,) in applied) == [1, 2, 3, 4]
     month = dt.datetime.now(dt.UTC).strftime("%Y_%m")
     parts = {r[0] for r in admin_rows(
         ledger, "SELECT relname FROM pg_class WHERE relname LIKE 'card_events_%%'")}  # fmt: skip
@@ -127,3 +127,21 @@ def test_sending_the_same_events_again_is_harmless(
     assert admin_rows(ledger, "SELECT count(*) FROM ledger.review_queue WHERE uid=%s", uid) == [
         (0,)
     ]
+
+
+def test_a_replaced_journal_starting_its_sequence_again_still_reports(
+    ledger: Ledger, tmp_path: Path, fresh_uid: int
+) -> None:
+    uids = [f"NJ{fresh_uid}-{n}" for n in range(2)]
+    for n, uid in enumerate(uids):  # the PC's disk replaced: a new journal, outbox seq 1 again
+        with Journal(tmp_path / f"journal-{n}.db") as journal:
+            part = attach(ledger, journal, "a")
+            try:
+                journal.hotlist(uid, "MAC_INVALID")
+                part.shipper.flush()
+            finally:
+                part.close()
+    found = admin_rows(
+        ledger, "SELECT uid FROM ledger.store_reports WHERE kind='hotlist' AND uid = ANY(%s)", uids
+    )
+    assert sorted(u for (u,) in found) == uids

@@ -87,7 +87,8 @@ CREATE TABLE store_reports (
     detail jsonb NOT NULL DEFAULT '{}',
     at timestamptz NOT NULL,
     received_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (store_id, terminal, store_seq)
+    -- the commit time too: a PC whose journal was replaced counts its sequence from 1 again
+    PRIMARY KEY (store_id, terminal, store_seq, at)
 );
 
 -- versioned hotlist: a store pulls what changed since the version it has
