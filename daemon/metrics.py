@@ -116,6 +116,22 @@ JOURNAL_WRITE_SECONDS: Final = Histogram(
     buckets=_FSYNC_BUCKETS,
     registry=REGISTRY,
 )
+LEDGER_CHECK_SECONDS: Final = Histogram(
+    "carddaemon_ledger_check_seconds",
+    "Online checks answered by the chain ledger (one round trip each).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+    registry=REGISTRY,
+)
+LEDGER_FALLBACKS: Final = Counter(
+    "carddaemon_ledger_check_fallbacks",
+    "Online checks the ledger did not answer within the budget (offline rules applied).",
+    registry=REGISTRY,
+)
+LEDGER_SHIPPED: Final = Counter(
+    "carddaemon_ledger_shipped_rows",
+    "Outbox rows the chain ledger confirmed.",
+    registry=REGISTRY,
+)
 
 
 def _version() -> str:

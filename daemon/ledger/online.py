@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from daemon import metrics
 from daemon.errors import (
     CardHotlisted,
     CardReplaced,
@@ -110,6 +111,7 @@ class OnlineCheck:
             logger.info("ledger: online check of card %s failed: %s", uid, exc.message)
         with self._lock:
             self.fallbacks += 1
+        metrics.LEDGER_FALLBACKS.inc()
         return None
 
     def _query(self, uid: str, counter: int, tag: str, budget: float) -> CardVerdict:
@@ -122,6 +124,7 @@ class OnlineCheck:
         elapsed = (time.perf_counter() - start) * 1000
         with self._lock:
             self.latencies_ms.append(elapsed)
+        metrics.LEDGER_CHECK_SECONDS.observe(elapsed / 1000)
         assert row is not None
         last, last_tag, state, replaced_by, reason, version, burned = row
         return CardVerdict(

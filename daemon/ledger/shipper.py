@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from typing import Any, Final
 
+from daemon import metrics
 from daemon.errors import LedgerError, LedgerUnavailable
 from daemon.journal import Journal
 from daemon.ledger.link import LedgerLink, describe
@@ -113,6 +114,7 @@ class Shipper:
                     raise LedgerUnavailable(f"shipping to the ledger: {describe(exc)}") from None
             self.outbox.mark_shipped(rows[-1].seq)
             self.shipped_rows += len(rows)
+            metrics.LEDGER_SHIPPED.inc(len(rows))
             return len(rows)
 
     def _event_args(self, store: int, row: OutboxRow) -> tuple[object, ...]:

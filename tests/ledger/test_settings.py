@@ -126,3 +126,20 @@ def test_an_unreachable_ledger_never_logs_the_password(
         finally:
             part.close()
     assert SECRET not in caplog.text
+
+
+def test_online_checks_and_fallbacks_are_counted_in_the_metrics(tmp_path: Path) -> None:
+    from daemon import metrics
+    from daemon.journal import Journal
+    from daemon.ledger.store import StoreLedger
+
+    before = metrics.REGISTRY.get_sample_value("carddaemon_ledger_check_fallbacks_total") or 0
+    config = LedgerConfig("a", "pc", mode="online", online_budget_ms=50)
+    with Journal(tmp_path / "j.db") as journal:
+        part = StoreLedger(config, journal, "host=/nonexistent user=u")
+        try:
+            part.check("04AABBCC", 3, "00112233", "credit", 0)
+        finally:
+            part.close()
+    after = metrics.REGISTRY.get_sample_value("carddaemon_ledger_check_fallbacks_total")
+    assert after == before + 1
