@@ -99,6 +99,10 @@ def test_the_issuer_upgrades_then_downgrades_and_a_retry_replays_the_decision(
     )  # fmt: skip
     read = _card(api)
     assert (read.tier, read.tier_name, read.counter) == (3, "白金卡", up.card.counter)
+    op = mg.MemberCardServiceStub(api.channel("pos")).GetOperation(
+        m.GetOperationRequest(request_id="tier-1"), timeout=5
+    )
+    assert op.state == m.GetOperationResponse.STATE_COMMITTED
     down = issuer.ChangeTier(_tier("tier-2", 0), timeout=10).change
     assert (down.decision, down.tier_before, down.card.tier, down.migrated) == (
         ms.MEMBERSHIP_DECISION_DOWNGRADE, 3, 0, False,
