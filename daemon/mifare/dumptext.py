@@ -12,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from daemon.mifare._bytes import hexs
 from daemon.mifare.block0 import Severity
 from daemon.mifare.dump import CardDump, SectorView, _format, _format_trailer
 from daemon.mifare.geometry import block_count, sector_count
@@ -176,7 +175,3 @@ def _sector_doc(sv: SectorView) -> dict[str, Any]:
             for b in sv.blocks
         ],
     }
-
-
-def uid_text(dump: CardDump) -> str:
-    return hexs(dump.uid) if dump.uid else "unknown"

@@ -10,6 +10,7 @@ the same card.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from daemon.errors import InvalidArgument
 from daemon.mifare.dumpfile import CardImage, read_dump_bytes
 from daemon.mifare.dumpformats import EXPECTED, FORMATS, parse, write
-from daemon.mifare.dumptext import format_folded, problems
+from daemon.mifare.dumptext import dump_document, format_folded, problems
 from daemon.mifare.geometry import CardSize
 from tests.mifare.make_dump_fixtures import purse_card
 
@@ -232,3 +233,21 @@ def test_a_torn_value_block_and_a_dead_sector_are_problems() -> None:
     assert found[0].startswith("block 5: NOT a valid value block")
     assert found[1].startswith("sector 2: ")
     assert "dead sector" in found[1]
+
+
+def test_the_json_document_names_every_sector_and_never_a_key() -> None:
+    doc = dump_document(_read("purse-partial.mct").decode(), file="p.mct")
+    assert doc["file"] == "p.mct"
+    assert (doc["card"], doc["uid"], doc["problems"]) == ("MIFARE Classic 1K", "5A3C9E01", [])
+    assert [f["code"] for f in doc["block0"]["findings"]] == ["SAK_HIGH_BIT"]
+    assert len(doc["sectors"]) == 16
+    one = doc["sectors"][1]
+    assert (one["trailer"]["key_a"], one["trailer"]["key_b"]) == (
+        "public: sample key",
+        "not in the file",
+    )
+    assert one["blocks"][3]["hex"] == "******|48778B|69|------"
+    assert one["trailer"]["rules"][0]["permissions"]["incr"] == "B"
+    assert doc["sectors"][9]["folded_as"] == "not read"
+    assert doc["sectors"][9]["blocks"][0]["hex"] is None
+    assert "C0C1C2C3C4C5" not in json.dumps(doc)
