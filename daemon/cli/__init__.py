@@ -53,6 +53,8 @@ __all__ = ["COMMAND_MODULES", "build_parser", "main"]
 COMMAND_MODULES: Final = (
     "serve",
     "readers",
+    "diagnose",
+    "dump",
     "offline",
     "sim",
     "journal",

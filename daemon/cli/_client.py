@@ -89,6 +89,28 @@ class Daemon:
         except grpc.RpcError as exc:
             raise failure(exc, self.path, words) from None
 
+    def stream(
+        self, start: Callable[[], Iterator[T]], *, words: Mapping[str, str] | None = None
+    ) -> Iterator[T]:
+        """The responses of a server stream, its failure as :meth:`call`'s; leaving the loop
+        (``break``, Ctrl-C, a closed pipe) cancels the stream."""
+        responses = self.call(start, words=words)
+        try:
+            while True:
+                try:
+                    item = next(responses)
+                except StopIteration:
+                    return
+                except grpc.RpcError as exc:
+                    if exc.code() is grpc.StatusCode.CANCELLED:
+                        return
+                    raise failure(exc, self.path, words) from None
+                yield item
+        finally:
+            cancel = getattr(responses, "cancel", None)
+            if cancel is not None:
+                cancel()
+
 
 @contextlib.contextmanager
 def connect(args: argparse.Namespace, role: Role | None = None) -> Iterator[Daemon]:

@@ -9,6 +9,7 @@ terminal, so ``| grep`` and golden tests see plain text. Off a terminal the widt
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import sys
@@ -16,25 +17,73 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from google.protobuf import json_format
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["Output", "proto_dict", "quiet_closed_pipe"]
+__all__ = ["Output", "enum_name", "proto_dict", "quiet_closed_pipe", "when", "yuan"]
 
 _PIPE_WIDTH: Final = 200
 
 
 def proto_dict(message: Message) -> dict[str, Any]:
     """A protobuf message as JSON-ready data: the proto's own field names, zero values kept
-    (a balance of 0 is shown as 0, not left out)."""
+    (a balance of 0 is shown as 0, not left out), bytes as upper-case hex as technicians read
+    them (an ATR, block 0), not base64."""
     data: dict[str, Any] = json_format.MessageToDict(
         message,
         preserving_proto_field_name=True,
         always_print_fields_with_no_presence=True,
     )
+    _hex_bytes(message, data)
     return data
+
+
+def _hex_bytes(message: Message, data: dict[str, Any]) -> None:
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in data:
+            continue
+        value = getattr(message, field.name)
+        repeated = field.is_repeated
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            data[field.name] = [v.hex().upper() for v in value] if repeated else value.hex().upper()
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and not _is_map(field):
+            if repeated:
+                for item, shown in zip(value, data[field.name], strict=True):
+                    if isinstance(shown, dict):
+                        _hex_bytes(item, shown)
+            elif isinstance(data[field.name], dict):
+                _hex_bytes(value, data[field.name])
+
+
+def _is_map(field: Any) -> bool:
+    kind = field.message_type
+    return kind is not None and bool(kind.GetOptions().map_entry)
+
+
+def when(stamp: Any) -> str:
+    """A protobuf Timestamp as local time ``2026-12-03 14:05:09``; ``-`` when unset."""
+    if not stamp.seconds and not stamp.nanos:
+        return "-"
+    moment = dt.datetime.fromtimestamp(stamp.seconds + stamp.nanos / 1e9)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def yuan(fen: int) -> str:
+    """An amount in fen as store staff read it: ``¥1,234.50``."""
+    sign = "-" if fen < 0 else ""
+    return f"{sign}¥{abs(fen) // 100:,}.{abs(fen) % 100:02d}"
+
+
+def enum_name(enum: Any, value: int, prefix: str) -> str:
+    """``PrintJob.STATE_UNCERTAIN`` -> ``uncertain``."""
+    try:
+        name: str = enum.Name(value)
+    except ValueError:
+        return str(value)
+    return name.removeprefix(prefix).lower().replace("_", " ")
 
 
 def _console(stream: Any) -> Console:
@@ -87,11 +136,22 @@ class Output:
             self.say(empty)
             return
         table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, highlight=False)
-        for column in columns:
-            table.add_column(column, overflow="fold")
+        for i, column in enumerate(columns):
+            cells = [row[i] for row in shown if i < len(row)]
+            # a UID, a reader id or an amount is copied whole: never split over two lines
+            # (longer text such as an ATR or a PC/SC name folds in a narrow terminal instead)
+            whole = all(len(cell) <= 24 and " " not in cell for cell in cells)
+            table.add_column(column, overflow="fold", no_wrap=whole)
         for row in shown:
             table.add_row(*row)
-        self.console.print(table)
+        if self.console.is_terminal:
+            self.console.print(table)
+            return
+        with self.console.capture() as captured:  # no padding after the last column in a pipe
+            self.console.print(table)
+        text = "\n".join(line.rstrip() for line in captured.get().splitlines())
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
 
 
 def quiet_closed_pipe() -> None:

@@ -286,26 +286,5 @@ def register(sub: SubParsers) -> None:
     )
     p.add_argument("file", type=Path, metavar="FILE", help="the config file (TOML)")
 
-    p = add_command(
-        sub,
-        "probe",
-        _cmd_probe,
-        help="probe the card on a reader directly (UID, ATR, block 0, latency; not while the "
-        "daemon holds the readers)",
-        role=None,
-    )
-    p.add_argument("--backend", default="pcsc", help=_READER_BACKENDS_HELP)
-    p.add_argument("--reader", default=None, help="reader name (default: the first one)")
-    p.add_argument(
-        "--station",
-        default="technician",
-        choices=("pos", "technician", "issuing"),
-        help="the station this PC is (pos, technician, issuing); --gen2 needs issuing",
-    )
-    p.add_argument("--rounds", type=int, default=20, help="latency round trips (0..1000)")
-    p.add_argument("--gen2", action="store_true", help="test for a gen2/CUID magic card")
-    p.add_argument(
-        "--allow-block0-write",
-        action="store_true",
-        help="permit the gen2 test to rewrite block 0 with its own bytes (issuing station only)",
-    )
+    # `probe` is daemon/cli/diagnose.py's (through the daemon); with --local or --backend it
+    # runs _cmd_probe here, with the same flags (backend, reader, station, rounds, gen2 ...)

@@ -4,18 +4,55 @@ card on a reader, as the POS sees it)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
+from typing import Any
 
 from daemon import registry
-from daemon.cli._args import SubParsers, add_command
+from daemon.api.v1.reader_service_pb2 import Reader
+from daemon.cli._args import SubParsers, UsageError, add_command
 from daemon.cli._client import CALL_TIMEOUT_S, connect, reader_id
-from daemon.cli._output import Output, proto_dict
+from daemon.cli._output import Output, enum_name, proto_dict, when
+from daemon.cli._show import member_lines
 
-__all__ = ["register", "yuan"]
+__all__ = ["reader_arg", "reader_words", "register"]
 
 
-def yuan(fen: int) -> str:
-    """An amount in fen as store staff read it: ``¥1,234.50``."""
-    return f"¥{fen / 100:,.2f}"
+def reader_arg(parser: argparse.ArgumentParser) -> None:
+    """The READER argument every card command takes."""
+    parser.add_argument(
+        "reader",
+        metavar="READER",
+        help="the reader's id as `carddaemon readers` lists it: readers/<id> or <id>, e.g. front",
+    )
+
+
+def reader_words(name: str) -> dict[str, str]:
+    """The daemon's name for the reader -> what the user typed (for error messages)."""
+    return {reader_id(name): f"READER {name!r}"}
+
+
+def _state(reader: Any) -> str:
+    return enum_name(Reader.State, reader.state, "STATE_")
+
+
+def _readers_table(out: Output, readers: Sequence[Any]) -> None:
+    rows = []
+    for reader in readers:
+        card = reader.card if reader.HasField("card") else None
+        rows.append(
+            [
+                reader.name,
+                _state(reader),
+                card.uid if card else "-",
+                (card.card_type_name or "?") if card else "-",
+                card.atr.hex(" ").upper() if card else "-",
+                reader.dialect or "-",
+                reader.firmware or "-",
+                reader.pcsc_name,
+            ]
+        )
+    columns = ["READER", "STATE", "UID", "CARD", "ATR", "DIALECT", "FIRMWARE", "PC/SC NAME"]
+    out.table(columns, rows, empty="no readers attached")
 
 
 def _cmd_readers(args: argparse.Namespace) -> int:
@@ -34,18 +71,74 @@ def _cmd_readers(args: argparse.Namespace) -> int:
         )
     if out.json:
         out.document(proto_dict(found))
-        return 0
-    if not found.readers:
-        out.say("no readers attached")
-    for reader in found.readers:
-        if reader.HasField("card"):
-            card = reader.card
-            state = f"card {card.uid}" + (
-                f" ({card.card_type_name})" if card.card_type_name else ""
+    else:
+        _readers_table(out, found.readers)
+    return 0
+
+
+def _event_text(event: Any) -> str:
+    kind = event.WhichOneof("event")
+    detail: str
+    if kind in ("snapshot", "reader_attached"):
+        reader = getattr(event, kind).reader
+        card = f" card {reader.card.uid}" if reader.HasField("card") else ""
+        label = "now" if kind == "snapshot" else "attached"
+        detail = f"{reader.name} {label}: {_state(reader)}{card} [{reader.dialect}]"
+    elif kind == "card_present":
+        card = event.card_present.card
+        detail = (
+            f"{event.card_present.reader} card present: {card.uid} "
+            f"({card.card_type_name or 'unknown card'}) ATR {card.atr.hex(' ').upper()}"
+        )
+    elif kind == "card_removed":
+        detail = f"{event.card_removed.reader} card removed: {event.card_removed.uid}"
+    elif kind == "reader_detached":
+        detail = f"{event.reader_detached.reader} detached"
+    elif kind == "service_lost":
+        detail = f"PC/SC service lost: {event.service_lost.detail}"
+    elif kind == "service_restored":
+        detail = "PC/SC service restored"
+    else:
+        detail = str(kind)
+    header = event.header
+    gap = f" ({header.dropped_before} events lost before this)" if header.dropped_before else ""
+    return f"{when(header.publish_time)}  #{header.sequence}  {detail}{gap}"
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from daemon.api.v1 import reader_service_pb2 as pb
+    from daemon.api.v1 import reader_service_pb2_grpc as pb_grpc
+
+    out = Output(args.json)
+    request = pb.WatchReadersRequest(readers=[reader_id(r) for r in args.reader])
+    words: dict[str, str] = {}
+    for name in args.reader:
+        words.update(reader_words(name))
+    seen = 0
+    with connect(args) as daemon:
+        stub = pb_grpc.ReaderServiceStub(daemon.channel)
+        if args.reader:  # the stream filters silently: a typo would show nothing, forever
+            found = daemon.call(
+                lambda: stub.ListReaders(pb.ListReadersRequest(), timeout=CALL_TIMEOUT_S)
             )
-        else:
-            state = pb.Reader.State.Name(reader.state).removeprefix("STATE_").lower()
-        out.say(f"{reader.name:<16} {state:<32} {reader.pcsc_name} [{reader.dialect}]")
+            names = [r.name for r in found.readers]
+            for name in args.reader:
+                if reader_id(name) not in names:
+                    raise UsageError(
+                        f"READER {name!r}: no such reader on this PC "
+                        f"(readers: {', '.join(names) or 'none attached'})"
+                    )
+        try:
+            for event in daemon.stream(lambda: stub.WatchReaders(request), words=words):
+                if out.json:
+                    out.json_line(proto_dict(event))
+                else:
+                    out.say(_event_text(event))
+                seen += 1
+                if args.count and seen >= args.count:
+                    break
+        except KeyboardInterrupt:
+            return 0
     return 0
 
 
@@ -58,22 +151,14 @@ def _cmd_read(args: argparse.Namespace) -> int:
         stub = pb_grpc.MemberCardServiceStub(daemon.channel)
         read = daemon.call(
             lambda: stub.ReadCard(pb.ReadCardRequest(reader=args.reader), timeout=CALL_TIMEOUT_S),
-            words={reader_id(args.reader): f"READER {args.reader!r}"},
+            words=reader_words(args.reader),
         )
     if out.json:
         out.document(proto_dict(read))
         return 0
-    card = read.card
-    until = card.valid_until
-    valid = f"{until.year:04d}-{until.month:02d}-{until.day:02d}" if until.year else "no end"
-    status = pb.MemberCardStatus.Name(card.status).removeprefix("MEMBER_CARD_STATUS_").lower()
-    rate = f"{card.price_rate_bp / 100:g}%"
-    out.say(f"card {card.uid}")
-    out.say(f"  member       {card.member_id}")
-    out.say(f"  tier         {card.tier_name} (pays {rate} of the price)")
-    out.say(f"  balance      {yuan(card.balance.amount_fen)}")
-    out.say(f"  points       {card.points}")
-    out.say(f"  valid until  {valid} ({status})")
+    out.say(f"card {read.card.uid}")
+    for line in member_lines(read.card):
+        out.say(line)
     for rid in read.resolved_request_ids:
         out.say(f"  settled      {rid}")
     return 0
@@ -96,9 +181,29 @@ def register(sub: SubParsers) -> None:
     p.add_argument("--backend", default=None, help=f"reader backend: {backends}; implies --local")
     p = add_command(
         sub,
+        "watch",
+        _cmd_watch,
+        help="live reader events: attached, detached, card present (UID, ATR), card removed",
+        role="technician",
+    )
+    p.add_argument(
+        "reader",
+        metavar="READER",
+        nargs="*",
+        help="only these readers (readers/<id> or <id>); none: every reader",
+    )
+    p.add_argument(
+        "--count",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stop after N events (the first are the readers as they are now); 0: until Ctrl-C",
+    )
+    p = add_command(
+        sub,
         "read",
         _cmd_read,
         help="read the member card on a reader as the POS does (through the daemon)",
         role="pos",
     )
-    p.add_argument("reader", metavar="READER", help="readers/<id> or <id>, e.g. front")
+    reader_arg(p)
