@@ -55,6 +55,7 @@ COMMAND_MODULES: Final = (
     "readers",
     "diagnose",
     "dump",
+    "issuing",
     "offline",
     "sim",
     "journal",
