@@ -93,7 +93,7 @@ def test_a_closed_pipe_ends_decode_quietly(tmp_path: Path) -> None:
         lines.append(f"+Sector: {s}")
         count = 4 if s < 32 else 16
         lines += ["00" * 16] * (count - 1) + ["FFFFFFFFFFFFFF078069FFFFFFFFFFFF"]
-    lines[1] = "5A3C9E01F9881802480E1527430B0010"
+    lines[1] = "5A3C9E01F9980200480E1527430B0010"  # SAK 98 (18 + 0x80), ATQA of a 4K
     big.write_text("\n".join(lines) + "\n", encoding="ascii")
     with subprocess.Popen(
         [CARDDAEMON, "decode", "--all", str(big)],
