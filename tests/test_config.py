@@ -546,3 +546,28 @@ def test_the_example_api_section_is_what_the_daemon_reads() -> None:
     ]
     assert (api.max_wait_ms, api.max_call_ms, api.max_streams) == (60_000, 10_000, 16)
     assert api.tcp is None
+
+
+def test_a_daemon_start_lists_the_same_mistakes_as_check_config(tmp_path: Path) -> None:
+    conf = tmp_path / "carddaemon.toml"
+    text = _edit('dialect = "acr1252u"', 'dialect = "acr999"\nqueue_sise = 8')
+    conf.write_text(_edit("port = 9100", "port = 70000", text), encoding="utf-8")
+    bin_dir = Path(sys.executable).parent
+    runs = [
+        subprocess.run(
+            [str(bin_dir / "carddaemon"), *args, str(conf)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        for args in (["serve", "--config"], ["check-config"])
+    ]
+    serve, check = runs
+    assert (serve.returncode, check.returncode) == (2, 2)
+    listed = [line.strip() for line in check.stderr.splitlines()[1:]]
+    assert len(listed) == 4  # the typo, the dialect, the port, the missing key file
+    assert (
+        serve.stderr.splitlines()[0] == f"carddaemon serve: CONFIG_INVALID: 4 mistakes in {conf}:"
+    )
+    assert [line.strip() for line in serve.stderr.splitlines()[1:]] == listed
