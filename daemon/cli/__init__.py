@@ -56,6 +56,7 @@ COMMAND_MODULES: Final = (
     "diagnose",
     "dump",
     "issuing",
+    "batch",
     "offline",
     "sim",
     "journal",
