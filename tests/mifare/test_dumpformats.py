@@ -16,6 +16,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.errors import InvalidArgument
 from daemon.mifare.dumpfile import CardImage, read_dump_bytes
@@ -251,3 +253,27 @@ def test_the_json_document_names_every_sector_and_never_a_key() -> None:
     assert doc["sectors"][9]["folded_as"] == "not read"
     assert doc["sectors"][9]["blocks"][0]["hex"] is None
     assert "C0C1C2C3C4C5" not in json.dumps(doc)
+
+
+_SAMPLES = [(DATA / name).read_bytes() for name in (*FULL, "purse-partial.mct")]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(range(len(_SAMPLES))),
+    st.lists(st.tuples(st.integers(0, 10_000), st.binary(max_size=3)), max_size=4),
+    st.sampled_from(["x.mfd", "x.eml", "x.json", "x.mct", "x", "x.txt"]),
+)
+def test_any_damaged_dump_reads_or_is_refused_naming_the_file(
+    sample: int, edits: list[tuple[int, bytes]], name: str
+) -> None:
+    raw = bytearray(_SAMPLES[sample])
+    for at, new in edits:
+        at %= len(raw)
+        raw[at : at + len(new)] = new
+    refused: InvalidArgument | None = None
+    try:
+        parse(bytes(raw), name).decode().format_text()  # whatever reads, decodes
+    except InvalidArgument as exc:
+        refused = exc
+    assert refused is None or refused.field.startswith(name), str(refused)
