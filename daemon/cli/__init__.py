@@ -57,6 +57,7 @@ COMMAND_MODULES: Final = (
     "dump",
     "issuing",
     "batch",
+    "printers",
     "offline",
     "sim",
     "journal",
