@@ -31,7 +31,8 @@ Conventions that hold for every service in this package:
                         top-ups: ORIGINAL_NOT_COMMITTED, ORIGINAL_NOT_REVERSIBLE,
                         ALREADY_REVERSED, REFUND_EXCEEDS_PAYMENT, REVERSAL_CARD_MISMATCH,
                         REVERSAL_WINDOW_CLOSED, TOPUP_SPENT (REVERSAL_REFUSED their base);
-                        DAY_ALREADY_CLOSED
+                        DAY_ALREADY_CLOSED; NO_TIER_RULES (ChangeTier asked for tier rules
+                        none of the config's tiers has)
     ABORTED             BALANCE_CHANGED (read the card again, then decide), CARD_BUSY (the
                         same card is in another operation at this PC: retry when it ends)
     UNAVAILABLE         READER_BUSY, READER_UNAVAILABLE, PCSC_UNAVAILABLE, CARD_RESPONSE_LOST,
