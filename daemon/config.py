@@ -436,7 +436,19 @@ class _CheckSink:
 
 def _scanner(sid: str, t: Table) -> ScannerConfig:
     table = copy.deepcopy(dict(t.raw))
-    build_scanner(sid, copy.deepcopy(table), _CheckSink()).close()  # checks; opens nothing
+    # the scanner area stops at its first mistake: record it, drop the key (its default then
+    # applies) and check again, until the table builds or the mistake is not one key's
+    rest = copy.deepcopy(table)
+    for _ in range(len(table) + 1):
+        try:
+            build_scanner(sid, copy.deepcopy(rest), _CheckSink()).close()  # opens nothing
+            break
+        except ConfigError as exc:
+            key = exc.key.removeprefix(f"{t.where}.")
+            if key in ("backend", "kind") or key not in rest:
+                raise
+            record(exc)
+            del rest[key]
     return ScannerConfig(sid, str(table["backend"]), MappingProxyType(table))
 
 

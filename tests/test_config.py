@@ -376,6 +376,19 @@ def test_several_mistakes_in_one_printer_and_one_tier_are_all_reported() -> None
     assert len(err.mistakes) == 5  # one line per mistake, none twice
 
 
+def test_several_mistakes_in_one_scanner_are_all_reported() -> None:
+    text = _edit('suffix = "CR"', 'suffix = "TAB"')
+    text = _edit("baudrate = 9600", "baudrate = 0\nbaud = 1", text)
+    err = _refused(text)
+    assert isinstance(err, ConfigMistakes)
+    assert {m.key for m in err.mistakes} == {
+        "scanners.front.suffix",
+        "scanners.front.baudrate",
+        "scanners.front.baud",
+    }, str(err)
+    assert "CR, LF, CRLF, NONE" in str(err)
+
+
 def test_every_unknown_key_of_a_section_is_listed() -> None:
     text = _edit('station = "pos"', 'station = "pos"\nstatedir = "/x"\njournal = "/y"')
     err = _refused(text)
