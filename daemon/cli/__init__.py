@@ -58,6 +58,7 @@ COMMAND_MODULES: Final = (
     "issuing",
     "batch",
     "printers",
+    "scans",
     "offline",
     "sim",
     "journal",
