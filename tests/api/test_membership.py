@@ -7,6 +7,7 @@ card is a simulated MIFARE Classic card on the front reader, issued by the stati
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from daemon.membercard.requests import IssueCard, IssueSpec
 from demo.folder import STORE_CONFIG
 from sim.backend import SimBackend
 from sim.store import transport_card
-from tests.api.conftest import Api, run_api
+from tests.api.conftest import BIN, Api, run_api, store_folder
 from tests.api.test_cards import reason
 
 UID = "04A7E3C2"
@@ -275,3 +276,16 @@ def test_membership_roles_defaults_to_the_issuer_and_is_checked() -> None:
             parse_config(BASE + f"[api]\nmembership_roles = {value}\n")
         assert err.value.key == "api.membership_roles"
         assert words in str(err.value)
+
+
+def test_carddaemon_serve_stops_on_a_bad_membership_roles_naming_the_key(tmp_path: Path) -> None:
+    config = store_folder(tmp_path / "store", 'membership_roles = ["issuer", "cashier"]\n')
+    done = subprocess.run(
+        [str(BIN / "carddaemon"), "serve", "--config", str(config)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "api.membership_roles" in said
+    assert "'cashier' is not a role" in said
+    assert not (config.parent / "run" / "issuer.sock").exists()  # nothing was served
