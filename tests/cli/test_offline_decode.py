@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from daemon.cli import main as carddaemon
 from tests.api.conftest import BIN
 
 CARDDAEMON = str(BIN / "carddaemon")
@@ -22,6 +23,13 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [CARDDAEMON, *args], capture_output=True, text=True, timeout=30, check=False
     )
+
+
+def run_here(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """The same command in this process (the refusals: quicker than a new interpreter)."""
+    code = carddaemon(list(args))
+    seen = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, seen.out, seen.err)
 
 
 def test_decode_folds_factory_sectors_and_all_shows_them() -> None:
@@ -72,7 +80,9 @@ def test_a_private_key_in_a_dump_is_never_printed(tmp_path: Path) -> None:
     assert "key A private key (not shown)" in run("decode", str(path)).stdout
 
 
-def test_a_broken_block_0_is_reported_then_exit_1(tmp_path: Path) -> None:
+def test_a_broken_block_0_is_reported_then_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     raw = bytearray((DATA / "sim-purse.mfd").read_bytes())
     raw[4] ^= 0xFF
     path = tmp_path / "cloned.mfd"
@@ -81,7 +91,7 @@ def test_a_broken_block_0_is_reported_then_exit_1(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "block 0 error: BCC_MISMATCH" in done.stdout
     assert done.stderr.startswith(f"carddaemon decode: {path}: 1 problem(s): block 0: BCC_MISMATCH")
-    as_json = run("decode", "--json", str(path))
+    as_json = run_here(capsys, "decode", "--json", str(path))
     assert as_json.returncode == 1
     assert json.loads(as_json.stdout)["problems"][0]["where"] == "block 0"
 
@@ -123,14 +133,16 @@ def test_device_files_and_pipes_are_refused_at_once(tmp_path: Path) -> None:
     assert "is a named pipe, not a dump file" in done.stderr
 
 
-def test_an_unknown_file_says_what_was_expected(tmp_path: Path) -> None:
+def test_an_unknown_file_says_what_was_expected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "card"
     path.write_bytes(b"\x00" * 4075)
     done = run("decode", str(path))
     assert done.returncode == 2
     assert "is not a card dump: expected a raw image of 320, 1024 or 4096 bytes" in done.stderr
     assert "Traceback" not in done.stderr
-    done = run("decode", "--format", "nfc", str(path))
+    done = run_here(capsys, "decode", "--format", "nfc", str(path))
     assert done.returncode == 2
     assert "--format: invalid choice: 'nfc'" in done.stderr
 
@@ -143,22 +155,28 @@ def test_a_misnamed_dump_is_read_by_its_content(tmp_path: Path) -> None:
     assert "note: named *.bin but holds a dump in eml format" in done.stdout
 
 
-def test_convert_writes_another_format_and_refuses_a_bad_out(tmp_path: Path) -> None:
+def test_convert_writes_another_format_and_refuses_a_bad_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "card.mct"
     done = run("convert", str(DATA / "purse.pm3.json"), str(out))
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == (DATA / "purse.mct").read_bytes()
-    again = run("convert", str(DATA / "purse.eml"), str(out))
+    again = run_here(capsys, "convert", str(DATA / "purse.eml"), str(out))
     assert again.returncode == 2
     assert "exists; add --force" in again.stderr
-    assert run("convert", "--force", str(DATA / "purse.eml"), str(out)).returncode == 0
-    missing = run("convert", str(DATA / "purse.eml"), str(tmp_path / "nope" / "card.mct"))
+    assert run_here(capsys, "convert", "--force", str(DATA / "purse.eml"), str(out)).returncode == 0
+    missing = run_here(
+        capsys, "convert", str(DATA / "purse.eml"), str(tmp_path / "nope" / "card.mct")
+    )
     assert missing.returncode == 2
     assert f"the directory '{tmp_path / 'nope'}' does not exist" in missing.stderr
-    unnamed = run("convert", str(DATA / "purse.eml"), str(tmp_path / "card"))
+    unnamed = run_here(capsys, "convert", str(DATA / "purse.eml"), str(tmp_path / "card"))
     assert unnamed.returncode == 2
     assert "give --to" in unnamed.stderr
-    to_dir = run("decode", "--out", str(tmp_path), "--to", "eml", str(DATA / "purse.eml"))
+    to_dir = run_here(
+        capsys, "decode", "--out", str(tmp_path), "--to", "eml", str(DATA / "purse.eml")
+    )
     assert to_dir.returncode == 2
     assert "is a directory; name the file to write" in to_dir.stderr
     partial = tmp_path / "partial.mfd"
@@ -177,7 +195,9 @@ def _keys(path: Path) -> Path:
     return path
 
 
-def test_check_config_lists_every_mistake_and_exits_2(tmp_path: Path) -> None:
+def test_check_config_lists_every_mistake_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     keys = _keys(tmp_path / "keys.toml")
     text = EXAMPLE.read_text(encoding="utf-8").replace("/etc/carddaemon/keys.toml", str(keys))
     text = text.replace('dialect = "acr1252u"', 'dialect = "acr999"\nqueue_sise = 8')
@@ -195,7 +215,7 @@ def test_check_config_lists_every_mistake_and_exits_2(tmp_path: Path) -> None:
         "acr1252u, omnikey, identiv, generic)",
         "  printers.receipt.port: must be an integer in 1..65535, got 70000",
     ]
-    as_json = run("check-config", "--json", str(conf))
+    as_json = run_here(capsys, "check-config", "--json", str(conf))
     assert as_json.returncode == 2
     keys_listed = [m["key"] for m in json.loads(as_json.stdout)["mistakes"]]
     assert keys_listed == [
@@ -205,7 +225,9 @@ def test_check_config_lists_every_mistake_and_exits_2(tmp_path: Path) -> None:
     ]
 
 
-def test_check_config_refuses_a_symlinked_key_file(tmp_path: Path) -> None:
+def test_check_config_refuses_a_symlinked_key_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     real = _keys(tmp_path / "real.toml")
     link = tmp_path / "keys.toml"
     link.symlink_to(real)
@@ -217,7 +239,7 @@ def test_check_config_refuses_a_symlinked_key_file(tmp_path: Path) -> None:
     assert f"daemon.keystore_file: key file {link} is a symbolic link (to {real})" in done.stderr
     good = conf.read_text(encoding="utf-8").replace(str(link), str(real))
     conf.write_text(good, encoding="utf-8")
-    ok = run("check-config", str(conf))
+    ok = run_here(capsys, "check-config", str(conf))
     assert (ok.returncode, ok.stdout) == (0, f"{conf}: ok\n")
 
 
@@ -231,16 +253,20 @@ def test_check_config_refuses_a_symlinked_key_file(tmp_path: Path) -> None:
         (["--rounds", "many"], "--rounds: invalid int value: 'many'"),
     ],
 )
-def test_local_probe_errors_name_the_flags_typed(args: list[str], said: str) -> None:
-    done = run("probe", "--backend", "sim", *args)
+def test_local_probe_errors_name_the_flags_typed(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    done = run_here(capsys, "probe", "--backend", "sim", *args)
     assert done.returncode == 2
     assert said in done.stderr
     assert "allow_block0_write" not in done.stderr
     assert "latency_rounds" not in done.stderr
 
 
-def test_local_readers_of_the_simulator_say_where_they_are() -> None:
-    done = run("readers", "--local", "--backend", "sim")
+def test_local_readers_of_the_simulator_say_where_they_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    done = run_here(capsys, "readers", "--local", "--backend", "sim")
     assert done.returncode == 2
     assert "--backend sim: its readers exist only inside the process that simulates them" in (
         done.stderr
