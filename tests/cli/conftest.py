@@ -51,8 +51,9 @@ class Store:
         return self.served.config.parent / "run"
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k != "CARDDAEMON_SOCKET"}
-        env.update(CARDDAEMON_RUN_DIR=str(self.run_dir), COLUMNS="120", **extra)
+        # no COLUMNS: a table piped to a file is 200 wide, one line per row
+        env = {k: v for k, v in os.environ.items() if k not in ("CARDDAEMON_SOCKET", "COLUMNS")}
+        env.update(CARDDAEMON_RUN_DIR=str(self.run_dir), **extra)
         return env
 
     def run(self, *args: str, timeout: float = 60, stdin: str | None = None) -> Run:

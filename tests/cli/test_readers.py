@@ -11,7 +11,7 @@ import pytest
 
 from daemon.cli import _client
 from daemon.cli import main as carddaemon
-from tests.cli.conftest import BIN, Served
+from tests.cli.conftest import BIN, Served, Store
 
 
 def run(served: Served, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -129,3 +129,39 @@ def test_each_command_calls_its_own_roles_socket_in_the_run_dir(
     assert f"no daemon on {elsewhere / 'technician.sock'}" in capsys.readouterr().err
     assert carddaemon(["--run-dir", str(tmp_path / "given"), "read", "x"]) == 3
     assert f"no daemon on {tmp_path / 'given' / 'pos.sock'}" in capsys.readouterr().err
+
+
+# --- readers and watch as subprocesses against one served store ---------------------------------
+
+GOLDEN = Path(__file__).with_name("golden")
+
+
+def test_readers_table_json_and_watch(store: Store) -> None:
+    assert store.run("sim", "present", "front", "gold").code == 0
+    try:
+        table = store.run("readers")
+        assert (table.code, table.out) == (0, (GOLDEN / "readers.txt").read_text(encoding="utf-8"))
+        listed = store.run("readers", "--json")
+        assert listed.code == 0
+        front = {r["name"]: r for r in listed.json()["readers"]}["readers/front"]
+        assert front["state"] == "STATE_CARD_PRESENT"
+        assert front["card"]["uid"] == "9E1A4B01"
+        assert front["card"]["atr"] == "3B8F8001804F0CA000000306030001000000006A"  # hex, not base64
+        watched = store.run("watch", "front", "--json", "--count", "1")
+        assert watched.code == 0
+        (event,) = watched.lines()
+        assert event["header"]["snapshot"] is True
+        assert event["snapshot"]["reader"]["card"]["uid"] == "9E1A4B01"
+        text = store.run("watch", "--count", "2")
+        assert [line.split("  ")[-1] for line in text.out.splitlines()] == [
+            "readers/back now: empty [acr122u]",
+            "readers/front now: card present card 9E1A4B01 [acr1252u]",
+        ]
+        unknown = store.run("watch", "side")
+        assert unknown.code == 2
+        assert unknown.err.strip() == (
+            "carddaemon watch: READER 'side': no such reader on this PC "
+            "(readers: readers/back, readers/front)"
+        )
+    finally:
+        store.run("sim", "remove", "front")

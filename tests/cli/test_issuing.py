@@ -1,0 +1,142 @@
+"""``tiers``, ``issue``, ``erase``, ``replace``, ``hotlist`` and ``issue-batch`` over the issuer
+socket, as subprocesses; the batch killed with SIGKILL mid-way and run again issues every card
+exactly once."""
+
+from __future__ import annotations
+
+import csv
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.cli.conftest import CARDDAEMON, Run, Store
+
+
+def test_issue_erase_and_hotlist(store: Store) -> None:
+    assert store.run("sim", "present", "front", "blank").code == 0
+    try:
+        tiers = store.run("tiers", "--json").json()
+        assert [t["name"] for t in tiers["tiers"]] == ["普通会员", "银卡", "金卡", "白金卡"]
+        wrong = store.run("issue", "front", "--member", "8800000900", "--tier", "gold")
+        assert wrong.code == 2
+        assert "--tier 'gold': not a tier of this store (tiers: 0 普通会员, 1 银卡" in wrong.err
+        money = store.run(
+            "issue", "front", "--member", "8800000900", "--tier", "1", "--balance", "1.234"
+        )
+        assert money.code == 2
+        assert "--balance '1.234'" in money.err
+        issued = store.run(
+            "issue", "front", "--member", "8800000900", "--tier", "银卡", "--balance", "12.50",
+            "--json",
+        )  # fmt: skip
+        assert issued.code == 0, issued.err
+        card = issued.json()["card"]
+        assert (card["uid"], card["balance"]["amount_fen"]) == ("9E1A4B03", "1250")
+        again = store.run(
+            "issue", "front", "--member", "8800000900", "--tier", "银卡", "--balance", "12.50"
+        )
+        assert again.code == 0
+        assert "already done by an earlier run: nothing written twice" in again.out
+        held = store.run("erase", "front", "--uid", "9E1A4B03")
+        assert held.code == 2
+        assert "1250 fen" in held.err
+        assert store.run("erase", "front", "--uid", "9E1A4B03", "--force").code == 0
+        added = store.run("hotlist", "add", "9E1A4B03", "--reason", "lost", "--note", "t")
+        assert added.code == 0
+        listed = store.run("hotlist", "list", "--json").json()["entries"]
+        assert [(e["uid"], e["reason"]) for e in listed] == [("9E1A4B03", "HOTLIST_REASON_LOST")]
+        bad = store.run("hotlist", "add", "9E1A4B03", "--reason", "gone")
+        assert bad.code == 2
+        assert "--reason: invalid choice: 'gone' (choose from 'lost', 'stolen', 'fraud'" in bad.err
+        assert store.run("hotlist", "remove", "9E1A4B03", "--note", "found").code == 0
+        assert store.run("hotlist", "list").out.strip().endswith("the hotlist is empty")
+    finally:
+        store.run("sim", "remove", "front")
+
+
+def _batch(store: Store, path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [CARDDAEMON, "issue-batch", str(path), "--reader", "front", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=store.env(),
+    )
+
+
+def test_a_batch_killed_mid_way_and_run_again_issues_every_card_exactly_once(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "members.csv"
+    # what Excel writes for "CSV UTF-8": a BOM and CRLF
+    path.write_bytes(
+        "\ufeffmember_id,tier,balance_yuan\r\n8800000801,金卡,10\r\n8800000802,0,\r\n".encode()
+    )
+    blanks = iter(["blank", "blank-2"])
+    first = _batch(store, path)
+    assert first.stdout is not None
+    killed_after = None
+    for line in first.stdout:
+        if '"STATE_WAITING_FOR_CARD"' in line:
+            assert store.run("sim", "swap", "front", next(blanks)).code == 0
+        if '"STATE_ISSUED"' in line:
+            killed_after = line
+            first.send_signal(signal.SIGKILL)  # the laptop's lid, a crash: no goodbye
+            break
+    first.wait(30)
+    assert killed_after is not None
+    assert first.returncode == -signal.SIGKILL
+    first.stdout.close()
+    assert first.stderr is not None
+    first.stderr.close()
+    store.run("sim", "remove", "front")
+    second = _batch(store, path)
+    assert second.stdout is not None
+    events = []
+    for line in second.stdout:
+        events.append(line)
+        if '"STATE_WAITING_FOR_CARD"' in line:
+            assert store.run("sim", "swap", "front", next(blanks)).code == 0
+    assert second.wait(60) == 0
+    second.stdout.close()
+    assert second.stderr is not None
+    second.stderr.close()
+    states = [e.split('"state":"')[1].split('"')[0] for e in events if '"state"' in e]
+    assert states[0] == "STATE_SKIPPED"  # the card issued before the kill
+    assert states[-1] == "STATE_ISSUED"
+    with open(tmp_path / "members.csv.results.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["member_id"], r["uid"], r["status"]) for r in rows] == [
+        ("8800000801", "9E1A4B03", "issued"),
+        ("8800000802", "9E1A4B04", "issued"),
+    ]
+    for member in ("8800000801", "8800000802"):
+        history = store.run("card", "history", "--member", member, "--json").json()["entries"]
+        issues = [
+            e for e in history if e["type"] == "OPERATION_TYPE_ISSUE" and e["member_id"] == member
+        ]
+        assert len(issues) == 1, history
+    store.run("sim", "remove", "front")
+    for uid in ("9E1A4B03", "9E1A4B04"):  # blank again for the other tests of this module
+        store.run("sim", "present", "front", "blank" if uid.endswith("3") else "blank-2")
+        store.run("erase", "front", "--uid", uid, "--force")
+        store.run("sim", "remove", "front")
+
+
+def test_a_bad_batch_file_lists_every_mistake_and_issues_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(
+        "member_id,tier,valid_until\n,gold,2028-13-01\n8800000701,2,\n", encoding="utf-8"
+    )
+    done: Run = store.run("issue-batch", str(path), "--reader", "front")
+    assert done.code == 2
+    assert "3 bad field(s), nothing issued" in done.err
+    assert "line 2 member_id" in done.err
+    assert "line 2 tier 'gold': not a tier of this store" in done.err
+    assert "line 2 valid_until '2028-13-01': give a date as YYYY-MM-DD" in done.err
+    assert not (tmp_path / "bad.csv.results.csv").exists()
+    missing = store.run("issue-batch", str(tmp_path / "none.csv"), "--reader", "front")
+    assert missing.code == 2
+    assert "no such file" in missing.err
