@@ -93,6 +93,7 @@ _FILLERS: dict[str, dict[str, Any]] = {
     "bonus": {"min_topup": 1, "bonus": 0},
 }
 _ABSENT = lookup({}, "x")  # what lookup() returns for a key the file does not have
+_INDEXED = re.compile(r"(?P<name>[^\[\]]+)\[(?P<index>\d+)\]")
 _DID_YOU_MEAN = re.compile(r"unknown key; did you mean '([^']+)'\?")
 _TOML_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 
@@ -295,7 +296,7 @@ def _build(
 
     def unit(name: str, build: Callable[[Table], T]) -> T | None:
         section = sec[name]
-        return None if section is None else problems.check(functools.partial(build, section))
+        return None if section is None else problems.check(functools.partial(_peel, section, build))
 
     daemon = unit("daemon", functools.partial(_daemon, base_dir=base_dir))
     readers = unit("readers", _readers)
@@ -331,6 +332,45 @@ def _build(
         api,
         ledger,
     )
+
+
+def _peel(section: Table, build: Callable[[Table], T]) -> T:
+    """``build(section)``; a parser that stops at a mistake (``Table.fail``, an area's own
+    check) has it recorded and the key taken out (its default then applies), and runs again,
+    so the section's next mistake is found too. Stops at a mistake that names no key of it."""
+    raw = copy.deepcopy(dict(section.raw))
+    while True:
+        try:
+            return build(Table(section.where, raw))
+        except ConfigError as exc:
+            if not _take_out(raw, exc.key, section.where):
+                raise
+            record(exc)
+
+
+def _take_out(raw: dict[str, Any], key: str, where: str) -> bool:
+    """Remove the value at dotted ``key`` (``api.pos.mode``, ``tiers[2].discount``) from the
+    section ``where``; False when it names nothing there."""
+    if not key.startswith(f"{where}."):
+        return False
+    node: Any = raw
+    parts = key[len(where) + 1 :].split(".")
+    for i, part in enumerate(parts):
+        found = _INDEXED.fullmatch(part)
+        name, index = (found["name"], int(found["index"])) if found else (part, None)
+        if not isinstance(node, dict) or name not in node:
+            return False
+        if index is None and i == len(parts) - 1:
+            del node[name]
+            return True
+        node = node[name]
+        if index is not None:
+            if not isinstance(node, list) or index >= len(node):
+                return False
+            if i == len(parts) - 1:
+                return False  # a whole item: taking it out would renumber the next ones
+            node = node[index]
+    return False
 
 
 def _devices(t: Table) -> list[tuple[str, Table]]:

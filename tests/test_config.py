@@ -389,6 +389,18 @@ def test_several_mistakes_in_one_scanner_are_all_reported() -> None:
     assert "CR, LF, CRLF, NONE" in str(err)
 
 
+def test_a_parser_that_stops_at_its_first_mistake_still_shows_them_all() -> None:
+    """[api]'s listener check stops at a bad mode; the section is checked again without it."""
+    text = (
+        "[daemon]\nkeystore_credentials = true\n[api]\nmax_streams = 0\nmax_wait_ms = 5\n"
+        '[api.pos]\nmode = "0666"\n'
+    )
+    err = _refused(text)
+    assert isinstance(err, ConfigMistakes)
+    assert [m.key for m in err.mistakes] == ["api.pos.mode", "api.max_wait_ms", "api.max_streams"]
+    assert "1..1024, got 0" in str(err)
+
+
 def test_every_unknown_key_of_a_section_is_listed() -> None:
     text = _edit('station = "pos"', 'station = "pos"\nstatedir = "/x"\njournal = "/y"')
     err = _refused(text)
