@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import BIN, Served, grpc_runtime, served, store_folder
+from tests.api.conftest import BIN, Served, api, grpc_runtime, served, store_folder
 
-__all__ = ["BIN", "Run", "Store", "grpc_runtime", "served", "start_served"]
+__all__ = ["BIN", "Run", "Store", "api", "grpc_runtime", "served", "start_served"]
 
 CARDDAEMON = str(BIN / "carddaemon")
 
