@@ -2,9 +2,10 @@
 
 * ``carddaemon-demo serve [--folder DIR]`` - the daemon on the simulated store, in the
   foreground, until Ctrl-C (what ``make run`` starts);
-* ``carddaemon-demo story [--out DIR] [--realtime]`` - the scripted walk through a technician's
-  look at a card, a member paying and a receipt (what ``make demo`` shows). Without a command
-  (``carddaemon-demo --out DIR``) the story runs, as before.
+* ``carddaemon-demo story [--out FILE.png] [--realtime]`` - the scripted walk through a
+  technician's look at a card, a member paying and a receipt (what ``make demo`` shows; the
+  receipt preview goes to ``--out``, a file in a folder that exists). Without a command
+  (``carddaemon-demo --out FILE.png``) the story runs, as before.
 * ``carddaemon-demo chain [--offline]`` - two stores on one chain ledger (a private
   PostgreSQL): a card dump spent at store A and restored at store B is caught.
 """
