@@ -68,9 +68,7 @@ def test_every_command_of_the_walkthrough_runs_as_the_doc_says(api: Api, tmp_pat
             assert uncertain_job(pos, api, "doc-1").endswith("/jobs/2")
             assert uncertain_job(pos, api, "doc-2").endswith("/jobs/3")
         elif note.startswith("the member card gold"):
-            subprocess.run(
-                [CARDDAEMON, "sim", "swap", "front", "gold"], check=True, env=_env(api)
-            )
+            subprocess.run([CARDDAEMON, "sim", "swap", "front", "gold"], check=True, env=_env(api))
         elif note.startswith("blank cards"):
             (tmp_path / "new-members.csv").write_text(csv_text, encoding="utf-8")
             subprocess.run([CARDDAEMON, "sim", "swap", "front", "blank"], check=True, env=_env(api))
