@@ -15,12 +15,8 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from daemon.errors import CardDaemonError, InvalidArgument
-
-if TYPE_CHECKING:
-    from sim.card import SimCard
 
 __all__ = ["main"]
 
@@ -29,41 +25,16 @@ logger = logging.getLogger(__name__)
 VPCD_DEFAULT_PORT = 35963
 
 
-def _card_from_dump(path: Path) -> SimCard:
-    """A card from any dump format ``carddaemon decode`` reads; the simulator's own JSON keeps
-    its variant (gen2, gen1a). A chip needs every block and key: a partial dump is refused."""
-    from daemon.mifare.dumpfile import read_dump_bytes
-    from daemon.mifare.dumpformats import parse
-    from daemon.mifare.geometry import sector_count
-    from sim import dumps
-    from sim.card import CardSize as SimSize
-    from sim.card import SimCard
-
-    raw = read_dump_bytes(path)
-    if b'"carddaemon-sim-card"' in raw:
-        return dumps.load_json(path)
-    try:
-        image = parse(raw, str(path))
-    except InvalidArgument as exc:
-        raise InvalidArgument("--dump", exc.message) from None
-    unknown = [s for s in range(sector_count(image.size)) if image.keys_known(s) != (True, True)]
-    if image.unread or unknown:
-        raise InvalidArgument(
-            "--dump",
-            f"{path}: a simulated card needs every block and key; this {image.format} dump "
-            f"lacks {len(image.unread)} block(s) and the keys of {len(unknown)} sector(s)",
-        )
-    sizes: dict[int, SimSize] = {5: "mini", 16: "1k", 40: "4k"}
-    return SimCard(image.uid, size=sizes[sector_count(image.size)], memory=image.data)
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from sim import dumps
     from sim.reader import SimReader
     from sim.store import transport_card
     from sim.vpcd import VpcdBridge
 
     if args.dump:
-        card = _card_from_dump(args.dump)
+        # raw image or the simulator's JSON (sim/dumps.py); the simulator uses only the daemon's
+        # errors and interfaces, so `carddaemon convert` turns other formats into these
+        card = dumps.load(args.dump)
     else:
         try:
             uid = bytes.fromhex(args.uid)
@@ -97,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--dump",
         type=Path,
         default=None,
-        help="card dump: .mfd/.bin, Proxmark .eml/.json, MIFARE Classic Tool, carddaemon JSON",
+        help="card dump: .mfd/.bin/.dump or the simulator's .json (other formats: carddaemon "
+        "convert FILE card.mfd)",
     )
     p.add_argument("--uid", default="11223344", help="UID of a blank card (hex)")
     p.add_argument("--model", default="acr1252u", help="reader model the card sits in")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
@@ -73,19 +72,3 @@ def test_serving_through_real_pcscd_and_a_slot_already_taken(
         finally:
             first.terminate()
             first.communicate(timeout=10)
-
-
-def test_serve_loads_any_dump_format_and_refuses_a_partial_one() -> None:
-    data = Path(__file__).resolve().parents[1] / "mifare" / "data"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    for name in ("purse.pm3.json", "purse.eml", "purse.mct", "sim-purse.sim.json"):
-        done = _serve(port, "--dump", str(data / name))
-        assert done.returncode == 1, done.stderr  # loaded; then no vpcd to serve it to
-        assert "nothing listens on vpcd port" in done.stderr
-    partial = _serve(port, "--dump", str(data / "purse-partial.mct"))
-    assert partial.returncode == 2
-    assert "a simulated card needs every block and key; this mct dump lacks 56 block(s)" in (
-        partial.stderr
-    )
