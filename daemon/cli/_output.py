@@ -86,12 +86,21 @@ def enum_name(enum: Any, value: int, prefix: str) -> str:
     return name.removeprefix(prefix).lower().replace("_", " ")
 
 
+class _Console(Console):
+    """rich's Console, but a closed pipe is ``BrokenPipeError`` for ``main`` to end quietly
+    with 0 (rich's own handler exits 1, as if the command had found a problem)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def _console(stream: Any) -> Console:
     width: int | None = None
     if not stream.isatty():
         columns = os.environ.get("COLUMNS", "")
         width = int(columns) if columns.isdigit() and int(columns) > 0 else _PIPE_WIDTH
-    return Console(file=stream, width=width, highlight=False, markup=False, emoji=False)
+    return _Console(file=stream, width=width, highlight=False, markup=False, emoji=False)
 
 
 class Output:
