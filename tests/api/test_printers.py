@@ -56,7 +56,7 @@ def receipt() -> p.Receipt:
                 unit_price=cny(9900),
                 amount=cny(9500),
                 discount=cny(400),
-            ),  # fmt: skip
+            ),
         ],
         totals=p.ReceiptTotals(
             subtotal=cny(10250), discount=cny(250), total=cny(10000), change=cny(1000)
