@@ -358,7 +358,7 @@ class MemberCardService:
                 tier_before=before.tier, tier=header.tier,
                 valid_until_before=_iso(before.valid_until), valid_until=_iso(header.valid_until),
                 balance=new.balance, points=new.points, counter=new.counter,
-                format_version=FORMAT_V2, migrated=not state.block14_v2,
+                format_version=FORMAT_V2, migrated=not (state.block14_v2 and state.current_v2),
             )  # fmt: skip
             return new, {"header": header, "result": result}
 
@@ -520,7 +520,9 @@ class MemberCardService:
         try:
             # never skipped on what a read shows: a block left unstable by a tear can read
             # exactly right once, and a record MAC'd over it would then flicker
-            if v2 and not state.block14_v2:
+            # until a v2 record is current, the migration is (re)done: block 14 read as 02 once
+            # may be a block left unstable by a torn migration (it then reads 01 by turns)
+            if v2 and not (state.block14_v2 and state.current_v2):
                 copy = replace(state.header, version=FORMAT_V2).encode()
                 session.write_slot_header(new.slot, copy)
                 session.write(PURSE_SECTOR, HEADER_BLOCK, copy, "B")

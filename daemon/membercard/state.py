@@ -86,6 +86,9 @@ class CardState:
     version: int = FORMAT_VERSION  # 2 once block 14 says 02 or a v2 record exists
     block14_v2: bool = False  # block 14 reads as this card's v2 header (nothing to migrate)
     slot_headers: tuple[bytes, bytes] = (bytes(16), bytes(16))
+    #: the current record is MAC'd in v2 form: the card's migration finished (block 14 read as
+    #: v2 alone proves nothing: a tear can leave it unstable, reading 01 or 02 by turns)
+    current_v2: bool = False
 
     @property
     def uid_hex(self) -> str:
@@ -231,4 +234,5 @@ def evaluate(keystore: Keystore, image: RawImage) -> CardState:
     return CardState(
         image.uid, header, image.header, current, previous, other, primary, backup,
         version, base is not None and base.version == FORMAT_V2, image.slot_headers,
+        cur_view.form == FORMAT_V2,
     )  # fmt: skip
