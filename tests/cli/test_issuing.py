@@ -140,3 +140,29 @@ def test_a_bad_batch_file_lists_every_mistake_and_issues_nothing(
     missing = store.run("issue-batch", str(tmp_path / "none.csv"), "--reader", "front")
     assert missing.code == 2
     assert "no such file" in missing.err
+
+
+def test_replace_moves_the_member_to_a_new_card_and_blocks_the_old_one(store: Store) -> None:
+    tiers = store.run("tiers")
+    golden = Path(__file__).with_name("golden") / "tiers.txt"
+    assert (tiers.code, tiers.out) == (0, golden.read_text(encoding="utf-8"))
+    assert store.run("sim", "swap", "front", "blank").code == 0
+    try:
+        issued = store.run(
+            "issue", "front", "--member", "8800000300", "--tier", "0", "--balance", "5"
+        )
+        assert issued.code == 0, issued.err
+        assert store.run("sim", "swap", "front", "blank-2").code == 0
+        replaced = store.run("replace", "front", "9e1a4b03", "--json")
+        assert replaced.code == 0, replaced.err
+        done = replaced.json()
+        assert (done["old_uid"], done["card"]["uid"]) == ("9E1A4B03", "9E1A4B04")
+        assert done["card"]["member_id"] == "8800000300"
+        assert done["card"]["balance"]["amount_fen"] == "500"
+        listed = store.run("hotlist", "list", "--json").json()["entries"]
+        assert ("9E1A4B03", "HOTLIST_REASON_REPLACED") in [(e["uid"], e["reason"]) for e in listed]
+        unknown = store.run("replace", "front", "04FFFFFF")
+        assert unknown.code == 2
+        assert "MEMBER_NOT_FOUND" in unknown.err
+    finally:
+        store.run("sim", "remove", "front")
