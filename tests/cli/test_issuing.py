@@ -5,6 +5,9 @@ exactly once."""
 from __future__ import annotations
 
 import csv
+import os
+import pty
+import select
 import signal
 import subprocess
 from pathlib import Path
@@ -121,6 +124,47 @@ def test_a_batch_killed_mid_way_and_run_again_issues_every_card_exactly_once(
         store.run("sim", "present", "front", "blank" if uid.endswith("3") else "blank-2")
         store.run("erase", "front", "--uid", uid, "--force")
         store.run("sim", "remove", "front")
+
+
+def test_on_a_terminal_the_batch_shows_a_progress_bar_with_rate_and_eta(
+    store: Store, tmp_path: Path
+) -> None:
+    """A real pseudo-terminal, as at the issuing desk: rich draws the bar on stderr."""
+    path = tmp_path / "one.csv"
+    path.write_text("member_id\n8800000601\n", encoding="utf-8")
+    assert store.run("sim", "swap", "front", "blank").code == 0
+    main, child = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [CARDDAEMON, "issue-batch", str(path), "--reader", "front"],
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            env={**store.env(), "COLUMNS": "120", "TERM": "xterm"},
+        )
+        os.close(child)
+        seen = b""
+        while True:
+            ready, _, _ = select.select([main], [], [], 60)
+            if not ready:
+                break
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert process.wait(30) == 0
+    finally:
+        os.close(main)
+    text = seen.decode("utf-8", "replace")
+    assert "1/1" in text
+    assert "cards/min" in text
+    assert "ETA" in text
+    assert "1 of 1 issued, 0 failed" in text
+    store.run("erase", "front", "--uid", "9E1A4B03", "--force")
+    store.run("sim", "remove", "front")
 
 
 def test_a_bad_batch_file_lists_every_mistake_and_issues_nothing(
