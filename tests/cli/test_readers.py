@@ -21,8 +21,9 @@ def run(served: Served, *args: str, capsys: pytest.CaptureFixture[str]) -> tuple
 
 
 def test_readers_read_and_sim_over_one_socket(
-    served: Served, capsys: pytest.CaptureFixture[str]
+    store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    served = store.served
     code, out, _ = run(served, "readers", capsys=capsys)
     assert code == 0
     lines = out.splitlines()
@@ -57,8 +58,9 @@ def test_readers_read_and_sim_over_one_socket(
 
 
 def test_a_refusal_names_what_the_user_typed_and_exits_1_or_2(
-    served: Served, capsys: pytest.CaptureFixture[str]
+    store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    served = store.served
     code, _, err = run(served, "read", "readers/front", capsys=capsys)
     assert code == 1
     assert err.startswith("carddaemon read: CARD_ABSENT: no card on ")
@@ -79,7 +81,8 @@ def test_a_refusal_names_what_the_user_typed_and_exits_1_or_2(
     assert str(served.socket("issuer")) in err
 
 
-def test_the_socket_comes_from_the_environment_as_a_real_command(served: Served) -> None:
+def test_the_socket_comes_from_the_environment_as_a_real_command(store: Store) -> None:
+    served = store.served
     done = subprocess.run(
         [str(BIN / "carddaemon"), "readers"],
         capture_output=True,
