@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from daemon.cli._args import Problem, SubParsers, UsageError, add_command
+from daemon.cli._args import CliError, Problem, SubParsers, UsageError, add_command
 from daemon.cli._client import Daemon, connect, reader_id
 from daemon.cli._output import Output, enum_name, proto_dict
 from daemon.cli.issuing import parse_date, parse_yuan, resolve_tier, tiers
@@ -211,6 +211,19 @@ def _events(daemon: Daemon, args: argparse.Namespace, rows: list[Row], bid: str)
     yield from daemon.stream(lambda: stub.BatchIssueCards(request), words=words)
 
 
+def _resumable(events: Iterator[Any], results: Path) -> Iterator[Any]:
+    """The batch's events; a batch that stopped (no card in time, the reader gone) says how
+    to go on: the same command again."""
+    try:
+        yield from events
+    except CliError as exc:
+        raise CliError(
+            f"{exc} — the batch stopped; results so far in {results}; run the same command "
+            "again to go on (cards already issued are skipped)",
+            exc.code,
+        ) from None
+
+
 def _cmd_issue_batch(args: argparse.Namespace) -> int:
     from rich.progress import (
         BarColumn,
@@ -223,6 +236,8 @@ def _cmd_issue_batch(args: argparse.Namespace) -> int:
 
     from daemon.api.v1 import issuing_service_pb2 as pb
 
+    if not 1 <= args.card_timeout <= 120:
+        raise UsageError(f"--card-timeout {args.card_timeout}: give 1..120 seconds")
     out = Output(args.json)
     state = pb.BatchIssueCardsResponse.State
     results_path: Path = args.results or args.file.with_name(args.file.name + ".results.csv")
@@ -243,7 +258,7 @@ def _cmd_issue_batch(args: argparse.Namespace) -> int:
         )
         with progress:
             task = progress.add_task("issuing", total=len(rows), rate="")
-            for event in _events(daemon, args, rows, bid):
+            for event in _resumable(_events(daemon, args, rows, bid), results_path):
                 name = enum_name(state, event.state, "STATE_")
                 row = rows[event.index]
                 if out.json:

@@ -184,6 +184,18 @@ def test_a_bad_batch_file_lists_every_mistake_and_issues_nothing(
     missing = store.run("issue-batch", str(tmp_path / "none.csv"), "--reader", "front")
     assert missing.code == 2
     assert "no such file" in missing.err
+    zero = store.run("issue-batch", str(path), "--reader", "front", "--card-timeout", "0")
+    assert (zero.code, zero.err.strip()) == (
+        2,
+        "carddaemon issue-batch: --card-timeout 0: give 1..120 seconds",
+    )
+    one = tmp_path / "one.csv"
+    one.write_text("member_id\n8800000702\n", encoding="utf-8")
+    store.run("sim", "remove", "front")
+    waited = store.run("issue-batch", str(one), "--reader", "front", "--card-timeout", "1")
+    assert waited.code == 1  # nobody laid a card: the batch stops, saying how to go on
+    assert "no blank card presented within 1 s" in waited.err
+    assert "run the same command again to go on" in waited.err
 
 
 def test_replace_moves_the_member_to_a_new_card_and_blocks_the_old_one(store: Store) -> None:
