@@ -60,7 +60,7 @@ COMMAND_MODULES: Final = (
     "printers",
     "scans",
     "offline",
-    "sim",
+    "simulator",
     "journal",
     "day",
     "ledger",
