@@ -14,27 +14,34 @@ The POS is another process (this script with ``--pos-client``), as a till is: it
 POS socket only, with gRPC's Python client, and times its own calls. This process sends it one
 call at a time over a pipe (not timed).
 
-1. Latency: ``ReadCard`` and ``Debit`` over the POS socket, alternated call by call with the
-   same operations called directly on the station (``station.card``, the reader worker, no
-   gRPC), so that drift hits both paths alike; each call after 10 ms of quiet, as a till
-   calls (both paths then wake sleeping threads). ``api_overhead_p50_ms`` = p50(gRPC Debit) -
-   p50(direct Debit). ``GetOperation`` and a health check over gRPC show the transport's own
-   floor in the same conditions.
+1. Latency: ``Debit``, then ``ReadCard`` twice, over the POS socket, alternated round by
+   round with the same operations called directly on the station (``station.card``, the
+   reader worker, no gRPC), so that drift hits both paths alike; each call after 10 ms of
+   quiet, as a till calls (both paths then wake sleeping threads). The read after a debit
+   reads the card's sectors (``read_p50_ms``); the second is answered from the reader's notes
+   of the card still lying there (one APDU, ``[membercard] reread_after_s``).
+   ``api_overhead_p50_ms`` = p50(gRPC Debit) - p50(direct Debit). ``GetOperation`` and a
+   health check over gRPC show the transport's own floor in the same conditions.
 2. Lunch rush for ``--seconds`` (60): 8 POS clients (one channel each) at 25 calls/s each, a
    fixed schedule (a late call is timed from its scheduled start, so a stall is not hidden):
    of every ten calls 4 ``ReadCard``, 3 ``GetOperation``, 2 health checks and one ``Debit``
    (a fresh ``request_id`` each), clients 0-3 on ``front``, 4-7 on ``back``; meanwhile 4
    ``WatchReaders`` streams are open and read (first the snapshot, then sequence numbers that
    only increase). A failed call, a refused health check, a broken stream or an event out of
-   order is a load error. How late the POS process's own event loop woke is printed too (it is
-   part of every time measured).
+   order is a load error. How late the POS process's and the daemon's event loops woke is
+   printed too, and how much CPU time the hypervisor stole (``/proc/stat``): on a virtual
+   machine whose idle vCPUs halt, every wake-up waits for the host, and a rush of short calls
+   is mostly wake-ups.
 
 ``--cards-apart`` runs the simulated readers and their cards (CRYPTO1 in Python) in a process
 of their own instead of in the daemon's process, where they share its GIL as no real reader
 does. ``--quick``: 30 latency rounds and a 5 s rush (``--rounds``, ``--seconds`` override).
-pcscd runs in a mount namespace: root needed.
+``--keep-cpus-awake`` holds a PM QoS request (``/dev/cpu_dma_latency`` = 0) for the run, so
+idle CPUs spin instead of halting: a diagnosis that separates the software's time from the
+machine's wake-ups, never how the daemon runs. pcscd runs in a mount namespace: root needed.
 
     .venv/bin/python bench/api_latency.py [--seconds N] [--quick] [--rounds N] [--cards-apart]
+                                          [--keep-cpus-awake]
 
 Last line: ``api_latency: read_p50_ms=… debit_p50_ms=… debit_p99_ms=… api_overhead_p50_ms=…
 load_p99_ms=… load_errors=…``.
@@ -88,6 +95,8 @@ MIX = ("read", "get_op", "read", "health", "read", "get_op", "debit", "read", "h
 CALL_TIMEOUT_S = 5.0
 #: the pause before each timed call of the latency phase (both paths)
 IDLE_S = 0.01
+#: how late the daemon's own event loop woke, (loop time, ms), filled while it serves
+DAEMON_LAG_MS: list[tuple[float, float]] = []
 
 LANES = {  # lane id -> (vpcd FRIENDLYNAME, simulator model)
     "front": ("ACS ACR1252 1S CL Reader PICC", "acr1252u"),
@@ -342,6 +351,7 @@ class ServerThread(threading.Thread):
         self.failed: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop: asyncio.Event | None = None
+        self.lag_ms: list[tuple[float, float]] = []  # (when, how late the daemon's loop woke)
 
     def run(self) -> None:
         from daemon.api.run import serve
@@ -359,13 +369,22 @@ class ServerThread(threading.Thread):
                         await task
                     await asyncio.sleep(0.01)
                 self.ready.set()
+                lag = asyncio.create_task(self._lag())
                 await task
+                lag.cancel()
 
         try:
             asyncio.run(main())
         except BaseException as exc:
             self.failed = exc
             self.ready.set()
+
+    async def _lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t0 = loop.time()
+            await asyncio.sleep(0.005)
+            self.lag_ms.append((t0, (loop.time() - t0 - 0.005) * 1e3))
 
     def shutdown(self) -> None:
         if self.loop is not None and self.stop is not None:
@@ -469,6 +488,8 @@ def _serving(station: Any) -> Iterator[tuple[Any, Path]]:
     server.ready.wait(30)
     if server.failed is not None:
         raise server.failed
+    DAEMON_LAG_MS[:] = []
+    server.lag_ms = DAEMON_LAG_MS
     pos = station.config.api.listener("pos")
     assert pos is not None
     try:
@@ -524,43 +545,105 @@ class Pos:
 
 
 def latency(station: Any, pos: Pos, uid: str, rounds: int, warmup: int) -> dict[str, list[float]]:
-    """``rounds`` of read and debit, direct then over gRPC, alternated; ms per path."""
+    """``rounds`` of debit, read, read again, direct then over gRPC, alternated; ms per path.
+
+    The read right after a debit reads the card's sectors (the debit changed the card); the
+    read after it is answered from the reader's notes of the card lying there (one APDU)."""
     from daemon.membercard.requests import Debit, ReadCard
 
     lane = "front"
-    times: dict[str, list[float]] = {
-        name: [] for name in ("read", "read_direct", "debit", "debit_direct", "get_op", "health")
-    }
+    names = ("read", "read_repeat", "read_direct", "read_repeat_direct", "debit",
+             "debit_direct", "get_op", "health")  # fmt: skip
+    times: dict[str, list[float]] = {name: [] for name in names}
 
     def direct(request: Any) -> float:
         t0 = time.perf_counter()
         station.card(lane, request)
         return (time.perf_counter() - t0) * 1e3
 
-    steps: list[tuple[str, Callable[[int], float]]] = [
+    def grpc_read(i: int) -> float:
+        ms: float = pos.call(op="read", reader=f"readers/{lane}", uid=uid)["ms"]
+        return ms
+
+    direct_block: list[tuple[str, Callable[[int], float]]] = [
+        ("debit_direct", lambda i: direct(Debit(f"direct-{i}", amount=1, expected_uid=uid))),
         ("read_direct", lambda i: direct(ReadCard(expected_uid=uid))),
-        ("read", lambda i: pos.call(op="read", reader=f"readers/{lane}", uid=uid)["ms"]),
-        (
-            "debit_direct",
-            lambda i: direct(Debit(request_id=f"direct-{i}", amount=1, expected_uid=uid)),
-        ),
+        ("read_repeat_direct", lambda i: direct(ReadCard(expected_uid=uid))),
+    ]
+    grpc_block: list[tuple[str, Callable[[int], float]]] = [
         (
             "debit",
             lambda i: pos.call(
                 op="debit", reader=f"readers/{lane}", uid=uid, request_id=f"grpc-{i}"
             )["ms"],
         ),
+        ("read", grpc_read),
+        ("read_repeat", grpc_read),
+    ]
+    tail: list[tuple[str, Callable[[int], float]]] = [
         ("get_op", lambda i: pos.call(op="get_op", request_id=f"grpc-{i}")["ms"]),
         ("health", lambda i: pos.call(op="health")["ms"]),
     ]
     for i in range(warmup + rounds):
-        order = steps if i % 2 == 0 else [steps[1], steps[0], steps[3], steps[2], *steps[4:]]
-        for name, step in order:
+        blocks = [direct_block, grpc_block] if i % 2 == 0 else [grpc_block, direct_block]
+        for name, step in [*blocks[0], *blocks[1], *tail]:
             time.sleep(IDLE_S)  # a till between two calls: nothing in flight, threads asleep
             ms = step(i)
             if i >= warmup:
                 times[name].append(ms)
     return times
+
+
+class CpuTime:
+    """What the CPUs did between two points (``/proc/stat``): busy, and stolen - the
+    hypervisor of a virtual machine running something else while this one's vCPUs waited."""
+
+    def __init__(self) -> None:
+        self._start = self._read()
+
+    @staticmethod
+    def _read() -> list[int]:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()[1:]
+        return [int(f) for f in fields] + [0] * (8 - len(fields))
+
+    def shares(self) -> tuple[float, float]:
+        """(busy, steal), each a share of all CPU time since this object was made."""
+        now = self._read()
+        delta = [b - a for a, b in zip(self._start, now, strict=False)]
+        total = sum(delta[:8]) or 1
+        user, nice, system, _idle, _iowait, irq, softirq, steal = delta[:8]
+        return (user + nice + system + irq + softirq) / total, steal / total
+
+
+def idle_setting() -> str:
+    """How this machine's idle CPUs wait (a halted vCPU wakes slowly under a hypervisor)."""
+    base = Path("/sys/devices/system/cpu/cpuidle")
+    try:
+        driver = (base / "current_driver").read_text(encoding="ascii").strip()
+    except OSError:
+        return "cpuidle: unknown"
+    poll = Path("/sys/module/haltpoll/parameters/guest_halt_poll_ns")
+    if driver == "haltpoll" and poll.exists():
+        ns = poll.read_text(encoding="ascii").strip()
+        return f"cpuidle {driver}, guest_halt_poll_ns={ns}"
+    return f"cpuidle {driver}"
+
+
+@contextmanager
+def cpus_awake(wanted: bool) -> Iterator[None]:
+    """``--keep-cpus-awake``: hold a PM QoS request of 0 µs wake-up latency for the run, so
+    idle CPUs spin instead of halting (what ``tuned``'s latency profiles do). A diagnosis of
+    the machine, never the daemon's default: it tells the software's time from the wake-ups'."""
+    if not wanted:
+        yield
+        return
+    fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+    try:
+        os.write(fd, (0).to_bytes(4, sys.byteorder))
+        yield
+    finally:
+        os.close(fd)
 
 
 def main() -> int:
@@ -571,25 +654,40 @@ def main() -> int:
     parser.add_argument(
         "--cards-apart", action="store_true", help="the simulated readers in a process apart"
     )
+    parser.add_argument(
+        "--keep-cpus-awake",
+        action="store_true",
+        help="hold /dev/cpu_dma_latency at 0 for the run (diagnosis: idle CPUs never halt)",
+    )
     args = parser.parse_args()
     seconds = args.seconds if args.seconds is not None else (5.0 if args.quick else 60.0)
     rounds = args.rounds if args.rounds is not None else (30 if args.quick else 200)
     logging.disable(logging.WARNING)
     try:
         with (
+            cpus_awake(args.keep_cpus_awake),
             tempfile.TemporaryDirectory(prefix="carddaemon-bench-") as tmp,
             store_pc(Path(tmp), args.cards_apart) as (station, socket),
         ):
             uids = issue_cards(station)
             pos = Pos(socket)
             try:
+                cpu = CpuTime()
                 times = latency(station, pos, uids["front"], rounds, warmup=10)
+                cpu_latency = cpu.shares()
                 lanes = [[f"readers/{lane}", uids[lane]] for lane in LANES]
+                cpu = CpuTime()
                 load = pos.call(op="rush", lanes=lanes, seconds=seconds)
+                load["cpu"] = cpu.shares()
+                load["cpu_latency"] = cpu_latency
+                daemon_lags = [ms for _at, ms in DAEMON_LAG_MS] or [0.0]
+                load["daemon_lag_ms"] = daemon_lags
             finally:
                 pos.close()
     finally:
         shutil.rmtree(RUN_DIR, ignore_errors=True)
+    awake = " (--keep-cpus-awake: idle CPUs spin)" if args.keep_cpus_awake else ""
+    print(f"machine: {os.cpu_count()} CPUs, {idle_setting()}{awake}")
     return report(times, load)
 
 
@@ -604,6 +702,8 @@ def report(times: dict[str, list[float]], load: dict[str, Any]) -> int:
 
     row("ReadCard over gRPC (POS socket)", times["read"])
     row("ReadCard direct (station.card)", times["read_direct"])
+    row("ReadCard again, over gRPC (notes)", times["read_repeat"])
+    row("ReadCard again, direct (notes)", times["read_repeat_direct"])
     row("Debit over gRPC (POS socket)", times["debit"])
     row("Debit direct (station.card)", times["debit_direct"])
     row("GetOperation over gRPC (journal)", times["get_op"])
@@ -628,6 +728,16 @@ def report(times: dict[str, list[float]], load: dict[str, Any]) -> int:
         f"rush: the POS process's own event loop woke late by p50 {statistics.median(lags):.2f} ms,"
         f" p99 {pct(lags, 0.99):.2f} ms, max {max(lags):.2f} ms (included in the times above)"
     )
+    daemon_lags = load["daemon_lag_ms"]
+    print(
+        f"rush: the daemon's event loop woke late by p50 {statistics.median(daemon_lags):.2f} ms,"
+        f" p99 {pct(daemon_lags, 0.99):.2f} ms, max {max(daemon_lags):.2f} ms"
+    )
+    for phase, (busy, steal) in (("latency", load["cpu_latency"]), ("rush", load["cpu"])):
+        print(
+            f"{phase}: CPUs busy {busy:.0%}, stolen by the hypervisor {steal:.0%} of the time"
+            " (steal: vCPUs that were ready to run and waited, e.g. after waking from a halt)"
+        )
     errors: list[str] = load["errors"]
     for line in errors[:10]:
         print(f"  load error: {line}")

@@ -83,7 +83,7 @@ _DAEMON_KEYS = ("state_dir", "journal_path", "keystore_file", "keystore_credenti
 _READER_KEYS = ("match", "dialect", "queue_size", "job_deadline_ms")
 _MEMBERCARD_KEYS = (
     "tiers", "bonus", "balance_cap", "hotlist_on_fraud", "abandoned_claim_age_s", "renew_months",
-    "refund_days", "cancel_window", "day_cutoff_hour",
+    "refund_days", "cancel_window", "day_cutoff_hour", "reread_after_s",
 )  # fmt: skip
 _TIER_KEYS = ("name", "discount", "points_per_100_yuan", "upgrade_points")
 _BONUS_KEYS = ("min_topup", "bonus")

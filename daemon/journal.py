@@ -197,6 +197,7 @@ class Journal:
         self._lock = threading.RLock()
         self._active: dict[str, threading.Event] = {}
         self._cards: dict[str, _CardHold] = {}
+        self._joined = 0  # together() depth (read and changed only under _lock)
         #: called inside the transaction of every finished request, hotlist change and audit
         #: row, as ``(db, kind, record)``: the chain ledger's outbox (daemon/ledger/outbox.py)
         #: writes its row in the same commit, so nothing is shipped that did not happen
@@ -233,10 +234,25 @@ class Journal:
         self.close()
 
     @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Make the writes inside one transaction: all of them or none reach the disk, with
+        one fsync (a value change's outcome, its audit row and the card state it left). Keep
+        the body short: it holds the journal for every other thread."""
+        with self._tx():
+            self._joined += 1
+            try:
+                yield
+            finally:
+                self._joined -= 1
+
+    @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
             if self._db is None:
                 raise RuntimeError(f"journal {self.path} is closed")
+            if self._joined:  # inside together(): its transaction commits (or rolls back) all
+                yield self._db
+                return
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db

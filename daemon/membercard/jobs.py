@@ -32,6 +32,7 @@ a member sector.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import overload
 
@@ -62,6 +63,7 @@ from daemon.membercard.service import (
     OpResult,
 )
 from daemon.membercard.session import key_slot
+from daemon.membercard.state import CardState
 from daemon.mifare.geometry import first_block
 from daemon.mifare.mad import MAD_KEY_A
 from daemon.readers.apdu import KeyType
@@ -161,10 +163,45 @@ def card_job(
 
     def job(ctx: JobContext) -> object:
         card = _storage(ctx, reader)
+        if isinstance(target, MemberCardService) and isinstance(request, ReadCard):
+            notes = _ReaderNotes(ctx)
+
+            def close_unless_recalled() -> None:
+                if not notes.recalled:
+                    close_member_sectors(card)
+
+            ctx.after(close_unless_recalled)
+            return target.read(card, request, notes=notes)
         ctx.after(lambda: close_member_sectors(card))
         return _run(target, request, card, ctx.check_deadline)
 
     return job
+
+
+class _ReaderNotes:
+    """:class:`~daemon.membercard.service.CardNotes` in the reader worker's per-connection
+    notes (:meth:`JobContext.remember`): gone when the card leaves, is swapped, or any job
+    but a read takes the card."""
+
+    KEY = "member_card"
+
+    def __init__(self, ctx: JobContext) -> None:
+        self._ctx = ctx
+        self.recalled = False  # this read used no key: nothing to close afterwards
+
+    def recall(self, max_age_s: float) -> CardState | None:
+        noted = self._ctx.recall(self.KEY)
+        if noted is None or time.monotonic() - noted[0] > max_age_s:
+            return None
+        state: CardState = noted[1]
+        return state
+
+    def remember(self, state: CardState) -> None:
+        noted = self._ctx.recall(self.KEY)
+        if noted is not None and noted[1] is state:
+            self.recalled = True  # answered from the notes: no key was used
+            return
+        self._ctx.remember(self.KEY, (time.monotonic(), state))
 
 
 def close_member_sectors(card: StorageCard) -> None:

@@ -11,6 +11,8 @@ Config (a table of the daemon's TOML file, here as the parsed mapping)::
     cancel_window = "business_day"  # a top-up may be cancelled on its own business day only,
                                     # or an integer: minutes after the top-up (1..10080)
     day_cutoff_hour = 4             # the business day (日结) runs from 04:00 to 04:00 (0..23)
+    reread_after_s = 5              # a card left on the reader: ReadCard re-reads its sectors
+                                    # after this long (0..60; 0 = on every ReadCard)
     [[membercard.tiers]]            # index in this list = tier byte on the card
     name = "普通会员"
     discount = 9500                 # per 10000 of the price paid (9.5折)
@@ -44,6 +46,7 @@ logger = logging.getLogger(__name__)
 _FEN_PER_100_YUAN = 10000
 _MAX_CLAIM_AGE = 30 * 86400
 _MAX_REFUND_DAYS = 3650
+_MAX_REREAD_S = 60
 _MAX_CANCEL_MINUTES = 7 * 24 * 60
 
 
@@ -94,6 +97,9 @@ class Programme:
     cancel_window_minutes: int | None = None
     """None: a top-up may be cancelled during its own business day only."""
     day_cutoff_hour: int = 4
+    reread_after_s: float = 5.0
+    """A card still lying on the reader is answered from its last full read for this long
+    (0: every ReadCard reads the card's sectors again)."""
 
     def business_day(self, at: float) -> dt.date:
         """The business day (store local time) of the instant ``at`` (epoch seconds)."""
@@ -164,9 +170,18 @@ class Programme:
                 f"{key}.renew_months",
                 f"must be an integer number of months in 1..120, got {months!r}",
             )
+        reread = section.get("reread_after_s", 5.0)
+        if (
+            not isinstance(reread, int | float) or isinstance(reread, bool)
+            or not 0 <= reread <= _MAX_REREAD_S
+        ):  # fmt: skip
+            raise ConfigError(
+                f"{key}.reread_after_s",
+                f"must be a number of seconds in 0..{_MAX_REREAD_S}, got {reread!r}",
+            )
         return cls(
             tiers, tuple(sorted(steps, key=lambda s: s.min_topup)), cap, hot, age, months,
-            *_reversal_windows(section, key),
+            *_reversal_windows(section, key), reread_after_s=float(reread),
         )  # fmt: skip
 
 

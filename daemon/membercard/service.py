@@ -26,7 +26,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from daemon.errors import (
     AmountOutOfRange,
@@ -72,7 +72,7 @@ from daemon.membercard.session import CardSession
 from daemon.membercard.state import CardState
 from daemon.readers.storage import StorageCard
 
-__all__ = ["CardInfo", "MemberCardService", "MembershipResult", "OpResult"]
+__all__ = ["CardInfo", "CardNotes", "MemberCardService", "MembershipResult", "OpResult"]
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +160,16 @@ class MembershipResult:
         return cls(**known, replayed=True)
 
 
+class CardNotes(Protocol):
+    """A reader's memory of the card lying on it (kept by the reader worker, per connection)."""
+
+    def recall(self, max_age_s: float) -> CardState | None:
+        """The state a read verified at most ``max_age_s`` ago on this connection, else None."""
+
+    def remember(self, state: CardState) -> None:
+        """Note the state this read verified (the recalled one, or a full read's)."""
+
+
 class MemberCardService:
     """Stateless apart from its journal; one instance per store PC."""
 
@@ -192,13 +202,25 @@ class MemberCardService:
 
     # --- read ---------------------------------------------------------------------------------
 
-    def read(self, card: StorageCard, request: ReadCard = ANY_CARD) -> CardInfo:
-        with self.guard.tap(card) as tap:
+    def read(
+        self, card: StorageCard, request: ReadCard = ANY_CARD, *, notes: CardNotes | None = None
+    ) -> CardInfo:
+        """What the card says, checked (:meth:`CardGuard.tap`).
+
+        ``notes``: where this reader keeps what the last read saw of the card still lying on
+        it (the reader worker's, see :func:`~daemon.membercard.jobs.card_job`). Within
+        ``[membercard] reread_after_s`` of a full read, a card that answers with the same UID
+        is not read again: POS software that asks again and again while the customer's card
+        lies there costs one APDU a time, not nine, and uses no key."""
+        noted = notes.recall(self.programme.reread_after_s) if notes is not None else None
+        with self.guard.tap(card, known=noted) as tap:
             state = tap.state
             self._check_uid(state, request.expected_uid)
             known = state.header.tier < len(self.programme.tiers)
             tier = self.programme.tiers[state.header.tier] if known else None
             expired = self._expired(state)
+            if notes is not None and not tap.repaired:
+                notes.remember(state)
             return CardInfo(
                 uid=state.uid_hex,
                 member_id=state.header.member_id,
@@ -545,13 +567,14 @@ class MemberCardService:
             )
         # the journal's snapshot (a replacement card is issued from it) with the new header
         seen = replace(state, header=replace(header, version=FORMAT_V2)) if header else state
-        self.guard.observe(seen, new)
         if isinstance(result, MembershipResult):
-            self.journal.finish(result.request_id, RequestState.COMMITTED, result.to_outcome())
-            self.journal.audit(
-                "membership_change", uid=state.uid_hex, member_id=state.header.member_id,
-                request_id=result.request_id, detail=result.to_outcome(),
-            )  # fmt: skip
+            with self.journal.together():  # the card state, the outcome and its audit row
+                self.guard.observe(seen, new)
+                self.journal.finish(result.request_id, RequestState.COMMITTED, result.to_outcome())
+                self.journal.audit(
+                    "membership_change", uid=state.uid_hex, member_id=state.header.member_id,
+                    request_id=result.request_id, detail=result.to_outcome(),
+                )  # fmt: skip
             return result
         assert isinstance(result, OpResult)
         pending = False
@@ -563,14 +586,16 @@ class MemberCardService:
                 logger.info("card %s: purse mirror left behind (%s)", state.uid_hex, exc.reason)
                 pending = True
         result = replace(result, mirror_pending=pending)
-        self.journal.finish(result.request_id, RequestState.COMMITTED, result.to_outcome())
-        self.journal.audit(
-            "value_change",
-            uid=state.uid_hex,
-            member_id=state.header.member_id,
-            request_id=result.request_id,
-            detail=result.to_outcome(),
-        )
+        with self.journal.together():  # the card state, the outcome and its audit row
+            self.guard.observe(seen, new)
+            self.journal.finish(result.request_id, RequestState.COMMITTED, result.to_outcome())
+            self.journal.audit(
+                "value_change",
+                uid=state.uid_hex,
+                member_id=state.header.member_id,
+                request_id=result.request_id,
+                detail=result.to_outcome(),
+            )
         return result
 
 

@@ -24,7 +24,12 @@ Rules the worker keeps (each one a promise to callers):
   a member sector's authentication) run inside the transaction after the caller has its
   result, so they never add to the caller's wait; after a failure too (a write whose answer
   was lost is "card in doubt", left without a reset, yet the card may still be there and
-  authenticated), unless the reader itself is gone.
+  authenticated), unless the reader itself is gone;
+* what a job noted about the card lying on the reader (:meth:`JobContext.remember`) lives only
+  as long as the connection it was learnt on (forgotten when the card leaves, is swapped or a
+  job fails), and only across jobs that take part: a job that took the connection without
+  calling :meth:`JobContext.recall` (a write, a probe, anything else) forgets it, because it
+  may have changed the card.
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ class JobContext:
         self._worker = worker
         self.deadline = deadline
         self.cleanups: list[Callable[[], None]] = []
+        self.took_connection = False
+        self.kept_notes = False
 
     def after(self, cleanup: Callable[[], None]) -> None:
         """Run ``cleanup`` once the job ended and its caller has the result or the error (a
@@ -80,6 +87,19 @@ class JobContext:
         other PC/SC client in between); a card error there (the card left) is logged, never
         the job's outcome."""
         self.cleanups.append(cleanup)
+
+    def recall(self, key: str) -> Any:
+        """What an earlier job :meth:`remember`-ed under ``key`` about the card on this
+        connection, else None. Calling it says this job keeps the notes true (it only reads, or
+        remembers what it changed); any other job that takes the connection forgets them."""
+        self.kept_notes = True
+        return self._worker._notes.get(key)
+
+    def remember(self, key: str, value: Any) -> None:
+        """Note ``value`` about the card on this connection for the next jobs (see
+        :meth:`recall`)."""
+        self.kept_notes = True
+        self._worker._notes[key] = value
 
     @property
     def reader_name(self) -> str:
@@ -89,6 +109,7 @@ class JobContext:
     def connection(self) -> CardConnection:
         """The card connection, opened on first use (raises ``CardAbsent`` with no card) and
         held in the job's PC/SC transaction from then on."""
+        self.took_connection = True
         return self._worker._job_connection()
 
     def remaining(self) -> float:
@@ -137,6 +158,8 @@ class ReaderWorker(ClosesOnExit):
         self._connection: CardConnection | None = None
         self._transaction = JobTransaction(name)  # the running job's, once it took the card
         self._drop_connection = False
+        #: what jobs noted about the card on this connection (JobContext.remember)
+        self._notes: dict[str, Any] = {}
         self._running = False  # a job (or its clean-up) is on the thread
         # not a daemon thread: interpreter exit must never cut a card write in half
         self._thread = threading.Thread(target=self._run, name=f"reader-worker[{name}]")
@@ -276,6 +299,7 @@ class ReaderWorker(ClosesOnExit):
         return connection
 
     def _close_connection(self) -> None:
+        self._notes.clear()
         self._transaction.forget()
         connection, self._connection = self._connection, None
         if connection is not None:
@@ -322,6 +346,7 @@ class ReaderWorker(ClosesOnExit):
         try:
             result = pending.job(ctx)
         except BaseException as exc:  # a job must never kill the worker
+            self._notes.clear()
             logger.debug(
                 "reader %r: job failed after %.1f ms: %s",
                 self.name,
@@ -347,6 +372,8 @@ class ReaderWorker(ClosesOnExit):
             logger.debug(
                 "reader %r: job done in %.1f ms", self.name, (self._clock() - started) * 1000
             )
+            if ctx.took_connection and not ctx.kept_notes:
+                self._notes.clear()  # it may have changed the card
             # the caller has its answer first: the job's clean-up is not its wait
             pending.future.set_result(result)
             if not self._after(ctx) or not self._transaction.end(None):
