@@ -612,7 +612,11 @@ class Journal:
     ) -> None:
         """Remember a verified card state; the counter only ever moves up. ``records``: the
         (counter, write tag) of each committed record verified on the card (see
-        :meth:`check_history`), in the same transaction."""
+        :meth:`check_history`), in the same transaction. Nothing is written (no fsync) when
+        the journal knows all of it already: a card read again as it was."""
+        with self._lock:
+            if self._knows(uid, member_id, counter, state, records):
+                return
         with self._tx() as db:
             db.executemany(
                 "INSERT OR IGNORE INTO records (uid, counter, tag, status, at) VALUES (?,?,?,?,?)",
@@ -628,6 +632,30 @@ class Journal:
                 " updated=excluded.updated",
                 (uid, member_id, counter, _canon(state), self._clock()),
             )
+
+    def _knows(
+        self,
+        uid: str,
+        member_id: str | None,
+        counter: int,
+        state: Mapping[str, Any],
+        records: Sequence[tuple[int, str]],
+    ) -> bool:
+        """Does :meth:`observe` have nothing to add? (caller holds ``_lock``)"""
+        if self._db is None:
+            return False  # closed: the write says so
+        row = self._db.execute(
+            "SELECT member_id, last_counter, state FROM cards WHERE uid=?", (uid,)
+        ).fetchone()
+        if row is None or tuple(row) != (member_id, counter, _canon(state)):
+            return False
+        return all(
+            self._db.execute(
+                "SELECT 1 FROM records WHERE uid=? AND counter=? AND tag=?", (uid, c, tag)
+            ).fetchone()
+            is not None
+            for c, tag in records
+        )
 
     def forget_card(self, uid: str) -> None:
         """Drop the last-seen state of an erased card (its counter restarts on re-issue)."""

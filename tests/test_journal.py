@@ -213,3 +213,43 @@ def test_a_journal_of_the_previous_schema_is_migrated_keeping_its_rows(tmp_path:
 def test_a_report_query_may_only_read(journal: Journal) -> None:
     with pytest.raises(ValueError, match="SELECT"):
         journal.report("DELETE FROM requests")
+
+
+def test_together_writes_all_or_nothing(tmp_path: Path) -> None:
+    """A value change's card state, outcome and audit rows: one transaction, even if the
+    process dies (here: an exception) between two of them."""
+    path = tmp_path / "together.sqlite3"
+    with Journal(path) as journal:
+
+        def cut() -> None:
+            with journal.together():
+                journal.observe("04A1B2C3", "8800000001", 5, {"balance": 100})
+                journal.audit("value_change", uid="04A1B2C3", detail={"amount": 1})
+                raise RuntimeError("killed between the rows")
+
+        with pytest.raises(RuntimeError):
+            cut()
+        assert journal.last_seen("04A1B2C3") is None
+        assert journal.audit_events("value_change") == []
+        with journal.together():
+            journal.observe("04A1B2C3", "8800000001", 5, {"balance": 100})
+            journal.audit("value_change", uid="04A1B2C3", detail={"amount": 1})
+    with Journal(path) as reopened:
+        seen = reopened.last_seen("04A1B2C3")
+        assert seen is not None
+        assert seen.last_counter == 5
+        assert len(reopened.audit_events("value_change")) == 1
+
+
+def test_observing_a_card_as_it_was_writes_nothing(journal: Journal) -> None:
+    journal.observe("04A1B2C3", "8800000001", 5, {"balance": 100}, [(5, "aabbccdd")])
+    writes: list[str] = []
+    assert journal._db is not None
+    journal._db.set_trace_callback(writes.append)
+    journal.observe("04A1B2C3", "8800000001", 5, {"balance": 100}, [(5, "aabbccdd")])
+    assert not [w for w in writes if w.split()[0].upper() in ("BEGIN", "INSERT", "UPDATE")]
+    journal.observe("04A1B2C3", "8800000001", 6, {"balance": 90}, [(6, "11223344")])
+    assert any(w.upper().startswith("BEGIN") for w in writes)
+    seen = journal.last_seen("04A1B2C3")
+    assert seen is not None
+    assert seen.last_counter == 6

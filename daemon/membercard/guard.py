@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.errors import CardBusy, CardDaemonError, CardHotlisted, CardRemoved, FraudDetected
@@ -38,6 +38,9 @@ class Tap:
     state: CardState
     repaired: bool
     resolved: tuple[str, ...]
+    #: the keys used so far (audited when the tap ends, or by :meth:`CardGuard.audit_key_uses`
+    #: with the operation's outcome)
+    key_uses: list[dict[str, Any]] = field(default_factory=list)
 
 
 def mac_versions_checked(keystore: Keystore, image: RawImage) -> list[int]:
@@ -108,7 +111,7 @@ class CardGuard:
             stack.callback(self._audit_uses, uid, uses)
             seen = self.journal.last_seen(uid)
             if known is not None and self._still_true(known, uid, seen):
-                yield Tap(session, self._recheck(uid, known), False, ())
+                yield Tap(session, self._recheck(uid, known), False, (), uses)
                 return
             image = session.read_image(slot_for_counter(seen.last_counter) if seen else None)
             for version in mac_versions_checked(self.keystore, image):
@@ -128,7 +131,7 @@ class CardGuard:
                 self.repair(session, state)
                 repaired = True
             self.observe(state, state.current)
-            yield Tap(session, state, repaired, resolved)
+            yield Tap(session, state, repaired, resolved, uses)
 
     def _still_true(self, known: CardState, uid: str, seen: CardSeen | None) -> bool:
         """May ``known`` stand for the card answering ``uid`` (see :meth:`tap`)?"""
@@ -156,7 +159,13 @@ class CardGuard:
 
     def _audit_uses(self, uid: str, uses: list[dict[str, Any]]) -> None:
         if uses:
-            self.journal.audit("key_use", uid=uid or None, detail={"uses": uses})
+            self.journal.audit("key_use", uid=uid or None, detail={"uses": list(uses)})
+            uses.clear()
+
+    def audit_key_uses(self, tap: Tap) -> None:
+        """Audit the keys the tap used so far now (in the caller's ``journal.together()``,
+        with the outcome they led to) instead of when the tap ends."""
+        self._audit_uses(tap.state.uid_hex, tap.key_uses)
 
     def learn_replacement(self, state: CardState) -> None:
         """A card whose (MAC'd) replacement generation is above that of the card this PC has

@@ -42,7 +42,7 @@ from daemon.errors import (
 from daemon.journal import Journal, RequestRecord, RequestState
 from daemon.keystore import KeyPurpose, Keystore
 from daemon.membercard import reversals
-from daemon.membercard.guard import CardGuard
+from daemon.membercard.guard import CardGuard, Tap
 from daemon.membercard.layout import (
     FORMAT_V2,
     HEADER_BLOCK,
@@ -68,7 +68,6 @@ from daemon.membercard.requests import (
     value_params,
 )
 from daemon.membercard.rules import Programme
-from daemon.membercard.session import CardSession
 from daemon.membercard.state import CardState
 from daemon.readers.storage import StorageCard
 
@@ -505,7 +504,7 @@ class MemberCardService:
                         expect_counter=state.current.counter,
                     )
                     intent = True
-                    return self._commit(tap.session, state, new, result, header)
+                    return self._commit(tap, state, new, result, header)
             except BaseException as exc:
                 now = self.journal.get(request_id)
                 if not intent and now is not None and now.state is RequestState.CLAIMED:
@@ -515,7 +514,7 @@ class MemberCardService:
 
     def _commit(
         self,
-        session: CardSession,
+        tap: Tap,
         state: CardState,
         new: SlotState,
         result: OpResult | MembershipResult,
@@ -529,6 +528,7 @@ class MemberCardService:
         from the card: the current record's v1 MAC authenticates the copy), then block 14 with
         version 02 and key B (from here v1 terminals refuse the card, writing nothing), then the
         record's own header, state, and MAC - the commit point, as for every record."""
+        session = tap.session
         state_bytes = new.encode()
         v2 = header is not None or state.version == FORMAT_V2
         own: bytes | None = None
@@ -568,9 +568,10 @@ class MemberCardService:
         # the journal's snapshot (a replacement card is issued from it) with the new header
         seen = replace(state, header=replace(header, version=FORMAT_V2)) if header else state
         if isinstance(result, MembershipResult):
-            with self.journal.together():  # the card state, the outcome and its audit row
+            with self.journal.together():  # the card state, the outcome, its audit rows
                 self.guard.observe(seen, new)
                 self.journal.finish(result.request_id, RequestState.COMMITTED, result.to_outcome())
+                self.guard.audit_key_uses(tap)
                 self.journal.audit(
                     "membership_change", uid=state.uid_hex, member_id=state.header.member_id,
                     request_id=result.request_id, detail=result.to_outcome(),
@@ -586,9 +587,10 @@ class MemberCardService:
                 logger.info("card %s: purse mirror left behind (%s)", state.uid_hex, exc.reason)
                 pending = True
         result = replace(result, mirror_pending=pending)
-        with self.journal.together():  # the card state, the outcome and its audit row
+        with self.journal.together():  # the card state, the outcome, its audit rows
             self.guard.observe(seen, new)
             self.journal.finish(result.request_id, RequestState.COMMITTED, result.to_outcome())
+            self.guard.audit_key_uses(tap)
             self.journal.audit(
                 "value_change",
                 uid=state.uid_hex,

@@ -66,9 +66,9 @@ def test_harness_catches_a_wrong_write_order(
 
     original = service_mod.MemberCardService._commit
 
-    def purse_first(self, session, state, new, result, header=None):  # type: ignore[no-untyped-def]
-        mirror_balance(session, state.current.balance, new.balance)
-        return original(self, session, state, new, result, header)
+    def purse_first(self, tap, state, new, result, header=None):  # type: ignore[no-untyped-def]
+        mirror_balance(tap.session, state.current.balance, new.balance)
+        return original(self, tap, state, new, result, header)
 
     monkeypatch.setattr(service_mod, "mirror_balance", lambda *a: None)
     monkeypatch.setattr(service_mod.MemberCardService, "_commit", purse_first)
