@@ -15,8 +15,8 @@ from daemon.api.v1 import member_card_service_pb2 as m
 from daemon.api.v1 import member_card_service_pb2_grpc as mg
 from daemon.api.v1 import simulator_service_pb2 as s
 from daemon.api.v1 import simulator_service_pb2_grpc as sg
+from daemon.cli.journal import verify
 from daemon.journal import Journal
-from daemon.journal_cli import verify
 from tests.api import conftest as api_conftest
 from tests.api.conftest import BIN, Served
 

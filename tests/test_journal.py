@@ -177,8 +177,8 @@ def test_requests_and_uids_of_a_card_and_member(journal: Journal) -> None:
 def test_a_journal_of_the_previous_schema_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
     """A store PC updated to this build opens its old journal: the reversal link column and
     the closed days appear (schema version 1), and every request it held is still there."""
+    from daemon.cli.journal import verify
     from daemon.journal import _SCHEMA
-    from daemon.journal_cli import verify
 
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
