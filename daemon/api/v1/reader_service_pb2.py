@@ -27,7 +27,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"carddaemon/v1/reader_service.proto\x12\rcarddaemon.v1\x1a\x1a\x63\x61rddaemon/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc7\x02\n\x06Reader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpcsc_name\x18\x02 \x01(\t\x12\x0f\n\x07\x64ialect\x18\x03 \x01(\t\x12\x10\n\x08\x66irmware\x18\x04 \x01(\t\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.carddaemon.v1.Reader.State\x12!\n\x04\x63\x61rd\x18\x06 \x01(\x0b\x32\x13.carddaemon.v1.Card\x12\x35\n\x11state_change_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"s\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATE_DETACHED\x10\x01\x12\x0f\n\x0bSTATE_EMPTY\x10\x02\x12\x16\n\x12STATE_CARD_PRESENT\x10\x03\x12\x16\n\x12STATE_SERVICE_LOST\x10\x04\"\x14\n\x12ListReadersRequest\"=\n\x13ListReadersResponse\x12&\n\x07readers\x18\x01 \x03(\x0b\x32\x15.carddaemon.v1.Reader\" \n\x10GetReaderRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x11GetReaderResponse\x12%\n\x06reader\x18\x01 \x01(\x0b\x32\x15.carddaemon.v1.Reader\"<\n\x13WatchReadersRequest\x12\x0f\n\x07readers\x18\x01 \x03(\t\x12\x14\n\x0cresume_after\x18\x02 \x01(\x04\"\xca\x03\n\x14WatchReadersResponse\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x1a.carddaemon.v1.EventHeader\x12\x31\n\x08snapshot\x18\x02 \x01(\x0b\x32\x1d.carddaemon.v1.ReaderSnapshotH\x00\x12\x38\n\x0freader_attached\x18\x03 \x01(\x0b\x32\x1d.carddaemon.v1.ReaderAttachedH\x00\x12\x38\n\x0freader_detached\x18\x04 \x01(\x0b\x32\x1d.carddaemon.v1.ReaderDetachedH\x00\x12\x32\n\x0c\x63\x61rd_present\x18\x05 \x01(\x0b\x32\x1a.carddaemon.v1.CardPresentH\x00\x12\x32\n\x0c\x63\x61rd_removed\x18\x06 \x01(\x0b\x32\x1a.carddaemon.v1.CardRemovedH\x00\x12\x32\n\x0cservice_lost\x18\x07 \x01(\x0b\x32\x1a.carddaemon.v1.ServiceLostH\x00\x12:\n\x10service_restored\x18\x08 \x01(\x0b\x32\x1e.carddaemon.v1.ServiceRestoredH\x00\x42\x07\n\x05\x65vent\"7\n\x0eReaderSnapshot\x12%\n\x06reader\x18\x01 \x01(\x0b\x32\x15.carddaemon.v1.Reader\"7\n\x0eReaderAttached\x12%\n\x06reader\x18\x01 \x01(\x0b\x32\x15.carddaemon.v1.Reader\" \n\x0eReaderDetached\x12\x0e\n\x06reader\x18\x01 \x01(\t\"@\n\x0b\x43\x61rdPresent\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12!\n\x04\x63\x61rd\x18\x02 \x01(\x0b\x32\x13.carddaemon.v1.Card\"*\n\x0b\x43\x61rdRemoved\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\"\x1d\n\x0bServiceLost\x12\x0e\n\x06\x64\x65tail\x18\x01 \x01(\t\"\x11\n\x0fServiceRestored\"g\n\x12WaitForCardRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rnew_card_only\x18\x03 \x01(\x08\"J\n\x13WaitForCardResponse\x12!\n\x04\x63\x61rd\x18\x01 \x01(\x0b\x32\x13.carddaemon.v1.Card\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x32\xe6\x02\n\rReaderService\x12T\n\x0bListReaders\x12!.carddaemon.v1.ListReadersRequest\x1a\".carddaemon.v1.ListReadersResponse\x12N\n\tGetReader\x12\x1f.carddaemon.v1.GetReaderRequest\x1a .carddaemon.v1.GetReaderResponse\x12Y\n\x0cWatchReaders\x12\".carddaemon.v1.WatchReadersRequest\x1a#.carddaemon.v1.WatchReadersResponse0\x01\x12T\n\x0bWaitForCard\x12!.carddaemon.v1.WaitForCardRequest\x1a\".carddaemon.v1.WaitForCardResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"carddaemon/v1/reader_service.proto\x12\rcarddaemon.v1\x1a\x1a\x63\x61rddaemon/v1/common.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x02\n\x06Reader\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x11\n\tpcsc_name\x18\x02 \x01(\t\x12\x0f\n\x07\x64ialect\x18\x03 \x01(\t\x12\x10\n\x08\x66irmware\x18\x04 \x01(\t\x12*\n\x05state\x18\x05 \x01(\x0e\x32\x1b.carddaemon.v1.Reader.State\x12!\n\x04\x63\x61rd\x18\x06 \x01(\x0b\x32\x13.carddaemon.v1.Card\x12\x35\n\x11state_change_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05match\x18\x08 \x01(\t\"s\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x12\n\x0eSTATE_DETACHED\x10\x01\x12\x0f\n\x0bSTATE_EMPTY\x10\x02\x12\x16\n\x12STATE_CARD_PRESENT\x10\x03\x12\x16\n\x12STATE_SERVICE_LOST\x10\x04\"\x14\n\x12ListReadersRequest\"=\n\x13ListReadersResponse\x12&\n\x07readers\x18\x01 \x03(\x0b\x32\x15.carddaemon.v1.Reader\" \n\x10GetReaderRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\":\n\x11GetReaderResponse\x12%\n\x06reader\x18\x01 \x01(\x0b\x32\x15.carddaemon.v1.Reader\"<\n\x13WatchReadersRequest\x12\x0f\n\x07readers\x18\x01 \x03(\t\x12\x14\n\x0cresume_after\x18\x02 \x01(\x04\"\xca\x03\n\x14WatchReadersResponse\x12*\n\x06header\x18\x01 \x01(\x0b\x32\x1a.carddaemon.v1.EventHeader\x12\x31\n\x08snapshot\x18\x02 \x01(\x0b\x32\x1d.carddaemon.v1.ReaderSnapshotH\x00\x12\x38\n\x0freader_attached\x18\x03 \x01(\x0b\x32\x1d.carddaemon.v1.ReaderAttachedH\x00\x12\x38\n\x0freader_detached\x18\x04 \x01(\x0b\x32\x1d.carddaemon.v1.ReaderDetachedH\x00\x12\x32\n\x0c\x63\x61rd_present\x18\x05 \x01(\x0b\x32\x1a.carddaemon.v1.CardPresentH\x00\x12\x32\n\x0c\x63\x61rd_removed\x18\x06 \x01(\x0b\x32\x1a.carddaemon.v1.CardRemovedH\x00\x12\x32\n\x0cservice_lost\x18\x07 \x01(\x0b\x32\x1a.carddaemon.v1.ServiceLostH\x00\x12:\n\x10service_restored\x18\x08 \x01(\x0b\x32\x1e.carddaemon.v1.ServiceRestoredH\x00\x42\x07\n\x05\x65vent\"7\n\x0eReaderSnapshot\x12%\n\x06reader\x18\x01 \x01(\x0b\x32\x15.carddaemon.v1.Reader\"7\n\x0eReaderAttached\x12%\n\x06reader\x18\x01 \x01(\x0b\x32\x15.carddaemon.v1.Reader\" \n\x0eReaderDetached\x12\x0e\n\x06reader\x18\x01 \x01(\t\"@\n\x0b\x43\x61rdPresent\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12!\n\x04\x63\x61rd\x18\x02 \x01(\x0b\x32\x13.carddaemon.v1.Card\"*\n\x0b\x43\x61rdRemoved\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12\x0b\n\x03uid\x18\x02 \x01(\t\"\x1d\n\x0bServiceLost\x12\x0e\n\x06\x64\x65tail\x18\x01 \x01(\t\"\x11\n\x0fServiceRestored\"g\n\x12WaitForCardRequest\x12\x0e\n\x06reader\x18\x01 \x01(\t\x12*\n\x07timeout\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x15\n\rnew_card_only\x18\x03 \x01(\x08\"J\n\x13WaitForCardResponse\x12!\n\x04\x63\x61rd\x18\x01 \x01(\x0b\x32\x13.carddaemon.v1.Card\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x32\xe6\x02\n\rReaderService\x12T\n\x0bListReaders\x12!.carddaemon.v1.ListReadersRequest\x1a\".carddaemon.v1.ListReadersResponse\x12N\n\tGetReader\x12\x1f.carddaemon.v1.GetReaderRequest\x1a .carddaemon.v1.GetReaderResponse\x12Y\n\x0cWatchReaders\x12\".carddaemon.v1.WatchReadersRequest\x1a#.carddaemon.v1.WatchReadersResponse0\x01\x12T\n\x0bWaitForCard\x12!.carddaemon.v1.WaitForCardRequest\x1a\".carddaemon.v1.WaitForCardResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,39 +35,39 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'daemon.api.v1.reader_servic
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_READER']._serialized_start=147
-  _globals['_READER']._serialized_end=474
-  _globals['_READER_STATE']._serialized_start=359
-  _globals['_READER_STATE']._serialized_end=474
-  _globals['_LISTREADERSREQUEST']._serialized_start=476
-  _globals['_LISTREADERSREQUEST']._serialized_end=496
-  _globals['_LISTREADERSRESPONSE']._serialized_start=498
-  _globals['_LISTREADERSRESPONSE']._serialized_end=559
-  _globals['_GETREADERREQUEST']._serialized_start=561
-  _globals['_GETREADERREQUEST']._serialized_end=593
-  _globals['_GETREADERRESPONSE']._serialized_start=595
-  _globals['_GETREADERRESPONSE']._serialized_end=653
-  _globals['_WATCHREADERSREQUEST']._serialized_start=655
-  _globals['_WATCHREADERSREQUEST']._serialized_end=715
-  _globals['_WATCHREADERSRESPONSE']._serialized_start=718
-  _globals['_WATCHREADERSRESPONSE']._serialized_end=1176
-  _globals['_READERSNAPSHOT']._serialized_start=1178
-  _globals['_READERSNAPSHOT']._serialized_end=1233
-  _globals['_READERATTACHED']._serialized_start=1235
-  _globals['_READERATTACHED']._serialized_end=1290
-  _globals['_READERDETACHED']._serialized_start=1292
-  _globals['_READERDETACHED']._serialized_end=1324
-  _globals['_CARDPRESENT']._serialized_start=1326
-  _globals['_CARDPRESENT']._serialized_end=1390
-  _globals['_CARDREMOVED']._serialized_start=1392
-  _globals['_CARDREMOVED']._serialized_end=1434
-  _globals['_SERVICELOST']._serialized_start=1436
-  _globals['_SERVICELOST']._serialized_end=1465
-  _globals['_SERVICERESTORED']._serialized_start=1467
-  _globals['_SERVICERESTORED']._serialized_end=1484
-  _globals['_WAITFORCARDREQUEST']._serialized_start=1486
-  _globals['_WAITFORCARDREQUEST']._serialized_end=1589
-  _globals['_WAITFORCARDRESPONSE']._serialized_start=1591
-  _globals['_WAITFORCARDRESPONSE']._serialized_end=1665
-  _globals['_READERSERVICE']._serialized_start=1668
-  _globals['_READERSERVICE']._serialized_end=2026
+  _globals['_READER']._serialized_end=489
+  _globals['_READER_STATE']._serialized_start=374
+  _globals['_READER_STATE']._serialized_end=489
+  _globals['_LISTREADERSREQUEST']._serialized_start=491
+  _globals['_LISTREADERSREQUEST']._serialized_end=511
+  _globals['_LISTREADERSRESPONSE']._serialized_start=513
+  _globals['_LISTREADERSRESPONSE']._serialized_end=574
+  _globals['_GETREADERREQUEST']._serialized_start=576
+  _globals['_GETREADERREQUEST']._serialized_end=608
+  _globals['_GETREADERRESPONSE']._serialized_start=610
+  _globals['_GETREADERRESPONSE']._serialized_end=668
+  _globals['_WATCHREADERSREQUEST']._serialized_start=670
+  _globals['_WATCHREADERSREQUEST']._serialized_end=730
+  _globals['_WATCHREADERSRESPONSE']._serialized_start=733
+  _globals['_WATCHREADERSRESPONSE']._serialized_end=1191
+  _globals['_READERSNAPSHOT']._serialized_start=1193
+  _globals['_READERSNAPSHOT']._serialized_end=1248
+  _globals['_READERATTACHED']._serialized_start=1250
+  _globals['_READERATTACHED']._serialized_end=1305
+  _globals['_READERDETACHED']._serialized_start=1307
+  _globals['_READERDETACHED']._serialized_end=1339
+  _globals['_CARDPRESENT']._serialized_start=1341
+  _globals['_CARDPRESENT']._serialized_end=1405
+  _globals['_CARDREMOVED']._serialized_start=1407
+  _globals['_CARDREMOVED']._serialized_end=1449
+  _globals['_SERVICELOST']._serialized_start=1451
+  _globals['_SERVICELOST']._serialized_end=1480
+  _globals['_SERVICERESTORED']._serialized_start=1482
+  _globals['_SERVICERESTORED']._serialized_end=1499
+  _globals['_WAITFORCARDREQUEST']._serialized_start=1501
+  _globals['_WAITFORCARDREQUEST']._serialized_end=1604
+  _globals['_WAITFORCARDRESPONSE']._serialized_start=1606
+  _globals['_WAITFORCARDRESPONSE']._serialized_end=1680
+  _globals['_READERSERVICE']._serialized_start=1683
+  _globals['_READERSERVICE']._serialized_end=2041
 # @@protoc_insertion_point(module_scope)

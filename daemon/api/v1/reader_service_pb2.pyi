@@ -37,7 +37,9 @@ class Reader(_message.Message):
         STATE_UNSPECIFIED: Reader._State.ValueType  # 0
         """Not known yet (the daemon is starting)."""
         STATE_DETACHED: Reader._State.ValueType  # 1
-        """Configured but not attached (unplugged, or PC/SC does not list it)."""
+        """Configured but not attached: no PC/SC reader matches its `match` pattern (unplugged, or
+        PC/SC does not list it, or the pattern does not fit its name).
+        """
         STATE_EMPTY: Reader._State.ValueType  # 2
         """Attached, no card in the field."""
         STATE_CARD_PRESENT: Reader._State.ValueType  # 3
@@ -51,7 +53,9 @@ class Reader(_message.Message):
     STATE_UNSPECIFIED: Reader.State.ValueType  # 0
     """Not known yet (the daemon is starting)."""
     STATE_DETACHED: Reader.State.ValueType  # 1
-    """Configured but not attached (unplugged, or PC/SC does not list it)."""
+    """Configured but not attached: no PC/SC reader matches its `match` pattern (unplugged, or
+    PC/SC does not list it, or the pattern does not fit its name).
+    """
     STATE_EMPTY: Reader.State.ValueType  # 2
     """Attached, no card in the field."""
     STATE_CARD_PRESENT: Reader.State.ValueType  # 3
@@ -66,6 +70,7 @@ class Reader(_message.Message):
     STATE_FIELD_NUMBER: _builtins.int
     CARD_FIELD_NUMBER: _builtins.int
     STATE_CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    MATCH_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """Resource name, e.g. `readers/front`."""
     pcsc_name: _builtins.str
@@ -74,7 +79,8 @@ class Reader(_message.Message):
     """
     dialect: _builtins.str
     """The vendor dialect the daemon speaks to it: "acr1252u", "acr122u", "omnikey" (HID
-    OMNIKEY 5x21), "identiv" (Identiv uTrust) or "generic" (PC/SC Part 3).
+    OMNIKEY 5x21), "identiv" (Identiv uTrust) or "generic" (PC/SC Part 3). For a detached
+    reader: the dialect its config table names, empty when that is "auto".
     """
     firmware: _builtins.str
     """The firmware version the reader reported, e.g. "ACR1252U_V1.17". Empty when the reader
@@ -82,6 +88,12 @@ class Reader(_message.Message):
     """
     state: Global___Reader.State.ValueType
     """The current state."""
+    match: _builtins.str
+    """The `match` pattern of the reader's `[readers.<id>]` table in the config file, e.g.
+    "ACS ACR1252*PICC*": the PC/SC name the daemon expects (`*` and `?` are wildcards). Empty
+    for an attached reader that no table matched (it runs with the defaults under an id made
+    from its PC/SC name). Set by ListReaders and GetReader.
+    """
     @_builtins.property
     def card(self) -> _common_pb2.Card:
         """The card in the field; set only in STATE_CARD_PRESENT."""
@@ -100,10 +112,11 @@ class Reader(_message.Message):
         state: Global___Reader.State.ValueType = ...,
         card: _common_pb2.Card | None = ...,
         state_change_time: _timestamp_pb2.Timestamp | None = ...,
+        match: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "state_change_time", b"state_change_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "dialect", b"dialect", "firmware", b"firmware", "name", b"name", "pcsc_name", b"pcsc_name", "state", b"state", "state_change_time", b"state_change_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "dialect", b"dialect", "firmware", b"firmware", "match", b"match", "name", b"name", "pcsc_name", b"pcsc_name", "state", b"state", "state_change_time", b"state_change_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -62,16 +62,19 @@ class ReaderServiceServicer:
     """
 
     def ListReaders(self, request, context):
-        """Lists every reader configured on this PC, attached or not, in config order. A PC has a
-        handful of readers, so the list is never paged.
+        """Lists every reader configured on this PC, attached or not, and every attached reader no
+        `[readers.<id>]` table matched, sorted by resource name. A configured reader that no PC/SC
+        reader matches is listed in STATE_DETACHED with its `match` pattern, so a missing reader is
+        seen, never silently absent. A PC has a handful of readers, so the list is never paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetReader(self, request, context):
-        """Returns one reader. NOT_FOUND / DEVICE_NOT_FOUND when the name is not configured (the
-        message lists the names that are).
+        """Returns one reader; a configured reader that is not attached comes back in STATE_DETACHED
+        with its `match` pattern. NOT_FOUND / DEVICE_NOT_FOUND when the name is neither configured
+        nor attached (the message lists the names there are).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,12 +34,15 @@ class ReaderServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ReaderServiceAsyncStub: ...
     ListReaders: _grpc.UnaryUnaryMultiCallable[_reader_service_pb2.ListReadersRequest, _reader_service_pb2.ListReadersResponse]
-    """Lists every reader configured on this PC, attached or not, in config order. A PC has a
-    handful of readers, so the list is never paged.
+    """Lists every reader configured on this PC, attached or not, and every attached reader no
+    `[readers.<id>]` table matched, sorted by resource name. A configured reader that no PC/SC
+    reader matches is listed in STATE_DETACHED with its `match` pattern, so a missing reader is
+    seen, never silently absent. A PC has a handful of readers, so the list is never paged.
     """
     GetReader: _grpc.UnaryUnaryMultiCallable[_reader_service_pb2.GetReaderRequest, _reader_service_pb2.GetReaderResponse]
-    """Returns one reader. NOT_FOUND / DEVICE_NOT_FOUND when the name is not configured (the
-    message lists the names that are).
+    """Returns one reader; a configured reader that is not attached comes back in STATE_DETACHED
+    with its `match` pattern. NOT_FOUND / DEVICE_NOT_FOUND when the name is neither configured
+    nor attached (the message lists the names there are).
     """
     WatchReaders: _grpc.UnaryStreamMultiCallable[_reader_service_pb2.WatchReadersRequest, _reader_service_pb2.WatchReadersResponse]
     """Streams reader and card events: first one snapshot message per reader (its current state,
@@ -63,12 +66,15 @@ class ReaderServiceAsyncStub(ReaderServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ListReaders: _aio.UnaryUnaryMultiCallable[_reader_service_pb2.ListReadersRequest, _reader_service_pb2.ListReadersResponse]  # type: ignore[assignment]
-    """Lists every reader configured on this PC, attached or not, in config order. A PC has a
-    handful of readers, so the list is never paged.
+    """Lists every reader configured on this PC, attached or not, and every attached reader no
+    `[readers.<id>]` table matched, sorted by resource name. A configured reader that no PC/SC
+    reader matches is listed in STATE_DETACHED with its `match` pattern, so a missing reader is
+    seen, never silently absent. A PC has a handful of readers, so the list is never paged.
     """
     GetReader: _aio.UnaryUnaryMultiCallable[_reader_service_pb2.GetReaderRequest, _reader_service_pb2.GetReaderResponse]  # type: ignore[assignment]
-    """Returns one reader. NOT_FOUND / DEVICE_NOT_FOUND when the name is not configured (the
-    message lists the names that are).
+    """Returns one reader; a configured reader that is not attached comes back in STATE_DETACHED
+    with its `match` pattern. NOT_FOUND / DEVICE_NOT_FOUND when the name is neither configured
+    nor attached (the message lists the names there are).
     """
     WatchReaders: _aio.UnaryStreamMultiCallable[_reader_service_pb2.WatchReadersRequest, _reader_service_pb2.WatchReadersResponse]  # type: ignore[assignment]
     """Streams reader and card events: first one snapshot message per reader (its current state,
@@ -95,8 +101,10 @@ class ReaderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reader_service_pb2.ListReadersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reader_service_pb2.ListReadersResponse, _abc.Awaitable[_reader_service_pb2.ListReadersResponse]]:
-        """Lists every reader configured on this PC, attached or not, in config order. A PC has a
-        handful of readers, so the list is never paged.
+        """Lists every reader configured on this PC, attached or not, and every attached reader no
+        `[readers.<id>]` table matched, sorted by resource name. A configured reader that no PC/SC
+        reader matches is listed in STATE_DETACHED with its `match` pattern, so a missing reader is
+        seen, never silently absent. A PC has a handful of readers, so the list is never paged.
         """
 
     @_abc_1.abstractmethod
@@ -105,8 +113,9 @@ class ReaderServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reader_service_pb2.GetReaderRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reader_service_pb2.GetReaderResponse, _abc.Awaitable[_reader_service_pb2.GetReaderResponse]]:
-        """Returns one reader. NOT_FOUND / DEVICE_NOT_FOUND when the name is not configured (the
-        message lists the names that are).
+        """Returns one reader; a configured reader that is not attached comes back in STATE_DETACHED
+        with its `match` pattern. NOT_FOUND / DEVICE_NOT_FOUND when the name is neither configured
+        nor attached (the message lists the names there are).
         """
 
     @_abc_1.abstractmethod
