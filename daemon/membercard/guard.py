@@ -111,20 +111,17 @@ class CardGuard:
             stack.callback(self._audit_uses, uid, uses)
             seen = self.journal.last_seen(uid)
             if known is not None and self._still_true(known, uid, seen):
-                yield Tap(session, self._recheck(uid, known), False, (), uses)
+                yield Tap(session, self._check_journal(uid, known), False, (), uses)
                 return
             image = session.read_image(slot_for_counter(seen.last_counter) if seen else None)
             for version in mac_versions_checked(self.keystore, image):
                 session.note_key_use(KeyPurpose.MAC, version)
             try:
                 state = evaluate(self.keystore, image)
-                self.journal.check_counter(uid, state.current.counter)
-                self.learn_replacement(state)
-                self.journal.check_binding(state.header.member_id, uid)
-                self.journal.check_history(uid, [(r.counter, r.tag.hex()) for r in _valid(state)])
             except FraudDetected as exc:
                 self.fraud(uid, exc)
                 raise
+            self._check_journal(uid, state)
             resolved = self.resolve_pending(state)
             repaired = False
             if not state.mirror_ok:
@@ -144,9 +141,10 @@ class CardGuard:
             and not self.journal.pending_for_uid(uid)
         )
 
-    def _recheck(self, uid: str, state: CardState) -> CardState:
-        """The journal's checks of a full read, on a recalled state: what another reader or
-        a resolved intent taught this PC since is applied the same way."""
+    def _check_journal(self, uid: str, state: CardState) -> CardState:
+        """What this PC's journal knows against what the card says (read now, or recalled:
+        what another reader or a resolved intent taught this PC since applies the same way):
+        counter rollback, a replacement learnt, binding, history."""
         try:
             self.journal.check_counter(uid, state.current.counter)
             self.learn_replacement(state)
