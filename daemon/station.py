@@ -70,7 +70,7 @@ from daemon.scanners.worker import Scanner
 if TYPE_CHECKING:
     from daemon.ledger.store import StoreLedger
 
-__all__ = ["ReaderInfo", "Station"]
+__all__ = ["MissingReader", "ReaderInfo", "Station"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +90,21 @@ class ReaderInfo:
     dialect: str
     queue_size: int
     job_deadline_ms: int
+    match: str = ""  # the matched table's ``match`` pattern; "" when no table matched
+
+    @property
+    def path(self) -> str:
+        return f"readers/{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class MissingReader:
+    """A ``[readers.<id>]`` table that no attached PC/SC reader matches (unplugged, or its
+    ``match`` pattern does not fit the name): listed so a technician sees it is missing."""
+
+    id: str
+    match: str
+    dialect: str  # as configured: a dialect name or "auto"
 
     @property
     def path(self) -> str:
@@ -281,6 +296,7 @@ class Station(ClosesOnExit):
                 dialect.name,
                 rc.queue_size if rc is not None else DEFAULT_MAX_QUEUE,
                 rc.job_deadline_ms if rc is not None else DEFAULT_JOB_DEADLINE_MS,
+                rc.match if rc is not None else "",
             )
             trace = ApduTrace(name)
             trace.add_hook(metrics.apdu_hook(rid))  # counted by config id, never a UID
@@ -296,15 +312,32 @@ class Station(ClosesOnExit):
         with self._lock:
             return sorted((i for n, i in self._readers.items() if n in attached), key=_by_id)
 
+    def missing_readers(self) -> list[MissingReader]:
+        """The configured readers that no attached reader matches, by id (the attached ones
+        are :meth:`readers`; a table counts as present while any reader it matched is there)."""
+        attached = self.readers()
+        present = {rc.id for i in attached if (rc := self._reader_config(i.name)) is not None}
+        taken = present | {i.id for i in attached}
+        missing = (r for r in self.config.readers.readers if r.id not in taken)
+        return sorted((MissingReader(r.id, r.match, r.dialect) for r in missing), key=_by_id)
+
     def reader(self, reader: str) -> ReaderInfo:
         """``front`` or ``readers/front`` → the attached reader; :class:`DeviceNotFound`
-        (listing the ids there are) when no reader with that id is attached."""
+        (listing the ids there are) when no reader with that id is attached, saying so when
+        the id is configured but no PC/SC reader matches its pattern."""
         wanted = reader.removeprefix("readers/")
         found = self.readers()
         for info in found:
             if info.id == wanted:
                 return info
         ids = ", ".join(i.path for i in found) or "none attached"
+        for gone in self.missing_readers():
+            if gone.id == wanted:
+                raise DeviceNotFound(
+                    gone.path,
+                    f"configured but not connected: no reader matching {gone.match!r} is "
+                    f"attached (readers: {ids})",
+                )
         raise DeviceNotFound(f"readers/{wanted}", f"no such reader on this PC (readers: {ids})")
 
     def profile(self, reader: str) -> ReaderProfile:
@@ -538,5 +571,5 @@ def _device(kind: str, wanted: str, devices: Mapping[str, T]) -> T:
         ) from None
 
 
-def _by_id(info: ReaderInfo) -> str:
+def _by_id(info: ReaderInfo | MissingReader) -> str:
     return info.id

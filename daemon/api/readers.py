@@ -1,7 +1,9 @@
 """``ReaderService``: the readers of this PC, their cards, and waiting for a card (every role).
 
 Everything here comes from the station's event hub and reader table; no call touches a card,
-so nothing here queues on a reader worker.
+so nothing here queues on a reader worker. ``ListReaders`` and ``GetReader`` also show a
+configured reader that no PC/SC reader matches (STATE_DETACHED with its ``match`` pattern):
+a reader missing from the list would look like one nobody ever set up.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from daemon.api.v1 import reader_service_pb2_grpc as pb_grpc
 from daemon.errors import DeviceNotFound, OperationTimeout, ReaderUnavailable
 from daemon.events import Event
 from daemon.readers.monitor import ReaderEvent
-from daemon.station import ReaderInfo, Station
+from daemon.station import MissingReader, ReaderInfo, Station
 
 __all__ = ["ReaderServicer", "service"]
 
@@ -41,10 +43,17 @@ def reader_message(station: Station, info: ReaderInfo) -> pb.Reader:
         pcsc_name=info.name,
         dialect=info.dialect,
         state=_R.STATE_CARD_PRESENT if card is not None else _R.STATE_EMPTY,
+        match=info.match,
     )
     if card is not None:
         message.card.CopyFrom(convert.card(card))
     return message
+
+
+def missing_message(gone: MissingReader) -> pb.Reader:
+    """A configured reader nothing attached matches: its id, what it expects, no PC/SC name."""
+    dialect = "" if gone.dialect.strip().lower() == "auto" else gone.dialect
+    return pb.Reader(name=gone.path, dialect=dialect, state=_R.STATE_DETACHED, match=gone.match)
 
 
 class ReaderServicer(pb_grpc.ReaderServiceServicer):
@@ -55,15 +64,23 @@ class ReaderServicer(pb_grpc.ReaderServiceServicer):
     async def ListReaders(
         self, request: pb.ListReadersRequest, context: Context
     ) -> pb.ListReadersResponse:
-        return pb.ListReadersResponse(
-            readers=[reader_message(self.station, info) for info in self.station.readers()]
-        )
+        station = self.station
+        readers = [reader_message(station, info) for info in station.readers()]
+        readers += [missing_message(gone) for gone in station.missing_readers()]
+        return pb.ListReadersResponse(readers=sorted(readers, key=lambda r: r.name))
 
     async def GetReader(
         self, request: pb.GetReaderRequest, context: Context
     ) -> pb.GetReaderResponse:
         rid = convert.resource_id(request.name, "readers", "name")
-        return pb.GetReaderResponse(reader=reader_message(self.station, self.station.reader(rid)))
+        try:
+            info = self.station.reader(rid)
+        except DeviceNotFound:
+            for gone in self.station.missing_readers():
+                if gone.id == rid:
+                    return pb.GetReaderResponse(reader=missing_message(gone))
+            raise
+        return pb.GetReaderResponse(reader=reader_message(self.station, info))
 
     async def WatchReaders(
         self, request: pb.WatchReadersRequest, context: Context

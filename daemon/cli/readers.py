@@ -1,5 +1,11 @@
 """``readers`` (the daemon's readers and the cards on them) and ``read READER`` (the member
-card on a reader, as the POS sees it)."""
+card on a reader, as the POS sees it).
+
+``readers`` lists every reader of the config, attached or not. A configured reader that no
+PC/SC reader matches is a row ``not connected`` and a line under the table saying which
+``match`` pattern it expects; the command then exits 1 (a device found a problem, as
+``printers`` does for a printer that needs attention), so a daily check or a script notices an
+unplugged reader even when it only looks at the exit status."""
 
 from __future__ import annotations
 
@@ -35,6 +41,19 @@ def _state(reader: Any) -> str:
     return enum_name(Reader.State, reader.state, "STATE_")
 
 
+def _missing(reader: Any) -> bool:
+    """A configured reader that no PC/SC reader matches (unplugged, or a wrong pattern)."""
+    return bool(reader.state == Reader.STATE_DETACHED)
+
+
+def _problems(reader: Any) -> list[str]:
+    """What a technician must fix about ``reader``, in plain words (none: it is fine)."""
+    if not _missing(reader):
+        return []
+    expects = f" (expects a reader matching {reader.match!r})" if reader.match else ""
+    return [f"not connected{expects}"]
+
+
 def _readers_table(out: Output, readers: Sequence[Any]) -> None:
     rows = []
     for reader in readers:
@@ -42,17 +61,20 @@ def _readers_table(out: Output, readers: Sequence[Any]) -> None:
         rows.append(
             [
                 reader.name,
-                _state(reader),
+                "not connected" if _missing(reader) else _state(reader),
                 card.uid if card else "-",
                 (card.card_type_name or "?") if card else "-",
                 card.atr.hex(" ").upper() if card else "-",
                 reader.dialect or "-",
                 reader.firmware or "-",
-                reader.pcsc_name,
+                reader.pcsc_name or "-",
             ]
         )
     columns = ["READER", "STATE", "UID", "CARD", "ATR", "DIALECT", "FIRMWARE", "PC/SC NAME"]
     out.table(columns, rows, empty="no readers attached")
+    for reader in readers:
+        for problem in _problems(reader):
+            out.say(f"{reader.name}: {problem}")
 
 
 def _cmd_readers(args: argparse.Namespace) -> int:
@@ -69,11 +91,15 @@ def _cmd_readers(args: argparse.Namespace) -> int:
         found = daemon.call(
             lambda: stub.ListReaders(pb.ListReadersRequest(), timeout=CALL_TIMEOUT_S)
         )
+    problems = {reader.name: _problems(reader) for reader in found.readers}
     if out.json:
-        out.document(proto_dict(found))
+        data = proto_dict(found)
+        for item in data.get("readers", []):
+            item["problems"] = problems[item["name"]]
+        out.document(data)
     else:
         _readers_table(out, found.readers)
-    return 0
+    return 1 if any(problems.values()) else 0
 
 
 def _event_text(event: Any) -> str:
@@ -169,7 +195,8 @@ def register(sub: SubParsers) -> None:
         sub,
         "readers",
         _cmd_readers,
-        help="list the daemon's readers and the cards on them",
+        help="list the daemon's readers and the cards on them; a configured reader that is "
+        "not connected is listed with the pattern it expects (exit 1)",
         role="technician",
     )
     p.add_argument(
