@@ -168,6 +168,7 @@ class Personaliser:
         ``replacing`` card may stay bound to the member, and its derived request_id
         (``<id>:issue``) may be longer than a client's."""
         self._check_spec(spec)
+        self.journal.check_space()  # its intent and outcome must fit before the card is written
         params = {**spec.journal_params(), "replacing": replacing}
         with self.journal.claim(request_id, "issue", params) as claim:
             if claim.action == "replay":
@@ -313,6 +314,7 @@ class Personaliser:
     def erase(self, card: StorageCard, request: EraseCard) -> str:
         """Back to transport state. Refuses a card holding value unless ``force`` (audited)."""
         request_id, force = request.request_id, request.force
+        self.journal.check_space()
         with self.journal.claim(request_id, "erase", {"force": force}) as claim:
             if claim.action == "replay":
                 return str(claim.record.uid)

@@ -36,6 +36,7 @@ def replace_card(
     seen = journal.last_seen(old)
     if seen is None or not seen.member_id:
         raise MemberNotFound(f"card {old} is unknown to this terminal's journal")
+    journal.check_space()  # the hotlist entry, both intents and outcomes must fit
     with journal.claim(request_id, "replace", {"old_uid": old}) as claim:
         if claim.action == "replay":
             assert claim.record.outcome is not None

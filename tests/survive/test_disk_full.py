@@ -20,6 +20,8 @@ import grpc
 import pytest
 
 from bench.crash_campaign import LANES, StorePc, cny, describe
+from daemon.api.v1 import issuing_service_pb2 as i
+from daemon.api.v1 import issuing_service_pb2_grpc as ig
 from daemon.api.v1 import member_card_service_pb2 as m
 from daemon.api.v1 import member_card_service_pb2_grpc as mg
 from daemon.journal import MIN_FREE_BYTES
@@ -87,6 +89,18 @@ def test_a_full_journal_disk_refuses_value_operations_and_still_serves_reads(
         reasons = load.refusals()
         assert any("JOURNAL_FULL" in why for why in reasons), reasons[-3:]
         assert not any("INTERNAL" in why for why in reasons), reasons
+        issuer = ig.IssuingServiceStub(store.channel("issuer"))
+        with pytest.raises(grpc.RpcError) as erase:  # the issuing station: refused the same way
+            issuer.EraseCard(
+                i.EraseCardRequest(reader="readers/back", request_id="erase-on-a-full-disk",
+                                   expected_uid=uids["back"], force=True),
+                timeout=10,
+            )  # fmt: skip
+        assert erase.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, describe(erase.value)
+        assert "JOURNAL_FULL" in erase.value.details()
+        op = stub.GetOperation(m.GetOperationRequest(request_id="erase-on-a-full-disk"), timeout=10)
+        assert op.state == STATE.STATE_NOT_RECORDED
+        assert store.read("back").card == cards["back"]  # still the member's card
         fill(filler, leave=0)  # and now completely full
         refused = debit(stub, uids["front"], "sale-on-a-full-disk-2")
         assert refused is not None
