@@ -10,6 +10,7 @@ for ``GetOperation``: never half-done.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any, cast
 
 from grpc import aio
@@ -31,7 +32,7 @@ from daemon.membercard.requests import (
     Refund,
 )
 from daemon.membercard.reversals import REVERSES, reversed_so_far
-from daemon.membercard.service import CardInfo, OpResult
+from daemon.membercard.service import CardInfo, MembershipResult, OpResult
 from daemon.station import Station
 
 __all__ = ["MemberCardServicer", "service"]
@@ -48,6 +49,25 @@ OPERATION_TYPES = {
     "replace": pb.OPERATION_TYPE_REPLACE,
     "refund": pb.OPERATION_TYPE_REFUND,
     "cancel_topup": pb.OPERATION_TYPE_CANCEL_TOP_UP,
+}
+#: the journal's op "membership" is two calls; their outcomes say which ("tier" / "renew")
+_MEMBERSHIP_TYPES = {
+    "tier": pb.OPERATION_TYPE_CHANGE_TIER,
+    "renew": pb.OPERATION_TYPE_RENEW_CARD,
+}
+#: the card application's words -> the names of MembershipService's enum values (GetOperation
+#: carries them as strings: membership_service.proto imports this contract, not the reverse)
+_DECISIONS = {
+    "upgrade": "MEMBERSHIP_DECISION_UPGRADE",
+    "downgrade": "MEMBERSHIP_DECISION_DOWNGRADE",
+    "renew": "MEMBERSHIP_DECISION_RENEW",
+    "shorten": "MEMBERSHIP_DECISION_SHORTEN",
+    "unchanged": "MEMBERSHIP_DECISION_UNCHANGED",
+}
+_RULES = {
+    "requested": "MEMBERSHIP_RULE_REQUESTED",
+    "upgrade_points": "MEMBERSHIP_RULE_UPGRADE_POINTS",
+    "renew_months": "MEMBERSHIP_RULE_RENEW_MONTHS",
 }
 _STATES = {
     RequestState.COMMITTED: pb.GetOperationResponse.STATE_COMMITTED,
@@ -93,6 +113,63 @@ def operation_result(result: OpResult) -> pb.OperationResult:
         counter=result.counter,
         replayed=result.replayed,
         original_request_id=result.original_request_id,
+    )
+
+
+def operation_type(record: RequestRecord) -> pb.OperationType.ValueType:
+    """The contract's type of a journalled request; a tier change or renewal is told apart by
+    its outcome (committed or pending) or, before its intent, by its parameters."""
+    if record.op != "membership":
+        return OPERATION_TYPES.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED)
+    result = (record.after or {}).get("result")
+    kind = (record.outcome or {}).get("op") or (result or {}).get("op")
+    if kind is None:  # ChangeTier's parameters name a tier, RenewCard's a validity
+        kind = "renew" if "no_expiry" in record.params else "tier"
+    return _MEMBERSHIP_TYPES.get(str(kind), pb.OPERATION_TYPE_UNSPECIFIED)
+
+
+def _tier_name(station: Station, index: int) -> str:
+    tiers = station.programme.tiers
+    return tiers[index].name if 0 <= index < len(tiers) else f"tier {index}"
+
+
+def _iso_date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def membership_outcome(result: MembershipResult, station: Station) -> pb.MembershipOutcome:
+    return pb.MembershipOutcome(
+        decision=_DECISIONS.get(result.decision, "MEMBERSHIP_DECISION_UNSPECIFIED"),
+        rule=_RULES.get(result.rule, "MEMBERSHIP_RULE_UNSPECIFIED"),
+        tier_before=result.tier_before,
+        tier_name_before=_tier_name(station, result.tier_before),
+        tier_after=result.tier,
+        tier_name_after=_tier_name(station, result.tier),
+        valid_until_before=convert.date(_iso_date(result.valid_until_before)),
+        valid_until_after=convert.date(_iso_date(result.valid_until)),
+        balance=convert.money(result.balance),
+        points=result.points,
+        counter=result.counter,
+        format_version=result.format_version,
+        migrated=result.migrated,
+    )
+
+
+def membership_result(result: MembershipResult) -> pb.OperationResult:
+    """A tier change or renewal as an OperationResult: nothing moved (before = after)."""
+    return pb.OperationResult(
+        request_id=result.request_id,
+        type=_MEMBERSHIP_TYPES.get(result.op, pb.OPERATION_TYPE_UNSPECIFIED),
+        uid=result.uid,
+        member_id=result.member_id,
+        amount=convert.money(0),
+        bonus=convert.money(0),
+        balance_before=convert.money(result.balance),
+        balance_after=convert.money(result.balance),
+        points_before=result.points,
+        points_after=result.points,
+        counter=result.counter,
+        replayed=result.replayed,
     )
 
 
@@ -230,10 +307,19 @@ class MemberCardServicer(pb_grpc.MemberCardServiceServicer):
         response = pb.GetOperationResponse(
             request_id=rid,
             state=_STATES.get(record.state, pb.GetOperationResponse.STATE_UNSPECIFIED),
-            type=OPERATION_TYPES.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED),
+            type=operation_type(record),
             uid=record.uid or "",
+            create_time=convert.timestamp(record.created),
+            update_time=convert.timestamp(record.updated),
         )
         _describe(response, record)
+        if response.HasField("result"):
+            response.result.commit_time.CopyFrom(response.update_time)
+        if record.op == "membership" and record.state is RequestState.COMMITTED and record.outcome:
+            change = MembershipResult.from_outcome(record.outcome)
+            response.result.CopyFrom(membership_result(change))
+            response.result.commit_time.CopyFrom(response.update_time)
+            response.membership.CopyFrom(membership_outcome(change, self.station))
         if (
             journal is not None
             and record.state is RequestState.CLAIMED
@@ -306,17 +392,23 @@ def _reversals(response: pb.GetOperationResponse, record: RequestRecord, journal
 
 
 def _pending(record: RequestRecord) -> pb.PendingOperation:
+    """The intent as journalled: ``before``/``after`` hold the card's record state (counter,
+    balance, points) and ``after`` the result it would have (its member ID)."""
     before = record.before or {}
     after = record.after or {}
+    was = before.get("state", before)
+    would = after.get("state", after)
+    result = after.get("result") or {}
     return pb.PendingOperation(
         request_id=record.request_id,
-        type=OPERATION_TYPES.get(record.op, pb.OPERATION_TYPE_UNSPECIFIED),
+        type=operation_type(record),
         uid=record.uid or "",
-        member_id=str(before.get("member_id", after.get("member_id", ""))),
-        balance_before=convert.money(int(before.get("balance", 0))),
-        balance_if_applied=convert.money(int(after.get("balance", 0))),
-        points_before=int(before.get("points", 0)),
-        points_if_applied=int(after.get("points", 0)),
+        member_id=str(result.get("member_id", before.get("member_id", ""))),
+        balance_before=convert.money(int(was.get("balance", 0))),
+        balance_if_applied=convert.money(int(would.get("balance", 0))),
+        points_before=int(was.get("points", 0)),
+        points_if_applied=int(would.get("points", 0)),
+        create_time=convert.timestamp(record.updated),
     )
 
 

@@ -47,6 +47,10 @@ class _OperationTypeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Operati
     """MemberCardService.Refund."""
     OPERATION_TYPE_CANCEL_TOP_UP: _OperationType.ValueType  # 8
     """MemberCardService.CancelTopUp."""
+    OPERATION_TYPE_CHANGE_TIER: _OperationType.ValueType  # 9
+    """MembershipService.ChangeTier (a tier upgrade or downgrade)."""
+    OPERATION_TYPE_RENEW_CARD: _OperationType.ValueType  # 10
+    """MembershipService.RenewCard (validity renewed or shortened)."""
 
 class OperationType(_OperationType, metaclass=_OperationTypeEnumTypeWrapper):
     """The kind of a journalled card operation."""
@@ -69,6 +73,10 @@ OPERATION_TYPE_REFUND: OperationType.ValueType  # 7
 """MemberCardService.Refund."""
 OPERATION_TYPE_CANCEL_TOP_UP: OperationType.ValueType  # 8
 """MemberCardService.CancelTopUp."""
+OPERATION_TYPE_CHANGE_TIER: OperationType.ValueType  # 9
+"""MembershipService.ChangeTier (a tier upgrade or downgrade)."""
+OPERATION_TYPE_RENEW_CARD: OperationType.ValueType  # 10
+"""MembershipService.RenewCard (validity renewed or shortened)."""
 Global___OperationType: _TypeAlias = OperationType  # noqa: Y015
 
 class _MemberCardStatus:
@@ -622,6 +630,7 @@ class GetOperationResponse(_message.Message):
     REVERSALS_FIELD_NUMBER: _builtins.int
     AMOUNT_LEFT_FIELD_NUMBER: _builtins.int
     ORIGINAL_REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MEMBERSHIP_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """The request_id asked about."""
     state: Global___GetOperationResponse.State.ValueType
@@ -638,7 +647,10 @@ class GetOperationResponse(_message.Message):
     """For a Refund or CancelTopUp: the request_id of the operation it reverses."""
     @_builtins.property
     def result(self) -> Global___OperationResult:
-        """The outcome; set only for STATE_COMMITTED."""
+        """The outcome; set only for STATE_COMMITTED. For a tier change or renewal: the card's
+        member, balance, points and counter (nothing moved: before equals after); what was decided
+        is in `membership`.
+        """
 
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
@@ -660,6 +672,13 @@ class GetOperationResponse(_message.Message):
         refunds). A committed Credit: what a cancellation would hand back (zero once cancelled).
         """
 
+    @_builtins.property
+    def membership(self) -> Global___MembershipOutcome:
+        """For a committed ChangeTier or RenewCard (type OPERATION_TYPE_CHANGE_TIER or
+        OPERATION_TYPE_RENEW_CARD): what was decided, by which rule, the tier and validity before
+        and after. Unset for every other operation and state.
+        """
+
     def __init__(
         self,
         *,
@@ -674,14 +693,100 @@ class GetOperationResponse(_message.Message):
         reversals: _abc.Iterable[Global___Reversal] | None = ...,
         amount_left: _common_pb2.Money | None = ...,
         original_request_id: _builtins.str = ...,
+        membership: Global___MembershipOutcome | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_left", b"amount_left", "create_time", b"create_time", "result", b"result", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount_left", b"amount_left", "create_time", b"create_time", "membership", b"membership", "result", b"result", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_left", b"amount_left", "create_time", b"create_time", "error_reason", b"error_reason", "original_request_id", b"original_request_id", "request_id", b"request_id", "result", b"result", "reversals", b"reversals", "state", b"state", "type", b"type", "uid", b"uid", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_left", b"amount_left", "create_time", b"create_time", "error_reason", b"error_reason", "membership", b"membership", "original_request_id", b"original_request_id", "request_id", b"request_id", "result", b"result", "reversals", b"reversals", "state", b"state", "type", b"type", "uid", b"uid", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetOperationResponse: _TypeAlias = GetOperationResponse  # noqa: Y015
+
+@_typing.final
+class MembershipOutcome(_message.Message):
+    """The recorded result of a committed MembershipService.ChangeTier or RenewCard as GetOperation
+    shows it: the figures of that call's MembershipChange. (GetOperation cannot return
+    MembershipChange itself: membership_service.proto imports this file, and importing it back
+    would be circular; for the same reason `decision` and `rule` carry the enum value names.)
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    TIER_BEFORE_FIELD_NUMBER: _builtins.int
+    TIER_NAME_BEFORE_FIELD_NUMBER: _builtins.int
+    TIER_AFTER_FIELD_NUMBER: _builtins.int
+    TIER_NAME_AFTER_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_BEFORE_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_AFTER_FIELD_NUMBER: _builtins.int
+    BALANCE_FIELD_NUMBER: _builtins.int
+    POINTS_FIELD_NUMBER: _builtins.int
+    COUNTER_FIELD_NUMBER: _builtins.int
+    FORMAT_VERSION_FIELD_NUMBER: _builtins.int
+    MIGRATED_FIELD_NUMBER: _builtins.int
+    decision: _builtins.str
+    """What was decided: the name of a MembershipDecision value, e.g.
+    "MEMBERSHIP_DECISION_UPGRADE", "MEMBERSHIP_DECISION_RENEW"; "MEMBERSHIP_DECISION_UNSPECIFIED"
+    when written by a newer daemon.
+    """
+    rule: _builtins.str
+    """What decided it: the name of a MembershipRule value, e.g. "MEMBERSHIP_RULE_REQUESTED",
+    "MEMBERSHIP_RULE_UPGRADE_POINTS", "MEMBERSHIP_RULE_RENEW_MONTHS".
+    """
+    tier_before: _builtins.int
+    """The tier index before the change."""
+    tier_name_before: _builtins.str
+    """That tier's display name from the store's config (e.g. "金卡"; "tier N" when unknown)."""
+    tier_after: _builtins.int
+    """The tier index after the change."""
+    tier_name_after: _builtins.str
+    """That tier's display name from the store's config."""
+    points: _builtins.int
+    """Points after the change (unchanged by it)."""
+    counter: _builtins.int
+    """The card's transaction counter after the change (one more than before)."""
+    format_version: _builtins.int
+    """The card's format version after the change (2)."""
+    migrated: _builtins.bool
+    """True when this write moved the card from format v1 to v2."""
+    @_builtins.property
+    def valid_until_before(self) -> _common_pb2.Date:
+        """Last valid day before the change; unset when the card did not expire."""
+
+    @_builtins.property
+    def valid_until_after(self) -> _common_pb2.Date:
+        """Last valid day after the change; unset when the card now never expires."""
+
+    @_builtins.property
+    def balance(self) -> _common_pb2.Money:
+        """Stored value after the change (unchanged by it)."""
+
+    def __init__(
+        self,
+        *,
+        decision: _builtins.str = ...,
+        rule: _builtins.str = ...,
+        tier_before: _builtins.int = ...,
+        tier_name_before: _builtins.str = ...,
+        tier_after: _builtins.int = ...,
+        tier_name_after: _builtins.str = ...,
+        valid_until_before: _common_pb2.Date | None = ...,
+        valid_until_after: _common_pb2.Date | None = ...,
+        balance: _common_pb2.Money | None = ...,
+        points: _builtins.int = ...,
+        counter: _builtins.int = ...,
+        format_version: _builtins.int = ...,
+        migrated: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "valid_until_after", b"valid_until_after", "valid_until_before", b"valid_until_before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["balance", b"balance", "counter", b"counter", "decision", b"decision", "format_version", b"format_version", "migrated", b"migrated", "points", b"points", "rule", b"rule", "tier_after", b"tier_after", "tier_before", b"tier_before", "tier_name_after", b"tier_name_after", "tier_name_before", b"tier_name_before", "valid_until_after", b"valid_until_after", "valid_until_before", b"valid_until_before"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MembershipOutcome: _TypeAlias = MembershipOutcome  # noqa: Y015
 
 @_typing.final
 class Reversal(_message.Message):

@@ -191,8 +191,10 @@ class MemberCardServiceServicer:
 
     def GetOperation(self, request, context):
         """The recorded outcome of a `request_id` on this PC: committed (with its result), pending
-        (outcome unknown until the card is read), not applied, or not recorded at all. Needs no
-        card. INVALID_ARGUMENT when the id is empty or too long.
+        (outcome unknown until the card is read), not applied, or not recorded at all. Any
+        journalled card operation: this service's, MembershipService's tier changes and renewals
+        (with `membership`), IssuingService's. Needs no card. INVALID_ARGUMENT when the id is empty
+        or too long.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

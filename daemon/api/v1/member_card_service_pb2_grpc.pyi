@@ -86,8 +86,10 @@ class MemberCardServiceStub:
     """
     GetOperation: _grpc.UnaryUnaryMultiCallable[_member_card_service_pb2.GetOperationRequest, _member_card_service_pb2.GetOperationResponse]
     """The recorded outcome of a `request_id` on this PC: committed (with its result), pending
-    (outcome unknown until the card is read), not applied, or not recorded at all. Needs no
-    card. INVALID_ARGUMENT when the id is empty or too long.
+    (outcome unknown until the card is read), not applied, or not recorded at all. Any
+    journalled card operation: this service's, MembershipService's tier changes and renewals
+    (with `membership`), IssuingService's. Needs no card. INVALID_ARGUMENT when the id is empty
+    or too long.
     """
     ListPendingOperations: _grpc.UnaryUnaryMultiCallable[_member_card_service_pb2.ListPendingOperationsRequest, _member_card_service_pb2.ListPendingOperationsResponse]
     """Lists the operations whose outcome is still unknown (PENDING), oldest first, so a POS or a
@@ -182,8 +184,10 @@ class MemberCardServiceAsyncStub(MemberCardServiceStub):
     """
     GetOperation: _aio.UnaryUnaryMultiCallable[_member_card_service_pb2.GetOperationRequest, _member_card_service_pb2.GetOperationResponse]  # type: ignore[assignment]
     """The recorded outcome of a `request_id` on this PC: committed (with its result), pending
-    (outcome unknown until the card is read), not applied, or not recorded at all. Needs no
-    card. INVALID_ARGUMENT when the id is empty or too long.
+    (outcome unknown until the card is read), not applied, or not recorded at all. Any
+    journalled card operation: this service's, MembershipService's tier changes and renewals
+    (with `membership`), IssuingService's. Needs no card. INVALID_ARGUMENT when the id is empty
+    or too long.
     """
     ListPendingOperations: _aio.UnaryUnaryMultiCallable[_member_card_service_pb2.ListPendingOperationsRequest, _member_card_service_pb2.ListPendingOperationsResponse]  # type: ignore[assignment]
     """Lists the operations whose outcome is still unknown (PENDING), oldest first, so a POS or a
@@ -305,8 +309,10 @@ class MemberCardServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_member_card_service_pb2.GetOperationResponse, _abc.Awaitable[_member_card_service_pb2.GetOperationResponse]]:
         """The recorded outcome of a `request_id` on this PC: committed (with its result), pending
-        (outcome unknown until the card is read), not applied, or not recorded at all. Needs no
-        card. INVALID_ARGUMENT when the id is empty or too long.
+        (outcome unknown until the card is read), not applied, or not recorded at all. Any
+        journalled card operation: this service's, MembershipService's tier changes and renewals
+        (with `membership`), IssuingService's. Needs no card. INVALID_ARGUMENT when the id is empty
+        or too long.
         """
 
     @_abc_1.abstractmethod
