@@ -65,6 +65,8 @@ _STATES: Final = {
 }
 #: card operations a sale receipt may name
 _SALE_OPS: Final = ("debit", "credit", "points")
+#: card operations a refund slip / cancellation receipt may name (their own checks)
+_REVERSAL_OPS: Final = ("refund", "cancel_topup")
 #: ListPrintJobs: the default page, and how far back it looks (the spool keeps more)
 _JOBS_PAGE: Final = 50
 _JOBS_MAX: Final = 500
@@ -171,6 +173,26 @@ def receipt_from_message(message: pb.Receipt, member: MemberSection | None = Non
     )
 
 
+def _check_reversal(op: str, result: OpResult, message: pb.Receipt) -> None:
+    """A refund slip or cancellation receipt must say what the card operation gave back: the
+    total covers the refund (a mixed-payment return may add the cash part; a cancelled
+    top-up's slip is that cash, exactly) and one payment line is the card's part, as a sale
+    receipt must carry the debited amount."""
+    amount = result.amount
+    rid = result.request_id
+    total = message.totals.total.amount_fen
+    if op == "refund":
+        what = f"the {amount} fen refunded to the card by {rid!r}"
+        if total < amount:
+            raise ReceiptInvalid("receipt.totals.total", f"{total} fen is less than {what}")
+    else:
+        what = f"the {amount} fen handed back for the top-up cancelled by {rid!r}"
+        if total != amount:
+            raise ReceiptInvalid("receipt.totals.total", f"{total} fen is not {what}")
+    if not any(p.amount.amount_fen == amount for p in message.payments):
+        raise ReceiptInvalid("receipt.payments", f"no line of {amount} fen, {what}")
+
+
 def job_message(job: Job, *, replayed: bool = False) -> pb.PrintJob:
     return pb.PrintJob(
         name=f"printers/{job.printer}/jobs/{job.id}",
@@ -275,9 +297,14 @@ class PrinterServicer(pb_grpc.PrinterServiceServicer):
             raise OperationNotCommitted(
                 f"card_request_id {card_request_id!r}: the operation did not commit: {what}"
             )
-        if record.op not in _SALE_OPS:
+        if record.op not in _SALE_OPS + _REVERSAL_OPS:
+            what = f"a {record.op} operation"
+            if record.op == "membership":
+                what = "a tier change or renewal"
             raise ReceiptInvalid(
-                "receipt.card_request_id", f"names a {record.op} operation, not a sale's"
+                "receipt.card_request_id",
+                f"names {what} ({card_request_id!r}), which has no receipt; name a Debit, "
+                "Credit, AdjustPoints, Refund or CancelTopUp",
             )
         result = OpResult.from_outcome(record.outcome)
         if record.op == "debit" and not any(
@@ -288,6 +315,8 @@ class PrinterServicer(pb_grpc.PrinterServiceServicer):
                 f"no payment of {convert.money(result.amount).amount_fen} fen, the amount the "
                 f"card operation {card_request_id!r} debited",
             )
+        if record.op in _REVERSAL_OPS:
+            _check_reversal(record.op, result, message)
         tier = ""
         seen = journal.last_seen(result.uid) if journal is not None else None
         if seen is not None and isinstance(seen.state.get("tier"), int):
@@ -295,6 +324,21 @@ class PrinterServicer(pb_grpc.PrinterServiceServicer):
                 tier = self.station.programme.tier(seen.state["tier"]).name
             except CardDaemonError:
                 tier = f"tier {seen.state['tier']}"
+        if record.op in _REVERSAL_OPS:
+            return MemberSection(
+                masked_member_id=mask_member_id(result.member_id),
+                tier=tier,
+                discount_fen=0,
+                balance_before_fen=result.balance_before,
+                balance_after_fen=result.balance,
+                points_earned=0,
+                points_balance=result.points,
+                kind=record.op,
+                amount_fen=result.amount,
+                bonus_fen=result.bonus,
+                points_taken_back=max(0, -result.points_delta),
+                original_ref=result.original_request_id,
+            )
         return MemberSection(
             masked_member_id=mask_member_id(result.member_id),
             tier=tier,

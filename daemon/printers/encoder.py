@@ -32,6 +32,9 @@ __all__ = ["ReceiptEncoder"]
 
 logger = logging.getLogger(__name__)
 
+#: the line under the store block of a receipt that is not a sale's
+_TITLES = {"refund": "退款单 REFUND", "cancel_topup": "撤销充值 TOP-UP CANCELLED"}
+
 
 class ReceiptEncoder:
     """Encodes receipts for one printer profile; each section method is usable on its own."""
@@ -49,6 +52,9 @@ class ReceiptEncoder:
         validate_receipt(receipt, self.profile)
         out = bytearray(cmd.INIT + cmd.code_page(self.profile.code_page))
         out += self.header(receipt.header)
+        title = _TITLES.get(receipt.member.kind) if receipt.member is not None else None
+        if title is not None:  # a refund slip must not pass for a sale receipt
+            out += self.text_line(title, bold=True, align="center")
         if receipt.receipt_no:
             out += self.text_line(f"单号: {receipt.receipt_no}")
         if receipt.timestamp:
@@ -193,6 +199,8 @@ class ReceiptEncoder:
         return bytes(out)
 
     def member(self, member: MemberSection) -> bytes:
+        if member.kind != "sale":
+            return self._reversal(member)
         rows = [
             ("会员卡号", member.masked_member_id),
             ("会员等级", member.tier),
@@ -203,6 +211,34 @@ class ReceiptEncoder:
             ("积分余额", str(member.points_balance)),
         ]
         return b"".join(self._pair(label, value) for label, value in rows)
+
+    def _reversal(self, member: MemberSection) -> bytes:
+        """The member block of a refund slip (退款) or a cancelled top-up (撤销充值)."""
+        rows = [("会员卡号", member.masked_member_id), ("会员等级", member.tier)]
+        if member.kind == "refund":
+            rows.append(("退款金额", "¥" + format_fen(member.amount_fen)))
+        else:
+            rows.append(("撤销充值", "¥" + format_fen(member.amount_fen)))
+            if member.bonus_fen:
+                rows.append(("扣回赠送", "-¥" + format_fen(member.bonus_fen)))
+        rows += [
+            ("储值余额(前)", "¥" + format_fen(member.balance_before_fen)),
+            ("储值余额(后)", "¥" + format_fen(member.balance_after_fen)),
+        ]
+        if member.points_taken_back:
+            rows.append(("扣回积分", f"-{member.points_taken_back}"))
+        rows.append(("积分余额", str(member.points_balance)))
+        out = bytearray(b"".join(self._pair(label, value) for label, value in rows))
+        label = "原交易"
+        if text_width(label, self.kanji) + 1 + text_width(member.original_ref, self.kanji) <= (
+            self.cpl
+        ):
+            out += self._pair(label, member.original_ref)
+        else:  # a long request_id: on its own lines, whole
+            out += self.text_line(label)
+            for part in wrap(member.original_ref, self.cpl, self.kanji):
+                out += self.text_line(part)
+        return bytes(out)
 
     def payments(self, payments: tuple[Payment, ...], change_fen: int = 0) -> bytes:
         out = bytearray()

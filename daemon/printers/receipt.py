@@ -19,6 +19,7 @@ from daemon.printers.textwidth import text_width, wrap
 
 __all__ = [
     "MAX_AMOUNT_FEN",
+    "MEMBER_KINDS",
     "Header",
     "Item",
     "MemberSection",
@@ -76,9 +77,18 @@ class Totals:
     change_fen: int = 0
 
 
+#: what a member block is about: a sale (or top-up, points), a refund slip, a cancelled top-up
+MEMBER_KINDS = ("sale", "refund", "cancel_topup")
+
+
 @dataclass(frozen=True, slots=True)
 class MemberSection:
-    """What the member sees about their card after the sale. The ID must already be masked."""
+    """What the member sees about their card after the sale. The ID must already be masked.
+
+    A refund slip or cancellation receipt (``kind``) shows instead of the discount and points
+    earned what went back: ``amount_fen`` (refunded to the card, or the top-up cash handed
+    back), ``bonus_fen`` (the bonus taken back), ``points_taken_back`` and ``original_ref``, the
+    request_id of the operation reversed, so a dispute finds the sale it undoes."""
 
     masked_member_id: str
     tier: str
@@ -87,6 +97,11 @@ class MemberSection:
     balance_after_fen: int
     points_earned: int
     points_balance: int
+    kind: str = "sale"
+    amount_fen: int = 0
+    bonus_fen: int = 0
+    points_taken_back: int = 0
+    original_ref: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +305,12 @@ def _validate_member(m: MemberSection, cpl: int, kanji: bool) -> None:
     _check_fen(m.discount_fen, "member.discount_fen")
     _check_fen(m.balance_before_fen, "member.balance_before_fen")
     _check_fen(m.balance_after_fen, "member.balance_after_fen")
-    for name in ("points_earned", "points_balance"):
+    if m.kind not in MEMBER_KINDS:
+        raise ReceiptInvalid("member.kind", f"{m.kind!r} is not one of {', '.join(MEMBER_KINDS)}")
+    _check_fen(m.amount_fen, "member.amount_fen")
+    _check_fen(m.bonus_fen, "member.bonus_fen")
+    _check_text(m.original_ref, "member.original_ref", None, kanji)
+    for name in ("points_earned", "points_balance", "points_taken_back"):
         value = getattr(m, name)
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
             raise ReceiptInvalid(f"member.{name}", f"must be an integer 0..10^9: {value!r}")

@@ -354,12 +354,21 @@ class Receipt(_message.Message):
     open_drawer: _builtins.bool
     """Kick the cash drawer when the receipt prints."""
     card_request_id: _builtins.str
-    """The `request_id` of the MemberCardService operation (Debit, Credit, AdjustPoints) this
-    sale belongs to. The daemon then fills the member block from its journal's committed
-    outcome: the member ID masked, the tier name, balance before and after, points earned and
-    the points balance; the member's discount is `totals.discount`. The POS never retypes
-    them. FAILED_PRECONDITION / OPERATION_NOT_COMMITTED when that operation is not COMMITTED
-    (unknown, pending or not applied: settle it with GetOperation first). Empty: no link.
+    """The `request_id` of the MemberCardService operation (Debit, Credit, AdjustPoints, Refund,
+    CancelTopUp) this receipt belongs to. The daemon then fills the member block from its
+    journal's committed outcome: the member ID masked, the tier name, balance before and after,
+    points earned and the points balance; the member's discount is `totals.discount`. The POS
+    never retypes them. A Debit's receipt needs a payment of the debited amount
+    (RECEIPT_INVALID naming `receipt.payments` otherwise). A Refund or CancelTopUp makes the
+    receipt a refund slip (退款) or cancellation receipt (撤销充值): titled so, its member block
+    shows the amount refunded (or the top-up cash handed back and the bonus taken back), the
+    points taken back, balance before and after and the original operation's request_id
+    (原交易); `totals.total` must be at least the refunded amount (exactly the cash handed
+    back for a cancelled top-up) and one payment line must equal it (RECEIPT_INVALID naming
+    `receipt.totals.total` or `receipt.payments`). A tier change or renewal has no receipt
+    (RECEIPT_INVALID naming `receipt.card_request_id`). FAILED_PRECONDITION /
+    OPERATION_NOT_COMMITTED when that operation is not COMMITTED (unknown, pending or not
+    applied: settle it with GetOperation first). Empty: no link.
     """
     @_builtins.property
     def header(self) -> Global___ReceiptHeader:
