@@ -10,6 +10,11 @@ authentication (tests only: a real ledger uses scram-sha-256 or client certifica
 PostgreSQL refuses to run as root: as root the server runs as the ``postgres`` user. The
 postmaster is this process's child and dies with the thread that started it (parent-death
 signal), so a killed test run leaves no server behind.
+
+A test of the network path (TLS, scram-sha-256) asks for more: ``tcp_port`` adds a listener
+on 127.0.0.1 (the Unix socket stays, for the admin), ``settings`` are extra ``-c`` options
+(``ssl=on``, the certificate files put in place with :meth:`PrivatePostgres.install`) and
+``hba`` replaces ``pg_hba.conf``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Self
 
@@ -72,9 +78,19 @@ class PrivatePostgres:
     """``start()`` a fresh cluster; ``kill()`` it as a crash would; ``start()`` it again on
     the same data; ``close()`` stops it and removes the directory. A context manager."""
 
-    def __init__(self, *, database: str = "ledger") -> None:
+    def __init__(
+        self,
+        *,
+        database: str = "ledger",
+        tcp_port: int | None = None,
+        settings: Mapping[str, str] | None = None,
+        hba: str | None = None,
+    ) -> None:
         self.bindir = server_bin_dir()
         self.database = database
+        self.tcp_port = tcp_port
+        self._settings = dict(settings or {})
+        self._hba = hba
         self._user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
         # the postgres user must reach the directory: a private TMPDIR (mode 0700, root's)
         # would hide it, so as root the server lives directly under /tmp
@@ -93,7 +109,18 @@ class PrivatePostgres:
         return str(self.dir)
 
     def conninfo(self, user: str = ADMIN, dbname: str | None = None) -> str:
-        return f"host={self.host} user={user} dbname={dbname or self.database}"
+        port = f" port={self.tcp_port}" if self.tcp_port is not None else ""
+        return f"host={self.host}{port} user={user} dbname={dbname or self.database}"
+
+    def install(self, name: str, content: bytes, mode: int = 0o600) -> Path:
+        """Write ``name`` into the server's directory, owned by the server's user (a TLS key
+        must be, with mode 0600, or postgres refuses to start)."""
+        path = self.dir / name
+        path.write_bytes(content)
+        path.chmod(mode)
+        if self._user is not None:
+            os.chown(path, self._user.pw_uid, self._user.pw_gid)
+        return path
 
     @property
     def running(self) -> bool:
@@ -115,13 +142,18 @@ class PrivatePostgres:
             self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-A", "trust",
                       "-U", ADMIN, "-E", "UTF8", "--no-sync", "--locale=C")  # fmt: skip
             self._initialised = True
+            if self._hba is not None:
+                (self.data / "pg_hba.conf").write_text(self._hba)
+        options = [f"{key}={value}" for key, value in self._settings.items()]
+        if self.tcp_port is not None:
+            options += ["listen_addresses=127.0.0.1", f"port={self.tcp_port}"]
         log = self.log.open("ab")
         try:
             self._proc = subprocess.Popen(  # noqa: S603
                 [str(self.bindir / "postgres"), "-D", str(self.data), "-k", str(self.dir),
                  "-c", "listen_addresses=", "-c", "fsync=on", "-c", "max_connections=200",
                  "-c", "shared_buffers=64MB", "-c", "log_min_messages=warning",
-                 "-c", "timezone=UTC"],
+                 "-c", "timezone=UTC", *(a for o in options for a in ("-c", o))],
                 preexec_fn=lambda: _demote(self._user), stdout=log, stderr=log, cwd=self.dir,
             )  # fmt: skip
         finally:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final, Self
 
 from daemon.errors import LedgerUnavailable
 from daemon.ledger.settings import mask
@@ -27,11 +27,29 @@ logger = logging.getLogger(__name__)
 # logs the link's state once per change instead
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
+#: what a refused connection means in the store's config words (libpq text -> what to check)
+_HINTS: Final = (
+    ("password authentication failed", "check the store role's password in the connection "
+     "string (ledger.conninfo_file or the systemd credential)"),
+    ("certificate verify failed", "the ledger's certificate is not signed by the CA in "
+     "ledger.sslrootcert"),
+    ("does not match host name", "the host in the connection string is not a name the "
+     "ledger's certificate carries"),
+    ("no encryption", 'the ledger accepts TLS only: set ledger.sslmode = "verify-full"'),
+)  # fmt: skip
+
 
 def describe(exc: BaseException) -> str:
     """One line for a driver error: its class and first line, passwords starred."""
     first = (str(exc).strip().splitlines() or [""])[0]
     return mask(f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+
+
+def _why_refused(exc: BaseException) -> str:
+    """:func:`describe`, plus what to check when the cause is a setting of the store's."""
+    text = describe(exc)
+    hints = [hint for words, hint in _HINTS if words in text]
+    return f"{text}; {hints[0]}" if hints else text
 
 
 class LedgerLink:
@@ -50,10 +68,32 @@ class LedgerLink:
         """``reconnect_timeout_s``: how long the pool's own retries (1 s, 2 s, 4 s ...) go on
         before it gives up until the next request; kept short, so that after a long outage
         the shipper's backoff, not a pool retry hours away, decides when to try again."""
+        import psycopg
         from psycopg_pool import ConnectionPool
+
+        #: why the pool's last attempt to connect failed (None after a success), passwords starred
+        self.last_connect_error: str | None = None
+        link = self
+
+        class _Connection(psycopg.Connection[tuple[Any, ...]]):
+            """Remembers why connecting failed. The pool connects in the background and keeps
+            the driver's error only for its (silenced) log, so without this a wrong password,
+            an untrusted certificate or a refused plain connection would all read "no
+            connection within N ms" and the store technician could not tell them apart."""
+
+            @classmethod
+            def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+                try:
+                    conn = super().connect(conninfo, **kwargs)
+                except psycopg.Error as exc:
+                    link.last_connect_error = _why_refused(exc)
+                    raise
+                link.last_connect_error = None
+                return conn
 
         self._pool = ConnectionPool(
             conninfo,
+            connection_class=_Connection,
             min_size=1,
             max_size=size,
             kwargs={"autocommit": True, "connect_timeout": connect_timeout_s,
@@ -77,8 +117,10 @@ class LedgerLink:
             with self._pool.connection(timeout=timeout_s) as conn:
                 yield conn
         except PoolTimeout:
+            why = self.last_connect_error
             raise LedgerUnavailable(
                 f"no connection to the chain ledger within {timeout_s * 1000:.0f} ms"
+                + (f" (last attempt: {why})" if why else "")
             ) from None
         except psycopg.Error as exc:
             raise LedgerUnavailable(f"chain ledger: {describe(exc)}") from None
