@@ -19,7 +19,7 @@ NAMES = [name for name, _ in LANES.values()]
 def reader_ids(store: StorePc) -> set[str]:
     with store.channel("technician") as channel:
         reply = rg.ReaderServiceStub(channel).ListReaders(r.ListReadersRequest(), timeout=10)
-    return {reader.name for reader in reply.readers}
+    return {x.name for x in reply.readers if x.state != r.Reader.STATE_DETACHED}  # attached
 
 
 def wait_reader(store: StorePc, reader: str, attached: bool, timeout_s: float = 20) -> None:
