@@ -26,22 +26,19 @@ from typing import Any, Final, cast
 from grpc import aio
 
 from daemon.api import convert
+from daemon.api.receipt_member import mask_member_id, member_from_journal
 from daemon.api.server import Service
 from daemon.api.settings import ApiConfig
 from daemon.api.v1 import common_pb2
 from daemon.api.v1 import printer_service_pb2 as pb
 from daemon.api.v1 import printer_service_pb2_grpc as pb_grpc
 from daemon.errors import (
-    CardDaemonError,
     DeviceNotFound,
     InvalidArgument,
-    OperationNotCommitted,
     PrinterOffline,
     ReceiptInvalid,
 )
 from daemon.events import Event
-from daemon.journal import RequestState
-from daemon.membercard.service import OpResult
 from daemon.printers.preview import render_preview
 from daemon.printers.receipt import Header, Item, MemberSection, Payment, Receipt, Totals
 from daemon.printers.service import JOB, STATUS, PrinterService
@@ -63,10 +60,6 @@ _STATES: Final = {
     JobState.UNCERTAIN: _J.STATE_UNCERTAIN,
     JobState.CANCELLED: _J.STATE_CANCELLED,
 }
-#: card operations a sale receipt may name
-_SALE_OPS: Final = ("debit", "credit", "points")
-#: card operations a refund slip / cancellation receipt may name (their own checks)
-_REVERSAL_OPS: Final = ("refund", "cancel_topup")
 #: ListPrintJobs: the default page, and how far back it looks (the spool keeps more)
 _JOBS_PAGE: Final = 50
 _JOBS_MAX: Final = 500
@@ -93,14 +86,6 @@ def _receipt_invalid(exc: ReceiptInvalid) -> ReceiptInvalid:
     """The same error with the field named as the contract spells it."""
     message = exc.message.removeprefix(f"{exc.field}: ")
     return ReceiptInvalid(_contract_field(exc.field), message)
-
-
-def mask_member_id(member_id: str) -> str:
-    """``8860123403721`` → ``8860*****3721``: at most four characters shown at each end and
-    always at least four ``*`` (what the receipt check demands)."""
-    keep = max(0, min(4, (len(member_id) - 4) // 2))
-    stars = max(4, len(member_id) - 2 * keep)
-    return member_id[:keep] + "*" * stars + member_id[len(member_id) - keep :]
 
 
 def _fen(value: common_pb2.Money, field: str) -> int:
@@ -171,26 +156,6 @@ def receipt_from_message(message: pb.Receipt, member: MemberSection | None = Non
         cut=not message.skip_cut,
         open_drawer=message.open_drawer,
     )
-
-
-def _check_reversal(op: str, result: OpResult, message: pb.Receipt) -> None:
-    """A refund slip or cancellation receipt must say what the card operation gave back: the
-    total covers the refund (a mixed-payment return may add the cash part; a cancelled
-    top-up's slip is that cash, exactly) and one payment line is the card's part, as a sale
-    receipt must carry the debited amount."""
-    amount = result.amount
-    rid = result.request_id
-    total = message.totals.total.amount_fen
-    if op == "refund":
-        what = f"the {amount} fen refunded to the card by {rid!r}"
-        if total < amount:
-            raise ReceiptInvalid("receipt.totals.total", f"{total} fen is less than {what}")
-    else:
-        what = f"the {amount} fen handed back for the top-up cancelled by {rid!r}"
-        if total != amount:
-            raise ReceiptInvalid("receipt.totals.total", f"{total} fen is not {what}")
-    if not any(p.amount.amount_fen == amount for p in message.payments):
-        raise ReceiptInvalid("receipt.payments", f"no line of {amount} fen, {what}")
 
 
 def job_message(job: Job, *, replayed: bool = False) -> pb.PrintJob:
@@ -273,84 +238,9 @@ class PrinterServicer(pb_grpc.PrinterServiceServicer):
             raise DeviceNotFound(name, "no such print job")
         return svc, job_id
 
-    # --- the member block from the journal -------------------------------------------------
-
-    def _member(self, card_request_id: str, message: pb.Receipt) -> MemberSection:
-        if message.HasField("member"):
-            raise ReceiptInvalid(
-                "receipt.member",
-                "must be unset when card_request_id is set: the daemon fills it from the journal",
-            )
-        journal = self.station.journal
-        record = None if journal is None else journal.get(card_request_id)
-        if record is None:
-            raise OperationNotCommitted(
-                f"card_request_id {card_request_id!r}: no card operation with this request_id"
-            )
-        if record.state is not RequestState.COMMITTED or record.outcome is None:
-            what = {
-                RequestState.PENDING: "its outcome is unknown (settle it with GetOperation or "
-                "by presenting the card)",
-                RequestState.CLAIMED: "it is still in progress",
-                RequestState.ABORTED: "it was not applied",
-            }.get(record.state, f"it is {record.state}")
-            raise OperationNotCommitted(
-                f"card_request_id {card_request_id!r}: the operation did not commit: {what}"
-            )
-        if record.op not in _SALE_OPS + _REVERSAL_OPS:
-            what = f"a {record.op} operation"
-            if record.op == "membership":
-                what = "a tier change or renewal"
-            raise ReceiptInvalid(
-                "receipt.card_request_id",
-                f"names {what} ({card_request_id!r}), which has no receipt; name a Debit, "
-                "Credit, AdjustPoints, Refund or CancelTopUp",
-            )
-        result = OpResult.from_outcome(record.outcome)
-        if record.op == "debit" and not any(
-            p.amount.amount_fen == result.amount for p in message.payments
-        ):
-            raise ReceiptInvalid(
-                "receipt.payments",
-                f"no payment of {convert.money(result.amount).amount_fen} fen, the amount the "
-                f"card operation {card_request_id!r} debited",
-            )
-        if record.op in _REVERSAL_OPS:
-            _check_reversal(record.op, result, message)
-        tier = ""
-        seen = journal.last_seen(result.uid) if journal is not None else None
-        if seen is not None and isinstance(seen.state.get("tier"), int):
-            try:
-                tier = self.station.programme.tier(seen.state["tier"]).name
-            except CardDaemonError:
-                tier = f"tier {seen.state['tier']}"
-        if record.op in _REVERSAL_OPS:
-            return MemberSection(
-                masked_member_id=mask_member_id(result.member_id),
-                tier=tier,
-                discount_fen=0,
-                balance_before_fen=result.balance_before,
-                balance_after_fen=result.balance,
-                points_earned=0,
-                points_balance=result.points,
-                kind=record.op,
-                amount_fen=result.amount,
-                bonus_fen=result.bonus,
-                points_taken_back=max(0, -result.points_delta),
-                original_ref=result.original_request_id,
-            )
-        return MemberSection(
-            masked_member_id=mask_member_id(result.member_id),
-            tier=tier,
-            discount_fen=message.totals.discount.amount_fen,
-            balance_before_fen=result.balance_before,
-            balance_after_fen=result.balance,
-            points_earned=max(0, result.points_delta),
-            points_balance=result.points,
-        )
-
     def _receipt(self, message: pb.Receipt) -> Receipt:
-        member = self._member(message.card_request_id, message) if message.card_request_id else None
+        rid = message.card_request_id
+        member = member_from_journal(self.station, rid, message) if rid else None
         return receipt_from_message(message, member)
 
     # --- status ---------------------------------------------------------------------------
