@@ -65,7 +65,7 @@ def attach(
 
 def admin_rows(ledger: Ledger, query: str, *args: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(ledger.admin) as conn:
-        return conn.execute(query, args).fetchall()  # type: ignore[arg-type]
+        return conn.execute(query, args).fetchall()
 
 
 def reviews(ledger: Ledger, uid: str) -> set[str]:
