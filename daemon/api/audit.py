@@ -33,12 +33,22 @@ _MAX_KINDS: Final = 32
 def time_window(
     start: Timestamp, end: Timestamp, has_start: bool, has_end: bool
 ) -> tuple[float | None, float | None]:
-    """``start_time``/``end_time`` as seconds (None where unset); an empty window is refused."""
-    since = start.ToNanoseconds() / 1e9 if has_start else None
-    until = end.ToNanoseconds() / 1e9 if has_end else None
+    """``start_time``/``end_time`` as seconds (None where unset); an empty window is refused,
+    and so is a timestamp protobuf itself calls invalid (nanos outside 0..999999999, a year
+    outside 1..9999)."""
+    since = _seconds(start, "start_time") if has_start else None
+    until = _seconds(end, "end_time") if has_end else None
     if since is not None and until is not None and until <= since:
         raise InvalidArgument("end_time", "must be after start_time")
     return since, until
+
+
+def _seconds(value: Timestamp, field: str) -> float:
+    if not 0 <= value.nanos <= 999_999_999 or not -62135596800 <= value.seconds <= 253402300799:
+        raise InvalidArgument(
+            field, f"is not a valid time (seconds {value.seconds}, nanos {value.nanos})"
+        )
+    return value.seconds + value.nanos / 1e9
 
 
 def _member(value: str) -> str:

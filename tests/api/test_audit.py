@@ -93,6 +93,8 @@ def test_pages_follow_the_log_and_a_bad_filter_names_its_field(
         (d.ListAuditEventsRequest(uid="not-hex"), "uid"),
         (d.ListAuditEventsRequest(member_id="12ab"), "member_id"),
         (d.ListAuditEventsRequest(start_time=stamp(100), end_time=stamp(50)), "end_time"),
+        (d.ListAuditEventsRequest(end_time=Timestamp(seconds=10, nanos=-1)), "end_time"),
+        (d.ListAuditEventsRequest(start_time=Timestamp(seconds=2**40)), "start_time"),
     ):
         with pytest.raises(grpc.RpcError) as err:
             tech.ListAuditEvents(bad, timeout=5)
