@@ -20,8 +20,9 @@ from grpc import aio
 
 from daemon.api import convert
 from daemon.api.audit import list_audit_events, time_window
-from daemon.api.cards import OPERATION_TYPES, operation_result
+from daemon.api.cards import OPERATION_TYPES, operation_result, operation_type
 from daemon.api.issuing import page, run_on_reader, state_member_card
+from daemon.api.membership_outcome import MEMBERSHIP_TYPES
 from daemon.api.server import Service
 from daemon.api.settings import ApiConfig
 from daemon.api.v1 import common_pb2
@@ -401,6 +402,8 @@ def _history(station: Station, uids: list[str]) -> list[tuple[float, pb.CardHist
             op = str(detail.get("op", "")) if name == "value_change" else _AUDIT_TYPES.get(name)
             if op:
                 entry.type = OPERATION_TYPES.get(op, mc.OPERATION_TYPE_UNSPECIFIED)
+            if name == "membership_change":  # a tier change or renewal: its outcome says which
+                entry.type = MEMBERSHIP_TYPES.get(str(detail.get("op")), entry.type)
             if name == "value_change" and "balance_before" in detail:
                 entry.result.CopyFrom(operation_result(OpResult(**detail)))
             reason = detail.get("reason")
@@ -420,7 +423,7 @@ def _history(station: Station, uids: list[str]) -> list[tuple[float, pb.CardHist
                 error_reason=str(outcome.get("reason", outcome.get("error", ""))),
                 time=convert.timestamp(at),
             )
-            entry.type = OPERATION_TYPES.get(record.op, mc.OPERATION_TYPE_UNSPECIFIED)
+            entry.type = operation_type(record)
             found.append((at, entry))
     found.sort(key=lambda item: item[0], reverse=True)
     return found

@@ -12,6 +12,8 @@ import datetime as dt
 import grpc
 import pytest
 
+from daemon.api.v1 import diagnostics_service_pb2 as d
+from daemon.api.v1 import diagnostics_service_pb2_grpc as dg
 from daemon.api.v1 import member_card_service_pb2 as m
 from daemon.api.v1 import member_card_service_pb2_grpc as mg
 from daemon.api.v1 import membership_service_pb2 as ms
@@ -148,3 +150,17 @@ def test_a_renewal_cut_mid_write_is_pending_listed_then_settled(
         assert read.card.valid_until.year == 2030
         assert not settled.HasField("membership")
     assert not pos.ListPendingOperations(m.ListPendingOperationsRequest(), timeout=5).operations
+
+
+def test_the_card_history_names_tier_changes_and_renewals(
+    api: Api, issuer: msg.MembershipServiceStub
+) -> None:
+    issuer.ChangeTier(_tier("hist-tier", 3), timeout=10)
+    issuer.RenewCard(_renew("hist-renew", dt.date(2032, 6, 30)), timeout=10)
+    tech = dg.DiagnosticsServiceStub(api.channel("technician"))
+    entries = tech.GetCardHistory(d.GetCardHistoryRequest(uid=UID), timeout=5).entries
+    types = {e.request_id: e.type for e in entries if e.request_id.startswith("hist-")}
+    assert types == {
+        "hist-tier": m.OPERATION_TYPE_CHANGE_TIER,
+        "hist-renew": m.OPERATION_TYPE_RENEW_CARD,
+    }
