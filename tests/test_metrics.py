@@ -126,10 +126,14 @@ def test_metrics_after_a_full_flow_name_no_card_member_request_or_code(tmp_path:
         front(api).inject(EAN.encode())
         assert next_scan(stream).scan.text == EAN
         assert card is not None
-        for block in SLOT_MAC_BLOCKS:  # a forged card: both record MACs broken
+        reader.remove()  # taken away, forged (both record MACs broken) and presented again
+        for block in SLOT_MAC_BLOCKS:
             data = bytearray(card.block(block))
             data[10] ^= 0xFF
             card.program(block, bytes(data))
+        with api.station.hub.subscribe(sources="readers/front", kinds="card_present") as seen:
+            reader.insert(card)  # type: ignore[arg-type]
+            seen.wait_for(lambda e: not e.snapshot, 10)
         with pytest.raises(FraudDetected) as forged:  # in process: the station's job hook
             api.station.card("front", ReadCard())
         fraud = forged.value.reason
