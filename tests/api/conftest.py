@@ -168,9 +168,10 @@ class Served:
         return self.config.parent / "run" / f"{role}.sock"
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[Served]:
-    config = store_folder(tmp_path / "store")
+@contextlib.contextmanager
+def serve_config(config: Path) -> Iterator[Served]:
+    """``carddaemon serve --config config`` as a real process, from its ``ready`` line until
+    the block ends (SIGTERM, then a kill if it does not stop within 30 s)."""
     process = subprocess.Popen(
         [str(BIN / "carddaemon"), "serve", "--config", str(config)],
         stdout=subprocess.PIPE,
@@ -187,8 +188,6 @@ def served(tmp_path: Path) -> Iterator[Served]:
         lines.append(line.rstrip("\n"))
         if line.strip() == "ready":
             break
-    assert lines, "carddaemon serve printed nothing"
-    assert lines[-1] == "ready", lines
     stdout = process.stdout
 
     def drain() -> None:  # a full pipe would block the daemon's logging
@@ -198,6 +197,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     reader = threading.Thread(target=drain, name="served-stdout")
     reader.start()
     try:
+        assert lines, "carddaemon serve printed nothing"
+        assert lines[-1] == "ready", lines
         yield Served(process, config, lines)
     finally:
         if process.poll() is None:
@@ -209,3 +210,9 @@ def served(tmp_path: Path) -> Iterator[Served]:
                 process.wait()
         reader.join(10)
         stdout.close()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[Served]:
+    with serve_config(store_folder(tmp_path / "store")) as handle:
+        yield handle

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -23,7 +21,7 @@ from demo.folder import STORE_CONFIG
 from sim.backend import SimBackend
 from sim.pcscd import PrivatePcscd
 from sim.store import transport_card
-from tests.api.conftest import BIN, Api, Served, store_folder
+from tests.api.conftest import Api, Served, serve_config, store_folder
 from tests.api.test_cards import reason
 from tests.pcscd_stack import READERS
 
@@ -191,25 +189,7 @@ def serve_unplugged(folder: Path, pcscd: PrivatePcscd) -> Iterator[Served]:
     if not pcscd.running or [s.friendly_name for s in pcscd.slots] != wanted:
         pcscd.stop()
         pcscd.start(wanted)
-    config = unplugged_store_config(folder)
-    process = subprocess.Popen(
-        [str(BIN / "carddaemon"), "serve", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    stdout = process.stdout
-    lines: list[str] = []
-    for line in stdout:
-        lines.append(line.rstrip("\n"))
-        if line.strip() == "ready":
-            break
-    drain = threading.Thread(target=lambda: lines.extend(x.rstrip("\n") for x in stdout))
-    drain.start()  # a full pipe would block the daemon's logging
-    served = Served(process, config, lines)
-    try:
-        assert lines[-1:] == ["ready"], lines
+    with serve_config(unplugged_store_config(folder)) as served:
         with grpc.insecure_channel(f"unix:{served.socket('technician')}") as channel:
             stub = rg.ReaderServiceStub(channel)
             deadline = time.monotonic() + 20
@@ -220,16 +200,6 @@ def serve_unplugged(folder: Path, pcscd: PrivatePcscd) -> Iterator[Served]:
                 assert time.monotonic() < deadline, listed
                 time.sleep(0.05)
         yield served
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        drain.join(10)
-        stdout.close()
 
 
 @pytest.fixture(scope="module")

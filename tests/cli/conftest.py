@@ -6,10 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +14,15 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import BIN, Served, api, grpc_runtime, served, store_folder
+from tests.api.conftest import (
+    BIN,
+    Served,
+    api,
+    grpc_runtime,
+    serve_config,
+    served,
+    store_folder,
+)
 
 __all__ = ["BIN", "Run", "Store", "api", "grpc_runtime", "served", "start_served"]
 
@@ -73,45 +78,8 @@ class Store:
 @contextlib.contextmanager
 def start_served(folder: Path, extra: str = "") -> Iterator[Served]:
     """``carddaemon serve`` on a simulated store in ``folder`` until the generator closes."""
-    config = store_folder(folder, extra)
-    process = subprocess.Popen(
-        [CARDDAEMON, "serve", "--config", str(config)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line.rstrip("\n"))
-        if line.strip() == "ready":
-            break
-    assert lines, "carddaemon serve printed nothing"
-    assert lines[-1] == "ready", lines
-    stdout = process.stdout
-
-    def drain() -> None:
-        for line in stdout:
-            lines.append(line.rstrip("\n"))
-
-    reader = threading.Thread(target=drain, name="cli-served-stdout")
-    reader.start()
-    try:
-        yield Served(process, config, lines)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        reader.join(10)
-        stdout.close()
+    with serve_config(store_folder(folder, extra)) as handle:
+        yield handle
 
 
 @pytest.fixture(scope="module")
