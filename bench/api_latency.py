@@ -351,7 +351,8 @@ class ServerThread(threading.Thread):
         self.failed: BaseException | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self.stop: asyncio.Event | None = None
-        self.lag_ms: list[tuple[float, float]] = []  # (when, how late the daemon's loop woke)
+        DAEMON_LAG_MS.clear()
+        self.lag_ms = DAEMON_LAG_MS  # (when, how late the daemon's loop woke)
 
     def run(self) -> None:
         from daemon.api.run import serve
@@ -488,8 +489,6 @@ def _serving(station: Any) -> Iterator[tuple[Any, Path]]:
     server.ready.wait(30)
     if server.failed is not None:
         raise server.failed
-    DAEMON_LAG_MS[:] = []
-    server.lag_ms = DAEMON_LAG_MS
     pos = station.config.api.listener("pos")
     assert pos is not None
     try:

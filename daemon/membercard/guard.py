@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from daemon.errors import CardBusy, CardDaemonError, CardHotlisted, CardRemoved, FraudDetected
@@ -40,7 +40,7 @@ class Tap:
     resolved: tuple[str, ...]
     #: the keys used so far (audited when the tap ends, or by :meth:`CardGuard.audit_key_uses`
     #: with the operation's outcome)
-    key_uses: list[dict[str, Any]] = field(default_factory=list)
+    key_uses: list[dict[str, Any]]
 
 
 def mac_versions_checked(keystore: Keystore, image: RawImage) -> list[int]:

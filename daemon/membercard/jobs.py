@@ -187,18 +187,17 @@ class _ReaderNotes:
 
     def __init__(self, ctx: JobContext) -> None:
         self._ctx = ctx
+        self._offered: CardState | None = None
         self.recalled = False  # this read used no key: nothing to close afterwards
 
     def recall(self, max_age_s: float) -> CardState | None:
         noted = self._ctx.recall(self.KEY)
-        if noted is None or time.monotonic() - noted[0] > max_age_s:
-            return None
-        state: CardState = noted[1]
-        return state
+        if noted is not None and time.monotonic() - noted[0] <= max_age_s:
+            self._offered = noted[1]
+        return self._offered
 
     def remember(self, state: CardState) -> None:
-        noted = self._ctx.recall(self.KEY)
-        if noted is not None and noted[1] is state:
+        if state is self._offered:
             self.recalled = True  # answered from the notes: no key was used
             return
         self._ctx.remember(self.KEY, (time.monotonic(), state))

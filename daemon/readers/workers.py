@@ -345,8 +345,8 @@ class ReaderWorker(ClosesOnExit):
         started = self._clock()
         try:
             result = pending.job(ctx)
-        except BaseException as exc:  # a job must never kill the worker
-            self._notes.clear()
+        except BaseException as exc:  # a job must never kill the worker (its notes go with
+            # the connection, closed on every failure below)
             logger.debug(
                 "reader %r: job failed after %.1f ms: %s",
                 self.name,
