@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from google.protobuf import json_format
@@ -128,6 +128,25 @@ class Output:
     def warn(self, text: str) -> None:
         """A line on stderr (the result on stdout stays clean for a pipe)."""
         self.errors.print(text, soft_wrap=True)
+
+    def follow(
+        self, events: Iterable[Message], text: Callable[[Message], str], count: int = 0
+    ) -> int:
+        """A live command's stream: each event as a JSON line or as ``text(event)``, until
+        ``count`` of them (0: no end) or Ctrl-C; exit code 0."""
+        seen = 0
+        try:
+            for event in events:
+                if self.json:
+                    self.json_line(proto_dict(event))
+                else:
+                    self.say(text(event))
+                seen += 1
+                if count and seen >= count:
+                    break
+        except KeyboardInterrupt:
+            pass
+        return 0
 
     def table(
         self,

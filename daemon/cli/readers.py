@@ -140,7 +140,6 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     words: dict[str, str] = {}
     for name in args.reader:
         words.update(reader_words(name))
-    seen = 0
     with connect(args) as daemon:
         stub = pb_grpc.ReaderServiceStub(daemon.channel)
         if args.reader:  # the stream filters silently: a typo would show nothing, forever
@@ -154,18 +153,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
                         f"READER {name!r}: no such reader on this PC "
                         f"(readers: {', '.join(names) or 'none attached'})"
                     )
-        try:
-            for event in daemon.stream(lambda: stub.WatchReaders(request), words=words):
-                if out.json:
-                    out.json_line(proto_dict(event))
-                else:
-                    out.say(_event_text(event))
-                seen += 1
-                if args.count and seen >= args.count:
-                    break
-        except KeyboardInterrupt:
-            return 0
-    return 0
+        events = daemon.stream(lambda: stub.WatchReaders(request), words=words)
+        return out.follow(events, _event_text, args.count)
 
 
 def _cmd_read(args: argparse.Namespace) -> int:

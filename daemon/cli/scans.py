@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from daemon.cli._args import SubParsers, UsageError, add_command
 from daemon.cli._client import CALL_TIMEOUT_S, connect
-from daemon.cli._output import Output, enum_name, proto_dict, when
+from daemon.cli._output import Output, enum_name, when
 
 __all__ = ["register"]
 
@@ -48,7 +48,6 @@ def _cmd_scans(args: argparse.Namespace) -> int:
     out = Output(args.json)
     wanted = [_scanner_id(s) for s in args.scanner]
     kinds = [pb.ScanKind.Value(f"SCAN_KIND_{k.upper()}") for k in args.kind or ()]
-    seen = 0
     with connect(args) as daemon:
         stub = pb_grpc.ScannerServiceStub(daemon.channel)
         if wanted:  # the stream filters silently: a typo would show nothing, forever
@@ -63,20 +62,12 @@ def _cmd_scans(args: argparse.Namespace) -> int:
                         f"{', '.join(names) or 'none configured'})"
                     )
         request = pb.WatchScansRequest(scanners=wanted, kinds=kinds)
-        try:
-            for event in daemon.stream(lambda: stub.WatchScans(request)):
-                if args.scans_only and event.WhichOneof("event") != "scan":
-                    continue
-                if out.json:
-                    out.json_line(proto_dict(event))
-                else:
-                    out.say(_line(event))
-                seen += 1
-                if args.count and seen >= args.count:
-                    break
-        except KeyboardInterrupt:
-            return 0
-    return 0
+        events = (
+            event
+            for event in daemon.stream(lambda: stub.WatchScans(request))
+            if not args.scans_only or event.WhichOneof("event") == "scan"
+        )
+        return out.follow(events, _line, args.count)
 
 
 def register(sub: SubParsers) -> None:
